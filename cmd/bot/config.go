@@ -1,0 +1,325 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/comm100bot/bot/internal/actions"
+	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/comm100"
+	"github.com/comm100bot/bot/internal/ingest"
+)
+
+// Config is the whole configuration of `bot serve`. Field comments are the
+// user documentation; the README's configuration table follows them.
+type Config struct {
+	Log      LogConfig                      `koanf:"log"`
+	HTTP     HTTPConfig                     `koanf:"http"`
+	NATS     bus.Config                     `koanf:"nats"`
+	Rules    RulesConfig                    `koanf:"rules"`
+	Comm100  comm100.Config                 `koanf:"comm100"`
+	Dispatch actions.Config                 `koanf:"dispatch"`
+	Sources  map[string]ingest.SourceConfig `koanf:"sources"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info (default), warn or error.
+	Level string `koanf:"level"`
+	// Format is "auto" (default: coloured text on a terminal, plain text
+	// otherwise), "text" or "json".
+	Format string `koanf:"format"`
+}
+
+// HTTPConfig configures the HTTP server.
+type HTTPConfig struct {
+	// Addr to listen on. Default ":8080".
+	Addr string `koanf:"addr"`
+	// MaxBodyBytes is the largest webhook body accepted. Default 1048576 (1 MiB).
+	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// ReadTimeout bounds reading a whole request. Default 10s.
+	ReadTimeout time.Duration `koanf:"read_timeout"`
+	// WriteTimeout bounds writing a whole answer. Default 30s.
+	WriteTimeout time.Duration `koanf:"write_timeout"`
+}
+
+// RulesConfig says where the rules are.
+type RulesConfig struct {
+	// Dir holds the rule files. Default "./rules".
+	Dir string `koanf:"dir"`
+}
+
+func (c *Config) defaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "auto"
+	}
+	if c.HTTP.Addr == "" {
+		c.HTTP.Addr = ":8080"
+	}
+	if c.HTTP.MaxBodyBytes == 0 {
+		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	if c.HTTP.ReadTimeout == 0 {
+		c.HTTP.ReadTimeout = 10 * time.Second
+	}
+	if c.HTTP.WriteTimeout == 0 {
+		c.HTTP.WriteTimeout = 30 * time.Second
+	}
+	if c.Rules.Dir == "" {
+		c.Rules.Dir = "./rules"
+	}
+	if len(c.Sources) == 0 {
+		c.Sources = map[string]ingest.SourceConfig{"comm100": {Kind: ingest.KindComm100}}
+	}
+	c.NATS.Defaults()
+	c.Comm100.Defaults()
+	c.Dispatch.Defaults()
+}
+
+func (c *Config) validate() error {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		return fmt.Errorf("log.format: want auto, text or json, got %q", c.Log.Format)
+	}
+	if c.HTTP.MaxBodyBytes < 1 {
+		return fmt.Errorf("http.max_body_bytes: want a positive number, got %d", c.HTTP.MaxBodyBytes)
+	}
+	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
+		return fmt.Errorf("nats.replicas: want 1 to 5, got %d", c.NATS.Replicas)
+	}
+	if c.Comm100.HasCredentials() {
+		if err := c.Comm100.Validate(); err != nil {
+			return err
+		}
+	} else if c.Comm100.Domain != "" || c.Comm100.BaseURL != "" {
+		if _, err := c.Comm100.APIBase(); err != nil {
+			return err
+		}
+	}
+	return c.Dispatch.Validate()
+}
+
+// configFlags adds a flag for every scalar config key, named by its path
+// (--http.addr, --comm100.rate_limit.calls), plus --config.
+func configFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "config file (default bot.yaml if present)")
+	for _, k := range configKeys(reflect.TypeFor[Config](), "") {
+		if k.isMap {
+			continue
+		}
+		switch k.typ {
+		case reflect.TypeFor[time.Duration]():
+			fs.Duration(k.path, 0, "")
+		default:
+			switch k.typ.Kind() {
+			case reflect.String:
+				fs.String(k.path, "", "")
+			case reflect.Int, reflect.Int64:
+				fs.Int64(k.path, 0, "")
+			case reflect.Bool:
+				fs.Bool(k.path, false, "")
+			}
+		}
+	}
+}
+
+// loadConfig reads the config file, then BOT_ environment variables, then
+// flags, each overriding the one before, and refuses unknown keys.
+func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
+	k := koanf.New(".")
+	path, _ := fs.GetString("config")
+	explicit := path != ""
+	if !explicit {
+		path = "bot.yaml"
+	}
+	if _, err := os.Stat(path); err == nil || explicit {
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	envKeys := map[string]string{}
+	err := k.Load(env.Provider(".", env.Opt{
+		Prefix:      "BOT_",
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, v string) (string, any) {
+			key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "BOT_")), "__", ".")
+			envKeys[key] = name
+			return key, v
+		},
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("config from environment: %w", err)
+	}
+	if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
+		if f.Name == "config" || !f.Changed {
+			return "", nil
+		}
+		return f.Name, posflag.FlagVal(fs, f)
+	}), nil); err != nil {
+		return nil, fmt.Errorf("config from flags: %w", err)
+	}
+	if err := checkKeys(k.Keys(), envKeys); err != nil {
+		return nil, err
+	}
+	var cfg Config
+	err = k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{
+		Tag: "koanf",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				mapstructure.StringToSliceHookFunc(","),
+			),
+			WeaklyTypedInput: true,
+			Result:           &cfg,
+			TagName:          "koanf",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", cleanDecodeError(err))
+	}
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &cfg, nil
+}
+
+// cleanDecodeError keeps mapstructure's message (which names the key) but
+// drops its "decoding failed due to..." preamble.
+func cleanDecodeError(err error) error {
+	var de *mapstructure.DecodeError
+	if errors.As(err, &de) {
+		return fmt.Errorf("%s: %v", de.Name(), de.Unwrap())
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, "error(s) decoding:\n\n* "); i >= 0 {
+		msg = strings.ReplaceAll(msg[i+len("error(s) decoding:\n\n* "):], "\n* ", "; ")
+	}
+	return errors.New(msg)
+}
+
+type configKey struct {
+	path  string
+	typ   reflect.Type
+	isMap bool
+}
+
+// configKeys lists the key paths of a config struct type; a map contributes
+// "<path>.*" and its element's keys below it.
+func configKeys(t reflect.Type, prefix string) []configKey {
+	var out []configKey
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("koanf")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		path := prefix + tag
+		ft := f.Type
+		switch {
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]():
+			out = append(out, configKeys(ft, path+".")...)
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, configKey{path: path + ".*", typ: ft, isMap: true})
+			out = append(out, configKeys(ft.Elem(), path+".*.")...)
+		default:
+			out = append(out, configKey{path: path, typ: ft})
+		}
+	}
+	return out
+}
+
+// checkKeys refuses any key that Config does not have, naming it and, for
+// keys from the environment, the variable it came from.
+func checkKeys(keys []string, envKeys map[string]string) error {
+	known := configKeys(reflect.TypeFor[Config](), "")
+	var unknown []string
+	for _, k := range keys {
+		if !keyKnown(k, known) {
+			msg := fmt.Sprintf("unknown config key %q", k)
+			if name, ok := envKeys[k]; ok {
+				msg += fmt.Sprintf(" (from environment variable %s)", name)
+			}
+			if hint := nearKeys(k, known); hint != "" {
+				msg += "; known keys here: " + hint
+			}
+			unknown = append(unknown, msg)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return errors.New("config: " + strings.Join(unknown, "\nconfig: "))
+	}
+	return nil
+}
+
+func keyKnown(k string, known []configKey) bool {
+	ks := strings.Split(k, ".")
+	for _, c := range known {
+		if c.isMap {
+			continue
+		}
+		cs := strings.Split(c.path, ".")
+		if len(cs) != len(ks) {
+			continue
+		}
+		ok := true
+		for i := range cs {
+			if cs[i] != "*" && cs[i] != ks[i] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// nearKeys lists the known keys that share k's parent, to help fix a typo.
+func nearKeys(k string, known []configKey) string {
+	parent := ""
+	if i := strings.LastIndex(k, "."); i >= 0 {
+		parent = k[:i+1]
+	}
+	var out []string
+	for _, c := range known {
+		if c.isMap {
+			continue
+		}
+		p := c.path
+		if parent == "" {
+			p, _, _ = strings.Cut(p, ".")
+		} else if !strings.HasPrefix(p, parent) {
+			continue
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ", ")
+}

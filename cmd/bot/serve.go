@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+
+	"github.com/comm100bot/bot/internal/actions"
+	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/comm100"
+	"github.com/comm100bot/bot/internal/ingest"
+	"github.com/comm100bot/bot/internal/rules"
+)
+
+func serveCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("bot serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(fs, environ)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+// app is the whole running bot: bus, rules, workers and HTTP, wired together.
+type app struct {
+	cfg     *Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	bus     *bus.Bus
+	catalog *actions.Catalog
+	engine  atomic.Pointer[rules.Engine]
+	pool    *actions.Pool
+	router  *rules.Router
+	ingest  *ingest.Handler
+	ln      net.Listener
+	srv     *http.Server
+
+	reloadMu sync.Mutex
+}
+
+// newApp builds and connects everything and binds the HTTP listener, so that
+// Addr is known before run starts serving.
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), catalog: actions.NewCatalog()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	eng, err := rules.LoadDir(cfg.Rules.Dir, a.catalog)
+	if err != nil {
+		return nil, fmt.Errorf("rules in %s:\n%w", cfg.Rules.Dir, err)
+	}
+	a.engine.Store(eng)
+	log.Info("rules loaded", "dir", cfg.Rules.Dir, "files", eng.Files(), "rules", len(eng.Rules()))
+
+	a.bus, err = bus.Open(ctx, cfg.NATS, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.bus.Close()
+		}
+	}()
+	if err := bus.Setup(ctx, a.bus.JS, cfg.NATS); err != nil {
+		return nil, err
+	}
+
+	rt := &actions.Runtime{Log: log}
+	var limiter *actions.Limiter
+	if cfg.Comm100.HasCredentials() && !cfg.Dispatch.DryRun {
+		limiter = actions.NewLimiter(cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per, nil)
+		hc := &http.Client{Timeout: cfg.Comm100.Timeout, Transport: &actions.LimitedTransport{Limiter: limiter}}
+		client, err := comm100.New(cfg.Comm100, hc)
+		if err != nil {
+			return nil, err
+		}
+		rt.Comm100 = client
+		log.Info("Comm100 API", "base_url", client.BaseURL(), "site_id", cfg.Comm100.SiteID,
+			"rate_limit", fmt.Sprintf("%d/%s", cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per))
+	} else {
+		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, comm100.api_key); " +
+			"Comm100 actions are logged, not sent")
+	}
+	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.router, err = rules.NewRouter(a.bus.JS, a.engine.Load, &actions.Publisher{JS: a.bus.JS}, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.ingest, err = ingest.New(ingest.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Sources: cfg.Sources},
+		&ingest.JetStreamPublisher{JS: a.bus.JS}, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	a.ingest.Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /-/reload", a.handleReload)
+
+	a.ln, err = net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http.addr %s: %w", cfg.HTTP.Addr, err)
+	}
+	a.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *app) Addr() string { return a.ln.Addr().String() }
+
+// run serves until ctx is done or a part fails, then shuts everything down:
+// HTTP first (no new events), then the router and the pool (jobs in hand
+// finish), then the bus.
+func (a *app) run(ctx context.Context) error {
+	defer a.bus.Close()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var wg sync.WaitGroup
+	start := func(name string, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(ctx); err != nil {
+				cancel(fmt.Errorf("%s: %w", name, err))
+			}
+		})
+	}
+	start("worker pool", a.pool.Run)
+	start("rules", a.router.Run)
+	wg.Go(func() {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cancel(fmt.Errorf("http: %w", err))
+		}
+	})
+	a.log.Info("bot serving", "addr", a.Addr(), "dry_run", a.pool.DryRun())
+
+	<-ctx.Done()
+	a.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer scancel()
+	_ = a.srv.Shutdown(sctx)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func (a *app) handleReady(w http.ResponseWriter, _ *http.Request) {
+	switch {
+	case !a.bus.Connected():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "NATS is not connected"})
+	case a.engine.Load() == nil:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no rules loaded"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// reload loads the rules aside and swaps them in only if they all compile.
+func (a *app) reload() (*rules.Engine, error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	eng, err := rules.LoadDir(a.cfg.Rules.Dir, a.catalog)
+	if err != nil {
+		a.log.Error("rules reload refused; the old rules keep running", "err", err)
+		return nil, err
+	}
+	a.engine.Store(eng)
+	a.log.Info("rules reloaded", "files", eng.Files(), "rules", len(eng.Rules()))
+	return eng, nil
+}
+
+func (a *app) handleReload(w http.ResponseWriter, _ *http.Request) {
+	eng, err := a.reload()
+	if err != nil {
+		var list rules.ErrorList
+		msgs := []string{err.Error()}
+		if errors.As(err, &list) {
+			msgs = msgs[:0]
+			for _, e := range list {
+				msgs = append(msgs, e.Error())
+			}
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "rules not reloaded; the old rules keep running", "errors": msgs})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"files": eng.Files(), "rules": len(eng.Rules())})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,83 @@
+package actions
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/bus"
+)
+
+// ScheduleSubjectPrefix is where delayed jobs wait:
+// actions.sched.<key hash>.<job hash>. The key hash groups the jobs that one
+// schedule.cancel removes.
+const ScheduleSubjectPrefix = "actions.sched."
+
+// Publisher puts jobs on the ACTIONS stream: jobs due now on
+// actions.run.<action>, delayed jobs as JetStream message schedules that fire
+// onto the same subject when due.
+type Publisher struct {
+	JS jetstream.JetStream
+}
+
+// Publish makes the job durable. Publishing the same job twice inside the
+// duplicate window stores it once.
+func (p *Publisher) Publish(ctx context.Context, j *Job) error {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("encode job %s: %w", j.ID, err)
+	}
+	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, j.ID)
+	if !j.RunAt.IsZero() {
+		msg.Subject = scheduleSubject(j.Key, j.ID)
+		// RFC 3339 with nanoseconds: the server parses fractions, and
+		// WithScheduleAt would round them away and fire early.
+		msg.Header.Set(jetstream.ScheduleHeader, "@at "+j.RunAt.UTC().Format(time.RFC3339Nano))
+		msg.Header.Set(jetstream.ScheduleTargetHeader, j.RunSubject())
+	}
+	if _, err := p.JS.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Cancel removes every pending delayed job with key and returns how many.
+func (p *Publisher) Cancel(ctx context.Context, key string) (uint64, error) {
+	s, err := p.JS.Stream(ctx, bus.ActionsStream)
+	if err != nil {
+		return 0, fmt.Errorf("cancel %q: %w", key, err)
+	}
+	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, fmt.Errorf("cancel %q: %w", key, err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+		return 0, fmt.Errorf("cancel %q: %w", key, err)
+	}
+	return n, nil
+}
+
+func scheduleSubject(key, jobID string) string {
+	return ScheduleSubjectPrefix + hashToken(key) + "." + hashToken(jobID)
+}
+
+// hashToken turns any string into a short subject token.
+func hashToken(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:10])
+}

@@ -1,0 +1,232 @@
+// Package bus sets up the NATS JetStream bus the bot runs on: an embedded
+// nats-server when no URL is configured, the connection, and the streams,
+// consumers and key-value buckets every other package relies on.
+package bus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config says where the bus is and how the streams are sized.
+type Config struct {
+	// URL of an external NATS server or cluster. Empty runs an embedded server.
+	URL string `koanf:"url"`
+	// StoreDir is where the embedded server keeps its JetStream files. Default "./data".
+	StoreDir string `koanf:"store_dir"`
+	// Listen is the client address of the embedded server, so that `bot dlq`
+	// and other commands can reach a running bot. Default "127.0.0.1:4222";
+	// "127.0.0.1:-1" picks a free port.
+	Listen string `koanf:"listen"`
+	// Replicas of each stream (1 for a single server, 3 for a cluster). Default 1.
+	Replicas int `koanf:"replicas"`
+	// DedupWindow is how long a repeated event id is recognised and dropped. Default 2m.
+	DedupWindow time.Duration `koanf:"dedup_window"`
+	// EventsMaxAge is how long events are kept for replay. Default 168h (7 days).
+	EventsMaxAge time.Duration `koanf:"events_max_age"`
+}
+
+// Defaults fills the zero fields with their documented defaults.
+func (c *Config) Defaults() {
+	if c.StoreDir == "" {
+		c.StoreDir = "./data"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:4222"
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = 2 * time.Minute
+	}
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = 7 * 24 * time.Hour
+	}
+}
+
+// Names of the streams, consumers and buckets.
+const (
+	EventsStream   = "EVENTS"
+	ActionsStream  = "ACTIONS"
+	DeadStream     = "DLQ"
+	RulesConsumer  = "rules"
+	WorkerConsumer = "workers"
+	DoneBucket     = "jobs_done"
+
+	EventsSubjects  = "events.>"
+	ActionsSubjects = "actions.>"
+	DeadSubjects    = "dlq.>"
+)
+
+// Bus is a connection to JetStream, and the embedded server when there is one.
+type Bus struct {
+	Conn *nats.Conn
+	JS   jetstream.JetStream
+	srv  *server.Server
+	log  *slog.Logger
+}
+
+// Open starts the embedded server if cfg.URL is empty, connects, and returns
+// the bus. The connection reconnects forever; Close shuts everything down.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
+	cfg.Defaults()
+	b := &Bus{log: log}
+	url := cfg.URL
+	if url == "" {
+		srv, err := startEmbedded(cfg)
+		if err != nil {
+			return nil, err
+		}
+		b.srv = srv
+		url = srv.ClientURL()
+		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir)
+	}
+	nc, err := nats.Connect(url,
+		nats.Name("bot"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	b.Conn = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open JetStream: %w", err)
+	}
+	b.JS = js
+	return b, nil
+}
+
+func startEmbedded(cfg Config) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen %q: want host:port: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen %q: port is not a number", cfg.Listen)
+	}
+	opts := &server.Options{
+		ServerName: "bot-embedded",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded NATS server did not become ready on %s (is the port in use?)", cfg.Listen)
+	}
+	return srv, nil
+}
+
+// Embedded reports whether the bus runs inside this process.
+func (b *Bus) Embedded() bool { return b.srv != nil }
+
+// Connected reports whether the client is currently connected.
+func (b *Bus) Connected() bool { return b.Conn != nil && b.Conn.IsConnected() }
+
+// Close drains the connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.Conn != nil {
+		_ = b.Conn.Drain()
+		// Drain is asynchronous; wait a bounded time for it to finish.
+		deadline := time.Now().Add(5 * time.Second)
+		for !b.Conn.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.Conn.Close()
+	}
+	b.shutdownServer()
+}
+
+func (b *Bus) shutdownServer() {
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+// Setup creates or updates the streams, consumers and buckets. It is safe to
+// call on every start and from several replicas at once.
+func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg.Defaults()
+	streams := []jetstream.StreamConfig{
+		{
+			Name:        EventsStream,
+			Description: "accepted webhook events, deduplicated by event id",
+			Subjects:    []string{EventsSubjects},
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.DedupWindow,
+			MaxAge:      cfg.EventsMaxAge,
+		},
+		{
+			Name:              ActionsStream,
+			Description:       "jobs for the worker pool, and the schedules of delayed jobs",
+			Subjects:          []string{ActionsSubjects},
+			Storage:           jetstream.FileStorage,
+			Replicas:          cfg.Replicas,
+			Duplicates:        cfg.DedupWindow,
+			AllowMsgSchedules: true,
+			AllowDirect:       true,
+		},
+		{
+			Name:        DeadStream,
+			Description: "jobs that failed for good, with their attempts",
+			Subjects:    []string{DeadSubjects},
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			AllowDirect: true,
+		},
+	}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+func redactURL(u string) string {
+	// nats://user:pass@host → nats://host; keep it simple and safe.
+	for i := len(u) - 1; i >= 0; i-- {
+		if u[i] == '@' {
+			for j := 0; j < i; j++ {
+				if j+3 <= len(u) && u[j:j+3] == "://" {
+					return u[:j+3] + "<redacted>@" + u[i+1:]
+				}
+			}
+			return "<redacted>@" + u[i+1:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,48 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/event"
+)
+
+// Publisher makes an event durable. It reports duplicate when the bus already
+// holds an event with the same id.
+type Publisher interface {
+	Publish(ctx context.Context, ev *event.Event) (duplicate bool, err error)
+}
+
+// JetStreamPublisher publishes events to the EVENTS stream, with the event id
+// as Nats-Msg-Id so that JetStream drops repeats inside its duplicate window.
+type JetStreamPublisher struct {
+	JS jetstream.JetStream
+	// Timeout bounds the wait for the PubAck. Default 5s.
+	Timeout time.Duration
+}
+
+// Publish returns once JetStream has acknowledged the event.
+func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return false, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	msg := &nats.Msg{Subject: ev.BusSubject(), Data: payload, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	ack, err := p.JS.PublishMsg(ctx, msg)
+	if err != nil {
+		return false, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	return ack.Duplicate, nil
+}

@@ -1,0 +1,101 @@
+package rules
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/comm100bot/bot/internal/event"
+)
+
+// Limits that keep one bad expression from stalling the engine.
+const (
+	maxExprNodes  = 2000
+	maxExprBytes  = 4096
+	memoryBudget  = 200_000
+	maxRenderSize = 1 << 20
+)
+
+// env is what expressions see: the event's attributes as variables, and the
+// clock used by now().
+type env struct {
+	vars map[string]any
+	now  time.Time
+}
+
+func newEnv(ev *event.Event, now time.Time) *env {
+	data := ev.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	return &env{now: now, vars: map[string]any{
+		"id":      ev.ID,
+		"source":  ev.Source,
+		"type":    ev.Type,
+		"time":    ev.Time,
+		"subject": ev.Subject,
+		"data":    data,
+		"now":     func() time.Time { return now },
+	}}
+}
+
+// shape is the compile-time environment: the variable names and their types.
+var shape = map[string]any{
+	"id":      "",
+	"source":  "",
+	"type":    "",
+	"time":    time.Time{},
+	"subject": "",
+	"data":    map[string]any{},
+	"now":     func() time.Time { return time.Time{} },
+}
+
+func compileOptions() []expr.Option {
+	return []expr.Option{
+		expr.Env(shape),
+		expr.MaxNodes(maxExprNodes),
+		expr.Function("default",
+			func(params ...any) (any, error) {
+				if isEmpty(params[0]) {
+					return params[1], nil
+				}
+				return params[0], nil
+			},
+			new(func(any, any) any),
+		),
+	}
+}
+
+// compile compiles one expression; asBool requires a boolean result.
+func compile(src string, asBool bool) (*vm.Program, error) {
+	if len(src) > maxExprBytes {
+		return nil, fmt.Errorf("expression is %d bytes; the limit is %d", len(src), maxExprBytes)
+	}
+	opts := compileOptions()
+	if asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	return expr.Compile(src, opts...)
+}
+
+// run evaluates a program with a memory budget.
+func run(p *vm.Program, e *env) (any, error) {
+	machine := vm.VM{MemoryBudget: memoryBudget}
+	return machine.Run(p, e.vars)
+}
+
+func isEmpty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}

@@ -1,0 +1,66 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Rule is one compiled rule.
+type Rule struct {
+	Name        string
+	Description string
+	// File and Line locate the rule for messages.
+	File string
+	Line int
+	// On are the "source.type" patterns the rule listens to.
+	On []string
+	// When is the optional condition; nil matches every event.
+	When    *vm.Program
+	WhenSrc string
+	Enabled bool
+	Actions []*Action
+	Tests   []*Test
+}
+
+// Action is one compiled action of a rule.
+type Action struct {
+	Index int
+	Do    string
+	With  mapValue
+	// After delays the job; 0 runs it at once.
+	After time.Duration
+	// Key groups delayed jobs for schedule.cancel; nil when not set.
+	Key *template
+	// If is the optional per-action condition.
+	If       *vm.Program
+	IfSrc    string
+	Priority string
+	DryRun   bool
+	Line     int
+}
+
+// Test is one inline test of a rule.
+type Test struct {
+	Name string
+	// EventFile is the path of a JSON event file, relative to the rule file;
+	// empty when Event is inline.
+	EventFile string
+	// Event is the raw inline event or the file's content, decoded later.
+	Event map[string]any
+	// Source is the source name to normalize the event as; empty means the
+	// event is already canonical.
+	Source string
+	// Now fixes the clock for the test; zero means the event's time.
+	Now time.Time
+	// Expect lists the actions the event must produce, in order.
+	Expect []Expectation
+	Line   int
+	Col    int
+}
+
+// Expectation is one expected action, with optional expected rendered params.
+type Expectation struct {
+	Do   string
+	With map[string]any
+}
