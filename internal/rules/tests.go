@@ -103,4 +103,3 @@ func (l *fileLoader) expectations(n *yaml.Node, rule string) []Expectation {
 	}
 	return out
 }
-
