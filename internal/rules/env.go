@@ -52,9 +52,9 @@ var shape = map[string]any{
 	"now":     func() time.Time { return time.Time{} },
 }
 
-func compileOptions() []expr.Option {
+func compileOptions(env any) []expr.Option {
 	return []expr.Option{
-		expr.Env(shape),
+		expr.Env(env),
 		expr.MaxNodes(maxExprNodes),
 		expr.Function("default",
 			func(params ...any) (any, error) {
@@ -68,16 +68,34 @@ func compileOptions() []expr.Option {
 	}
 }
 
-// compile compiles one expression; asBool requires a boolean result.
-func compile(src string, asBool bool) (*vm.Program, error) {
+// compile compiles one expression; asBool requires a boolean result. When
+// typed environments are given, the expression must also type-check against
+// at least one of them, so that a misspelt field of a known event is an
+// error; the program itself runs on the untyped event.
+func compile(src string, asBool bool, typed []map[string]any) (*vm.Program, error) {
 	if len(src) > maxExprBytes {
 		return nil, fmt.Errorf("expression is %d bytes; the limit is %d", len(src), maxExprBytes)
 	}
-	opts := compileOptions()
-	if asBool {
-		opts = append(opts, expr.AsBool())
+	opts := func(env any) []expr.Option {
+		o := compileOptions(env)
+		if asBool {
+			o = append(o, expr.AsBool())
+		}
+		return o
 	}
-	return expr.Compile(src, opts...)
+	prog, err := expr.Compile(src, opts(shape)...)
+	if err != nil || len(typed) == 0 {
+		return prog, err
+	}
+	var first error
+	for _, env := range typed {
+		if _, err := expr.Compile(src, opts(env)...); err == nil {
+			return prog, nil
+		} else if first == nil {
+			first = err
+		}
+	}
+	return nil, first
 }
 
 // run evaluates a program with a memory budget.

@@ -77,7 +77,7 @@ func Load(files []SourceFile, catalog *actions.Catalog) (*Engine, error) {
 		l := &fileLoader{path: f.Path, src: f.Data, catalog: catalog, errs: &errs}
 		for _, r := range l.load() {
 			if prev, dup := seen[r.Name]; dup {
-				errs = append(errs, &Error{File: r.File, Line: r.Line, Col: 0, Rule: r.Name,
+				errs = append(errs, &Error{File: r.File, Line: r.Line, Col: r.Col, Rule: r.Name,
 					Msg: fmt.Sprintf("duplicate rule name; first defined at %s:%d", prev.File, prev.Line)})
 				continue
 			}
@@ -97,6 +97,9 @@ type fileLoader struct {
 	lines   []string
 	catalog *actions.Catalog
 	errs    *ErrorList
+	// typed are the environments of the rule being loaded, for type checks.
+	typed  []map[string]any
+	topics []string
 }
 
 func (l *fileLoader) errorf(n *yaml.Node, rule, format string, args ...any) {
@@ -196,7 +199,7 @@ var ruleKeys = []string{"name", "description", "on", "when", "actions", "enabled
 
 func (l *fileLoader) rule(n *yaml.Node) *Rule {
 	n = resolve(n)
-	r := &Rule{File: l.path, Line: n.Line, Enabled: true}
+	r := &Rule{File: l.path, Line: n.Line, Col: n.Column, Enabled: true}
 	// Find the name first so every message about the rule can carry it.
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -231,6 +234,11 @@ func (l *fileLoader) rule(n *yaml.Node) *Rule {
 		l.errorf(n, r.Name, `rule has no "on"; say which events it listens to, such as comm100.chat.ended`)
 	} else {
 		r.On = l.patterns(v, r.Name)
+	}
+	l.typed = shapesFor(r.On)
+	l.topics = nil
+	if l.typed != nil {
+		l.topics = r.On
 	}
 	if v := fields["when"]; v != nil {
 		if src, ok := l.str(v, r.Name, "when"); ok {
@@ -470,20 +478,31 @@ func (l *fileLoader) compileAt(n *yaml.Node, rule, key, src string, offset int, 
 		l.errorf(n, rule, "%s: empty expression", key)
 		return nil
 	}
-	p, err := compile(src, asBool)
+	p, err := compile(src, asBool, l.typed)
 	if err == nil {
 		return p
 	}
 	e := &Error{File: l.path, Rule: rule, Line: n.Line, Col: n.Column}
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		e.Msg = fmt.Sprintf("%s: %s", key, fe.Message)
+		e.Msg = fmt.Sprintf("%s: %s", key, l.explain(fe.Message))
 		e.Line, e.Col = l.exprPos(n, offset, fe.Line, fe.Column)
 	} else {
 		e.Msg = fmt.Sprintf("%s: %v", key, err)
 	}
 	*l.errs = append(*l.errs, e)
 	return nil
+}
+
+var noField = regexp.MustCompile(`^type rules\.c100\w+ has no field (\w+)$`)
+
+// explain rewrites type-check messages about the Comm100 event shapes in
+// the user's terms.
+func (l *fileLoader) explain(msg string) string {
+	if m := noField.FindStringSubmatch(msg); m != nil && len(l.topics) > 0 {
+		return fmt.Sprintf("%s events have no field %q", strings.Join(l.topics, " and "), m[1])
+	}
+	return msg
 }
 
 // exprPos maps a position inside an expression (1-based line, 0-based
@@ -494,17 +513,18 @@ func (l *fileLoader) exprPos(n *yaml.Node, offset, line, col int) (int, int) {
 	}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		// Block scalars start on the line after the indicator.
+		// Block scalars start on the line after the indicator, and their
+		// indentation is that of their first line.
 		fl := n.Line + line
-		if fl-1 < len(l.lines) {
-			text := l.lines[fl-1]
-			indent := len(text) - len(strings.TrimLeft(text, " \t"))
-			if line == 1 {
-				return fl, indent + offset + col + 1
-			}
-			return fl, indent + col + 1
+		indent := 0
+		if n.Line < len(l.lines) {
+			first := l.lines[n.Line]
+			indent = len(first) - len(strings.TrimLeft(first, " \t"))
 		}
-		return fl, 1
+		if line == 1 {
+			return fl, indent + offset + col + 1
+		}
+		return fl, indent + col + 1
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		if line == 1 {
 			return n.Line, n.Column + 1 + offset + col

@@ -13,6 +13,7 @@ type Rule struct {
 	// File and Line locate the rule for messages.
 	File string
 	Line int
+	Col  int
 	// On are the "source.type" patterns the rule listens to.
 	On []string
 	// When is the optional condition; nil matches every event.

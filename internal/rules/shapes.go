@@ -1,0 +1,143 @@
+package rules
+
+import "strings"
+
+// The shapes of the normalized Comm100 live-chat events, for checking rules
+// at load time: a rule that only listens to these events and reads a field
+// they do not have (data.chat.ratting) is refused with the field's position,
+// instead of being silently false at run time. They follow the normalization
+// in internal/ingest; a test there keeps the two in step.
+
+type c100Visitor struct {
+	ID              string         `expr:"id"`
+	Name            string         `expr:"name"`
+	Email           string         `expr:"email"`
+	Phone           string         `expr:"phone"`
+	Company         string         `expr:"company"`
+	ChatID          string         `expr:"chat_id"`
+	Status          string         `expr:"status"`
+	Browser         string         `expr:"browser"`
+	OperatingSystem string         `expr:"operating_system"`
+	IP              string         `expr:"ip"`
+	City            string         `expr:"city"`
+	State           string         `expr:"state"`
+	Country         string         `expr:"country"`
+	Language        string         `expr:"language"`
+	TimeZone        string         `expr:"time_zone"`
+	CurrentBrowsing string         `expr:"current_browsing"`
+	LandingPage     string         `expr:"landing_page"`
+	ReferrerURL     string         `expr:"referrer_url"`
+	PageViews       int            `expr:"page_views"`
+	Visits          int            `expr:"visits"`
+	Chats           int            `expr:"chats"`
+	FirstVisitTime  string         `expr:"first_visit_time"`
+	VisitTime       string         `expr:"visit_time"`
+	Department      string         `expr:"department"`
+	CustomFields    map[string]any `expr:"custom_fields"`
+	CustomVariables map[string]any `expr:"custom_variables"`
+}
+
+type c100Chat struct {
+	ID            string         `expr:"id"`
+	Name          string         `expr:"name"`
+	Email         string         `expr:"email"`
+	Department    string         `expr:"department"`
+	Transcript    []string       `expr:"transcript"`
+	StartTime     string         `expr:"start_time"`
+	EndTime       string         `expr:"end_time"`
+	WaitingTime   int            `expr:"waiting_time"`
+	Operators     any            `expr:"operators"`
+	Rating        int            `expr:"rating"`
+	RatingComment string         `expr:"rating_comment"`
+	WrapUp        any            `expr:"wrap_up"`
+	CustomFields  map[string]any `expr:"custom_fields"`
+	Attachment    []any          `expr:"attachment"`
+}
+
+type c100Wrapup struct {
+	Category any    `expr:"category"`
+	Comment  string `expr:"comment"`
+	Fields   any    `expr:"fields"`
+	Time     string `expr:"time"`
+}
+
+type c100OfflineMessage struct {
+	ID           string         `expr:"id"`
+	Name         string         `expr:"name"`
+	Email        string         `expr:"email"`
+	Phone        string         `expr:"phone"`
+	Company      string         `expr:"company"`
+	Department   string         `expr:"department"`
+	Subject      string         `expr:"subject"`
+	Content      string         `expr:"content"`
+	Time         string         `expr:"time"`
+	Attachment   any            `expr:"attachment"`
+	CustomFields map[string]any `expr:"custom_fields"`
+}
+
+type c100ChatStarted struct {
+	Visitor c100Visitor `expr:"visitor"`
+	ChatID  string      `expr:"chat_id"`
+}
+
+type c100ChatEnded struct {
+	Visitor c100Visitor `expr:"visitor"`
+	Chat    c100Chat    `expr:"chat"`
+	ChatID  string      `expr:"chat_id"`
+}
+
+type c100ChatWrappedUp struct {
+	Visitor c100Visitor `expr:"visitor"`
+	Wrapup  c100Wrapup  `expr:"wrapup"`
+	ChatID  string      `expr:"chat_id"`
+}
+
+type c100ChatTransferred struct {
+	Visitor c100Visitor `expr:"visitor"`
+	Chat    c100Chat    `expr:"chat"`
+}
+
+type c100OfflineSubmitted struct {
+	Visitor        c100Visitor        `expr:"visitor"`
+	OfflineMessage c100OfflineMessage `expr:"offline_message"`
+}
+
+type c100AgentStatus struct {
+	OperatorID string `expr:"operator_id"`
+	Status     string `expr:"status"`
+}
+
+// comm100Shapes maps the event types of the comm100 source to their data.
+var comm100Shapes = map[string]any{
+	"chat.requested":            c100ChatStarted{},
+	"chat.started":              c100ChatStarted{},
+	"chat.ended":                c100ChatEnded{},
+	"chat.wrapped_up":           c100ChatWrappedUp{},
+	"chat.transferred":          c100ChatTransferred{},
+	"offline_message.submitted": c100OfflineSubmitted{},
+	"agent.status_changed":      c100AgentStatus{},
+}
+
+// shapesFor returns the typed environments to check a rule's expressions
+// against: one per pattern, when every pattern names one known Comm100 event
+// exactly; none (no typed check) otherwise.
+func shapesFor(patterns []string) []map[string]any {
+	var out []map[string]any
+	for _, p := range patterns {
+		typ, ok := strings.CutPrefix(p, "comm100.")
+		if !ok || strings.ContainsAny(typ, "*>") {
+			return nil
+		}
+		data, ok := comm100Shapes[typ]
+		if !ok {
+			return nil
+		}
+		env := make(map[string]any, len(shape))
+		for k, v := range shape {
+			env[k] = v
+		}
+		env["data"] = data
+		out = append(out, env)
+	}
+	return out
+}
