@@ -61,6 +61,10 @@ type HTTPConfig struct {
 type RulesConfig struct {
 	// Dir holds the rule files. Default "./rules".
 	Dir string `koanf:"dir"`
+	// Watch reloads the rules when a file in Dir changes. Default true.
+	Watch *bool `koanf:"watch"`
+	// Debounce waits this long after the last change before reloading. Default 300ms.
+	Debounce time.Duration `koanf:"debounce"`
 }
 
 func (c *Config) defaults() {
@@ -84,6 +88,13 @@ func (c *Config) defaults() {
 	}
 	if c.Rules.Dir == "" {
 		c.Rules.Dir = "./rules"
+	}
+	if c.Rules.Watch == nil {
+		watch := true
+		c.Rules.Watch = &watch
+	}
+	if c.Rules.Debounce == 0 {
+		c.Rules.Debounce = 300 * time.Millisecond
 	}
 	if len(c.Sources) == 0 {
 		c.Sources = map[string]ingest.SourceConfig{"comm100": {Kind: ingest.KindComm100}}
@@ -239,6 +250,9 @@ func configKeys(t reflect.Type, prefix string) []configKey {
 		}
 		path := prefix + tag
 		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
 		switch {
 		case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]():
 			out = append(out, configKeys(ft, path+".")...)

@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,7 +61,10 @@ type app struct {
 	ln      net.Listener
 	srv     *http.Server
 
-	reloadMu sync.Mutex
+	reloadMu    sync.Mutex
+	reloadOK    prometheus.Gauge
+	reloadTime  prometheus.Gauge
+	rulesLoaded prometheus.Gauge
 }
 
 // newApp builds and connects everything and binds the HTTP listener, so that
@@ -73,6 +79,22 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}
 	a.engine.Store(eng)
 	log.Info("rules loaded", "dir", cfg.Rules.Dir, "files", eng.Files(), "rules", len(eng.Rules()))
+	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bot_rules_reload_success",
+		Help: "1 if the last load of the rules succeeded, 0 if it was refused (the old rules keep running).",
+	})
+	a.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bot_rules_reload_timestamp_seconds",
+		Help: "Unix time of the last successful load of the rules.",
+	})
+	a.rulesLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bot_rules_loaded",
+		Help: "Rules in the running set.",
+	})
+	a.reg.MustRegister(a.reloadOK, a.reloadTime, a.rulesLoaded)
+	a.reloadOK.Set(1)
+	a.reloadTime.SetToCurrentTime()
+	a.rulesLoaded.Set(float64(len(eng.Rules())))
 
 	a.bus, err = bus.Open(ctx, cfg.NATS, log)
 	if err != nil {
@@ -162,6 +184,24 @@ func (a *app) run(ctx context.Context) error {
 	}
 	start("worker pool", a.pool.Run)
 	start("rules", a.router.Run)
+	if *a.cfg.Rules.Watch {
+		start("rules watcher", func(ctx context.Context) error {
+			return rules.Watch(ctx, a.cfg.Rules.Dir, a.cfg.Rules.Debounce, a.log, func() { _, _ = a.reload("file change") })
+		})
+	}
+	wg.Go(func() {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_, _ = a.reload("SIGHUP")
+			}
+		}
+	})
 	wg.Go(func() {
 		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cancel(fmt.Errorf("http: %w", err))
@@ -193,21 +233,26 @@ func (a *app) handleReady(w http.ResponseWriter, _ *http.Request) {
 }
 
 // reload loads the rules aside and swaps them in only if they all compile.
-func (a *app) reload() (*rules.Engine, error) {
+// Events already being evaluated finish on the set they started with.
+func (a *app) reload(why string) (*rules.Engine, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
 	eng, err := rules.LoadDir(a.cfg.Rules.Dir, a.catalog)
 	if err != nil {
-		a.log.Error("rules reload refused; the old rules keep running", "err", err)
+		a.reloadOK.Set(0)
+		a.log.Error("rules reload refused; the old rules keep running", "trigger", why, "err", err)
 		return nil, err
 	}
 	a.engine.Store(eng)
-	a.log.Info("rules reloaded", "files", eng.Files(), "rules", len(eng.Rules()))
+	a.reloadOK.Set(1)
+	a.reloadTime.SetToCurrentTime()
+	a.rulesLoaded.Set(float64(len(eng.Rules())))
+	a.log.Info("rules reloaded", "trigger", why, "files", eng.Files(), "rules", len(eng.Rules()))
 	return eng, nil
 }
 
 func (a *app) handleReload(w http.ResponseWriter, _ *http.Request) {
-	eng, err := a.reload()
+	eng, err := a.reload("POST /-/reload")
 	if err != nil {
 		var list rules.ErrorList
 		msgs := []string{err.Error()}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -98,10 +99,15 @@ func compile(src string, asBool bool, typed []map[string]any) (*vm.Program, erro
 	return nil, first
 }
 
+// machines are reused between evaluations: a VM is large, and Run resets it.
+var machines = sync.Pool{New: func() any { return &vm.VM{} }}
+
 // run evaluates a program with a memory budget.
 func run(p *vm.Program, e *env) (any, error) {
-	machine := vm.VM{MemoryBudget: memoryBudget}
-	return machine.Run(p, e.vars)
+	m := machines.Get().(*vm.VM)
+	defer machines.Put(m)
+	m.MemoryBudget = memoryBudget
+	return m.Run(p, e.vars)
 }
 
 func isEmpty(v any) bool {
