@@ -125,7 +125,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, comm100.api_key); " +
 			"Comm100 actions are logged, not sent")
 	}
-	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, log, a.reg)
+	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, &ingest.JetStreamPublisher{JS: a.bus.JS}, log, a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,8 @@ type Job struct {
 	Priority string `json:"priority,omitempty"`
 	// DryRun logs the rendered job instead of carrying it out.
 	DryRun bool `json:"dry_run,omitempty"`
+	// Emit publishes a bot.action.completed event with the result once done.
+	Emit bool `json:"emit,omitempty"`
 	// Created is when the rules engine made the job; the retry horizon counts from it.
 	Created time.Time `json:"created"`
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/comm100"
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // Config configures the worker pool, under the "dispatch" key.
@@ -76,18 +78,40 @@ type Pool struct {
 	rt      *Runtime
 	limiter *Limiter
 	log     *slog.Logger
+	dlq     *DLQ
+	events  EventPublisher
+
+	done    jetstream.KeyValue // job ids that succeeded
+	history jetstream.KeyValue // attempts of jobs that are still failing
 
 	jobs     *prometheus.CounterVec
 	attempts *prometheus.CounterVec
+	pauses   prometheus.Counter
+	record   prometheus.Histogram
+}
+
+// EventPublisher publishes follow-up events (event.emit, and the results of
+// actions that asked for it).
+type EventPublisher interface {
+	Publish(ctx context.Context, ev *event.Event) (duplicate bool, err error)
 }
 
 // NewPool returns a pool. limiter may be nil when rt.Comm100 is nil (dry run).
-func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, limiter *Limiter, log *slog.Logger, reg prometheus.Registerer) (*Pool, error) {
+func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, limiter *Limiter, events EventPublisher, log *slog.Logger, reg prometheus.Registerer) (*Pool, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, js: js, catalog: catalog, rt: rt, limiter: limiter, log: log}
+	p := &Pool{cfg: cfg, js: js, catalog: catalog, rt: rt, limiter: limiter, log: log, dlq: &DLQ{JS: js}, events: events}
+	p.pauses = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bot_dispatch_pauses_total",
+		Help: "Times the whole pool paused after a Comm100 rate-limit answer.",
+	})
+	p.record = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "bot_job_record_seconds",
+		Help:    "Time from a successful action's answer to its record in the jobs_done bucket: the window in which a crash could repeat the action.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+	})
 	p.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bot_jobs_total",
 		Help: "Jobs finished, by action and outcome (done, dry_run, failed, retry_later).",
@@ -97,7 +121,20 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		Help: "Attempts to carry out a job, by action and result (ok, transient, permanent).",
 	}, []string{"action", "result"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{p.jobs, p.attempts} {
+		gauges := []prometheus.Collector{
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "bot_dlq_jobs", Help: "Jobs in the dead-letter stream.",
+			}, func() float64 { return p.streamCount(bus.DeadStream, "") }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time.",
+			}, func() float64 { return p.streamCount(bus.ActionsStream, ScheduleSubjectPrefix+">") }),
+		}
+		if limiter != nil {
+			gauges = append(gauges, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "bot_limiter_available", Help: "Comm100 calls that could start now without waiting.",
+			}, func() float64 { return float64(limiter.Available()) }))
+		}
+		for _, c := range append([]prometheus.Collector{p.jobs, p.attempts, p.pauses, p.record}, gauges...) {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register dispatch metrics: %w", err)
 			}
@@ -112,6 +149,25 @@ func (p *Pool) DryRun() bool { return p.cfg.DryRun || p.rt.Comm100 == nil }
 // Run consumes jobs until ctx is done, then waits for the jobs in hand to
 // finish (each bounded by AttemptTimeout) and returns.
 func (p *Pool) Run(ctx context.Context) error {
+	var err error
+	p.done, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bus.DoneBucket,
+		Description: "ids of jobs that succeeded, so that a redelivered copy is not carried out twice",
+		TTL:         p.cfg.RetryFor + 24*time.Hour,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bus.DoneBucket, err)
+	}
+	p.history, err = p.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bus.AttemptsBucket,
+		Description: "attempts of jobs that are still failing, for the dead-letter story",
+		TTL:         p.cfg.RetryFor + time.Hour,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bus.AttemptsBucket, err)
+	}
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, bus.ActionsStream, jetstream.ConsumerConfig{
 		Durable:       bus.WorkerConsumer,
 		Description:   "the worker pool",
@@ -162,15 +218,19 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	var job Job
 	if err := json.Unmarshal(msg.Data(), &job); err != nil {
 		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
+		_ = msg.TermWithReason("undecodable")
 		return
 	}
 	log := p.log.With(job.logAttrs()...)
+	if _, err := p.done.Get(ctx, doneKey(job.ID)); err == nil {
+		log.Info("job already done; not carried out again")
+		p.jobs.WithLabelValues(job.Action, "duplicate").Inc()
+		_ = msg.Ack()
+		return
+	}
 	act, ok := p.catalog.Lookup(job.Action)
 	if !ok {
-		log.Error("job names an unknown action; dropped")
-		p.jobs.WithLabelValues(job.Action, "failed").Inc()
-		_ = msg.TermWithReason("unknown action")
+		p.giveUp(ctx, log, msg, &job, "unknown action", fmt.Errorf("unknown action %q", job.Action), nil)
 		return
 	}
 	if p.cfg.DryRun || job.DryRun || (act.Comm100 && p.rt.Comm100 == nil) {
@@ -184,28 +244,28 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		delivered = meta.NumDelivered
 	}
 
-	res, attempts, err := p.attempt(ctx, log, msg, act, &job)
+	res, tries, err := p.attempt(ctx, log, msg, act, &job, delivered)
 	switch {
 	case err == nil:
-		if len(res) > 0 {
-			log = log.With("result", map[string]any(res))
-		}
-		log.Info("action done", "attempts", attempts)
-		p.jobs.WithLabelValues(job.Action, "done").Inc()
-		_ = msg.Ack()
+		p.succeed(ctx, log, msg, &job, res, len(tries))
 	case ctx.Err() != nil && (Retryable(err) || errors.Is(err, context.Canceled)):
-		// Shutting down: hand the job back at once for another worker or the next start.
+		// Shutting down: hand the job back at once for the next start.
 		_ = msg.Nak()
 	case !Retryable(err):
-		log.Error("action failed; not retried", "err", err)
-		p.jobs.WithLabelValues(job.Action, "failed").Inc()
-		_ = msg.TermWithReason("permanent failure")
-	case time.Since(job.Created) > p.cfg.RetryFor ||
-		(p.cfg.MaxAttempts > 0 && int(delivered)*attempts >= p.cfg.MaxAttempts):
-		log.Error("action failed; retries exhausted", "err", err, "deliveries", delivered)
-		p.jobs.WithLabelValues(job.Action, "failed").Inc()
-		_ = msg.TermWithReason("retries exhausted")
+		p.giveUp(ctx, log, msg, &job, "permanent failure", err, tries)
 	default:
+		history := append(p.loadHistory(ctx, &job), tries...)
+		total := 0
+		for _, a := range history {
+			if !a.Time.Before(job.Created) {
+				total++
+			}
+		}
+		if time.Since(job.Created) > p.cfg.RetryFor || (p.cfg.MaxAttempts > 0 && total >= p.cfg.MaxAttempts) {
+			p.giveUp(ctx, log, msg, &job, "retries exhausted", err, tries)
+			return
+		}
+		p.saveHistory(ctx, &job, history)
 		delay := redeliveryDelay(delivered, 5*time.Second, 5*time.Minute)
 		log.Warn("action failed; will retry", "err", err, "deliveries", delivered, "retry_in", delay.Round(time.Millisecond))
 		p.jobs.WithLabelValues(job.Action, "retry_later").Inc()
@@ -213,10 +273,125 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
+// succeed records the job as done, acknowledges it, and emits its result if
+// the rule asked for it.
+func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg, job *Job, res Result, attempts int) {
+	start := time.Now()
+	rec, _ := json.Marshal(map[string]any{"result": res, "done": start.UTC()})
+	// The record is what keeps a redelivered copy from running again: it
+	// is written first, before anything else, and must not be cancelled.
+	if _, err := p.done.Put(context.WithoutCancel(ctx), doneKey(job.ID), rec); err != nil {
+		log.Warn("job done but not recorded; a redelivery would repeat it", "err", err)
+	}
+	p.record.Observe(time.Since(start).Seconds())
+	if len(res) > 0 {
+		log = log.With("result", map[string]any(res))
+	}
+	log.Info("action done", "attempts", attempts)
+	p.jobs.WithLabelValues(job.Action, "done").Inc()
+	_ = msg.Ack()
+	_ = p.history.Purge(context.WithoutCancel(ctx), doneKey(job.ID))
+	if job.Emit && p.events != nil {
+		ev := completedEvent(job, res, start)
+		if _, err := p.events.Publish(ctx, ev); err != nil {
+			log.Warn("action result not emitted", "err", err)
+		}
+	}
+}
+
+// giveUp moves the job to the dead-letter stream with its story, then
+// terminates it. If the DLQ cannot take it, the job is handed back instead:
+// a job is never dropped silently.
+func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, job *Job, reason string, err error, tries []Attempt) {
+	dj := &DeadJob{
+		Job: *job, Reason: reason, Error: err.Error(),
+		Attempts: append(p.loadHistory(ctx, job), tries...),
+		Failed:   time.Now().UTC(),
+	}
+	if derr := p.dlq.Put(context.WithoutCancel(ctx), dj); derr != nil {
+		log.Error("job failed and the DLQ cannot take it; will retry", "reason", reason, "err", err, "dlq_err", derr)
+		_ = msg.NakWithDelay(30 * time.Second)
+		return
+	}
+	log.Error("action failed; moved to the DLQ", "reason", reason, "err", err, "attempts", len(dj.Attempts))
+	p.jobs.WithLabelValues(job.Action, "dead").Inc()
+	_ = msg.TermWithReason(reason)
+	_ = p.history.Purge(context.WithoutCancel(ctx), doneKey(job.ID))
+}
+
+func (p *Pool) loadHistory(ctx context.Context, job *Job) []Attempt {
+	e, err := p.history.Get(ctx, doneKey(job.ID))
+	if err != nil {
+		return nil
+	}
+	var h []Attempt
+	_ = json.Unmarshal(e.Value(), &h)
+	return h
+}
+
+func (p *Pool) saveHistory(ctx context.Context, job *Job, h []Attempt) {
+	const keep = 50 // the story of a long outage: the first and the latest attempts
+	if len(h) > keep {
+		h = append(h[:keep/2:keep/2], h[len(h)-keep/2:]...)
+	}
+	data, _ := json.Marshal(h)
+	if _, err := p.history.Put(ctx, doneKey(job.ID), data); err != nil {
+		p.log.Debug("attempt history not saved", "job_id", job.ID, "err", err)
+	}
+}
+
+// streamCount counts the messages of a stream, or of one subject filter of it.
+func (p *Pool) streamCount(stream, filter string) float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := p.js.Stream(ctx, stream)
+	if err != nil {
+		return 0
+	}
+	if filter == "" {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return float64(info.State.Msgs)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return float64(n)
+}
+
+// doneKey turns a job id into a key-value key.
+func doneKey(jobID string) string { return hashToken(jobID) }
+
+// completedEvent is the event a finished action emits, so that another rule
+// can continue from its result: source "bot", type "action.completed".
+func completedEvent(job *Job, res Result, at time.Time) *event.Event {
+	if res == nil {
+		res = Result{}
+	}
+	return &event.Event{
+		ID:      "action.completed:" + job.ID,
+		Source:  "bot",
+		Type:    "action.completed",
+		Time:    at.UTC(),
+		Subject: job.ID,
+		Data: map[string]any{
+			"rule": job.Rule, "action": job.Action, "job_id": job.ID, "event_id": job.EventID,
+			"key": job.Key, "result": map[string]any(res), "params": job.Params,
+		},
+	}
+}
+
 // attempt runs the action, retrying transient failures with exponential
-// backoff and jitter for up to RetryInProcess. It returns the result, the
-// number of attempts made and the last error.
-func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, act *Action, job *Job) (Result, int, error) {
+// backoff and jitter for up to RetryInProcess. It returns the result, every
+// attempt made, and the last error.
+func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, act *Action, job *Job, delivery uint64) (Result, []Attempt, error) {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(250*time.Millisecond),
 		backoff.WithMultiplier(2),
@@ -224,18 +399,19 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		backoff.WithMaxInterval(4*time.Second),
 		backoff.WithMaxElapsedTime(p.cfg.RetryInProcess),
 	)
-	attempts := 0
+	var tries []Attempt
 	var res Result
 	op := func() error {
-		attempts++
 		// In-flight calls finish even during shutdown; only retries stop.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AttemptTimeout)
 		defer cancel()
 		actx = WithPriority(actx, priorityRank(job.Priority))
 		rt := *p.rt
 		rt.Log = log
+		start := time.Now()
 		var err error
 		res, err = act.Run(actx, &rt, Params(job.Params))
+		tries = append(tries, newAttempt(start, delivery, err))
 		switch {
 		case err == nil:
 			p.attempts.WithLabelValues(job.Action, "ok").Inc()
@@ -247,12 +423,14 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		p.attempts.WithLabelValues(job.Action, "transient").Inc()
 		if d := rateLimitPause(err, p.cfg.RateLimitPause); d > 0 && p.limiter != nil {
 			p.limiter.Pause(time.Now().Add(d))
+			p.pauses.Inc()
 			log.Warn("Comm100 rate limit hit; pausing all calls", "pause", d)
 		}
+		log.Debug("attempt failed", "err", err, "attempt", len(tries))
 		return err
 	}
 	notify := func(err error, next time.Duration) {
-		log.Warn("attempt failed; retrying", "err", err, "attempt", attempts, "retry_in", next.Round(time.Millisecond))
+		log.Warn("attempt failed; retrying", "err", err, "attempt", len(tries), "retry_in", next.Round(time.Millisecond))
 		_ = msg.InProgress()
 	}
 	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify)
@@ -260,5 +438,17 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	if errors.As(err, &perm) {
 		err = perm.Err
 	}
-	return res, attempts, err
+	return res, tries, err
+}
+
+func newAttempt(start time.Time, delivery uint64, err error) Attempt {
+	a := Attempt{Time: start.UTC(), Delivery: delivery, Duration: time.Since(start)}
+	if err != nil {
+		a.Error = err.Error()
+		var ae *comm100.APIError
+		if errors.As(err, &ae) {
+			a.Status, a.Code = ae.Status, ae.Code
+		}
+	}
+	return a
 }

@@ -61,6 +61,7 @@ const (
 	RulesConsumer  = "rules"
 	WorkerConsumer = "workers"
 	DoneBucket     = "jobs_done"
+	AttemptsBucket = "jobs_attempts"
 
 	EventsSubjects  = "events.>"
 	ActionsSubjects = "actions.>"

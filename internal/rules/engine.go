@@ -155,6 +155,7 @@ func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions
 		Params:   params,
 		Priority: a.Priority,
 		DryRun:   a.DryRun,
+		Emit:     a.Emit,
 		Created:  now.UTC(),
 	}
 	if a.After > 0 {

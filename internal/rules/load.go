@@ -296,7 +296,7 @@ func (l *fileLoader) patterns(n *yaml.Node, rule string) []string {
 	return out
 }
 
-var actionKeys = []string{"do", "with", "after", "key", "if", "priority", "dry_run"}
+var actionKeys = []string{"do", "with", "after", "key", "if", "priority", "dry_run", "emit"}
 
 func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Action {
 	fields := l.mapping(n, rule, actionKeys...)
@@ -383,14 +383,21 @@ func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Action {
 			a.Priority = s
 		}
 	}
-	if v := fields["dry_run"]; v != nil {
-		b, err := strconv.ParseBool(resolve(v).Value)
-		if err != nil {
-			l.errorf(v, rule, "dry_run: want true or false")
-		}
-		a.DryRun = b
-	}
+	a.DryRun = l.boolean(fields["dry_run"], rule, "dry_run")
+	a.Emit = l.boolean(fields["emit"], rule, "emit")
 	return a
+}
+
+// boolean reads an optional true/false value.
+func (l *fileLoader) boolean(n *yaml.Node, rule, key string) bool {
+	if n == nil {
+		return false
+	}
+	b, err := strconv.ParseBool(resolve(n).Value)
+	if err != nil || resolve(n).Kind != yaml.ScalarNode {
+		l.errorf(n, rule, "%s: want true or false", key)
+	}
+	return b
 }
 
 func paramNames(a *actions.Action) string {

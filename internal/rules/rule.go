@@ -38,7 +38,9 @@ type Action struct {
 	IfSrc    string
 	Priority string
 	DryRun   bool
-	Line     int
+	// Emit publishes a bot.action.completed event with the result.
+	Emit bool
+	Line int
 }
 
 // Test is one inline test of a rule.

@@ -1,0 +1,169 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/bus"
+)
+
+// Attempt is one try at a job.
+type Attempt struct {
+	Time     time.Time     `json:"time"`
+	Delivery uint64        `json:"delivery"`
+	Duration time.Duration `json:"duration"`
+	// Status is the HTTP status of the answer, 0 when there was none.
+	Status int `json:"status,omitempty"`
+	// Code is Comm100's error code, when it sent one.
+	Code  int    `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// DeadJob is a job that failed for good, with its story.
+type DeadJob struct {
+	Job      Job       `json:"job"`
+	Reason   string    `json:"reason"`
+	Error    string    `json:"error"`
+	Attempts []Attempt `json:"attempts"`
+	Failed   time.Time `json:"failed"`
+}
+
+// DeadLetter is a DeadJob as stored, with its sequence in the DLQ stream,
+// which is the id that `bot dlq show` and `bot dlq redrive` take.
+type DeadLetter struct {
+	Seq uint64 `json:"seq"`
+	DeadJob
+}
+
+// DLQ is the dead-letter stream.
+type DLQ struct {
+	JS jetstream.JetStream
+}
+
+// Put stores a dead job. A job stored twice (a redelivery that failed the
+// same way) is stored once.
+func (d *DLQ) Put(ctx context.Context, dj *DeadJob) error {
+	data, err := json.Marshal(dj)
+	if err != nil {
+		return fmt.Errorf("encode dead job %s: %w", dj.Job.ID, err)
+	}
+	msg := &nats.Msg{Subject: "dlq." + dj.Job.Action, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, "dead/"+dj.Job.ID+"/"+dj.Failed.Format(time.RFC3339Nano))
+	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("store dead job %s: %w", dj.Job.ID, err)
+	}
+	return nil
+}
+
+// List returns every dead letter, oldest first.
+func (d *DLQ) List(ctx context.Context) ([]DeadLetter, error) {
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return nil, fmt.Errorf("open DLQ: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open DLQ: %w", err)
+	}
+	var out []DeadLetter
+	if info.State.Msgs == 0 {
+		return out, nil
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		dl, err := d.get(ctx, s, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed by a redrive
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *dl)
+	}
+	return out, nil
+}
+
+// Get returns the dead letter with sequence seq.
+func (d *DLQ) Get(ctx context.Context, seq uint64) (*DeadLetter, error) {
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return nil, fmt.Errorf("open DLQ: %w", err)
+	}
+	return d.get(ctx, s, seq)
+}
+
+func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLetter, error) {
+	raw, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	dl := &DeadLetter{Seq: seq}
+	if err := json.Unmarshal(raw.Data, &dl.DeadJob); err != nil {
+		return nil, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	return dl, nil
+}
+
+// Redrive puts the dead letter's job back on ACTIONS to run now, with a new
+// retry horizon, and removes it from the DLQ.
+func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*Job, error) {
+	dl, err := d.Get(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	job := dl.Job
+	job.Created = now.UTC()
+	job.RunAt = time.Time{}
+	data, err := json.Marshal(&job)
+	if err != nil {
+		return nil, err
+	}
+	msg := &nats.Msg{Subject: job.RunSubject(), Data: data, Header: nats.Header{}}
+	// A new message id: the original one may still be in the duplicate window.
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", job.ID, seq))
+	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
+		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
+	}
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil {
+		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
+	}
+	return &job, nil
+}
+
+// Purge removes every dead letter and returns how many there were.
+func (d *DLQ) Purge(ctx context.Context) (uint64, error) {
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return 0, fmt.Errorf("open DLQ: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("purge DLQ: %w", err)
+	}
+	return info.State.Msgs, nil
+}
+
+// Size returns how many dead letters there are.
+func (d *DLQ) Size(ctx context.Context) (uint64, error) {
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
