@@ -8,12 +8,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/comm100bot/bot/internal/secret"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/comm100bot/bot/internal/secret"
 )
 
 // Config holds the Comm100 settings, under the "comm100" key.
@@ -24,17 +27,22 @@ type Config struct {
 	// BaseURL overrides the API base derived from Domain, e.g. the simulator's
 	// "http://127.0.0.1:8089/v4/".
 	BaseURL string `koanf:"base_url"`
-	// TokenURL overrides the OAuth token endpoint derived from Domain.
+	// TokenURL overrides the OAuth token endpoint derived from Domain. With
+	// only BaseURL set it defaults to the API host's /oauth/token
+	// (dashNN.comm100.io for apiNN.comm100.io).
 	TokenURL string `koanf:"token_url"`
 	// SiteID is the Comm100 site (account) id, sent as ?siteId= on every call.
 	SiteID string `koanf:"site_id"`
 	// Email of the agent whose API key or password is used.
 	Email string `koanf:"email"`
-	// APIKey for HTTP Basic auth (email + key).
+	// APIKey for HTTP Basic auth (email + key, plus ?siteId=).
 	APIKey secret.String `koanf:"api_key"`
-	// Password and ClientID for the OAuth password grant, instead of an API key.
+	// Password for the OAuth password grant, instead of an API key. The
+	// token is cached and refreshed before it expires.
 	Password secret.String `koanf:"password"`
-	ClientID string        `koanf:"client_id"`
+	// ClientID of the OAuth client (Control Panel > Global Settings >
+	// Security > OAuth Client); sent with the password grant. v2 omits it.
+	ClientID string `koanf:"client_id"`
 	// Timeout of one HTTP call. Default 30s.
 	Timeout time.Duration `koanf:"timeout"`
 	// RateLimit is the call budget the bot keeps to.
@@ -84,6 +92,17 @@ func (c *Config) Validate() error {
 	if c.APIKey == "" && c.Password == "" {
 		return fmt.Errorf("comm100.api_key or comm100.password: one is required")
 	}
+	if c.APIKey != "" && c.Password != "" {
+		return fmt.Errorf("comm100.api_key and comm100.password: set one, not both")
+	}
+	if c.Password != "" {
+		if _, err := c.tokenURL(); err != nil {
+			return err
+		}
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("comm100.timeout: want a positive duration, got %s", c.Timeout)
+	}
 	if c.RateLimit.Calls < 1 {
 		return fmt.Errorf("comm100.rate_limit.calls: want a positive number, got %d", c.RateLimit.Calls)
 	}
@@ -110,20 +129,60 @@ func (c *Config) APIBase() (*url.URL, error) {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return nil, fmt.Errorf("comm100.base_url %q: want an absolute http(s) URL", raw)
 	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("comm100.base_url %q: want an absolute http(s) URL", raw)
+	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
 	return u, nil
 }
 
-// Client calls the Comm100 API. It is safe for concurrent use.
-type Client struct {
-	cfg  Config
-	base *url.URL
-	http *http.Client
+// tokenURL returns the OAuth token endpoint: TokenURL, else derived from
+// Domain, else from the API base.
+func (c *Config) tokenURL() (string, error) {
+	raw := c.TokenURL
+	if raw == "" && c.Domain != "" {
+		ep, err := Endpoints(c.Domain)
+		if err != nil {
+			return "", err
+		}
+		raw = ep.TokenURL
+	}
+	if raw == "" {
+		base, err := c.APIBase()
+		if err != nil {
+			return "", err
+		}
+		raw = tokenURLFor(base)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("comm100.token_url %q: want an absolute http(s) URL", raw)
+	}
+	return u.String(), nil
 }
 
-// New returns a client for cfg. It validates the config up front.
+// Client calls the Comm100 API. It is safe for concurrent use.
+//
+// Every call, token fetches included, goes through the *http.Client given to
+// New, so a limiting Transport there sees all of them. The client never
+// retries a call, except once after a 401 with a fresh OAuth token.
+type Client struct {
+	cfg    Config
+	base   *url.URL
+	http   *http.Client
+	tokens *tokenSource // nil with API-key auth
+	now    func() time.Time
+
+	// legacyContacts is set once contact/contacts answered 404 and the
+	// shard serves global/contacts instead.
+	legacyContacts atomic.Bool
+}
+
+// New returns a client for cfg. It validates the config up front. hc carries
+// every call, including OAuth token fetches; nil means a plain client with
+// cfg.Timeout.
 func New(cfg Config, hc *http.Client) (*Client, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -136,55 +195,58 @@ func New(cfg Config, hc *http.Client) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.Timeout}
 	}
-	return &Client{cfg: cfg, base: base, http: hc}, nil
+	c := &Client{cfg: cfg, base: base, http: hc, now: time.Now}
+	if cfg.Password != "" {
+		tu, err := cfg.tokenURL()
+		if err != nil {
+			return nil, err
+		}
+		c.tokens = &tokenSource{
+			http: hc, url: tu, email: cfg.Email, password: cfg.Password, clientID: cfg.ClientID,
+			now: func() time.Time { return c.now() }, scrub: c.scrub,
+		}
+	}
+	return c, nil
 }
 
 // BaseURL returns the API base the client calls.
 func (c *Client) BaseURL() string { return c.base.String() }
 
-// Do makes one call: method and path relative to the API base, an optional
-// query, an optional JSON body, and out (may be nil) to decode a 2xx body into.
+// Auth names the authentication in use: "api_key" or "oauth".
+func (c *Client) Auth() string {
+	if c.tokens != nil {
+		return "oauth"
+	}
+	return "api_key"
+}
+
+// String describes the client without its secrets.
+func (c *Client) String() string {
+	return fmt.Sprintf("comm100.Client{base_url: %s, site_id: %s, email: %s, auth: %s}",
+		c.base, c.cfg.SiteID, c.cfg.Email, c.Auth())
+}
+
+// GoString keeps %#v from printing the secrets held inside.
+func (c *Client) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer without the secrets.
+func (c *Client) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("base_url", c.base.String()),
+		slog.String("site_id", c.cfg.SiteID),
+		slog.String("auth", c.Auth()),
+	)
+}
+
+// Do makes one call: method and path relative to the API base (already
+// escaped, e.g. "livechat/chats/42:AttachToTicket"), an optional query, an
+// optional JSON body, and out (may be nil) to decode a 2xx body into.
 // A non-2xx answer is returned as *APIError.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	path = strings.TrimPrefix(path, "/")
-	u := c.base.JoinPath(path)
-	q := url.Values{}
-	for k, vs := range query {
-		q[k] = vs
-	}
-	q.Set("siteId", c.cfg.SiteID)
-	u.RawQuery = q.Encode()
-
-	var rd io.Reader
-	if body != nil {
-		buf, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("comm100 %s %s: encode body: %w", method, path, err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	data, err := c.call(ctx, method, path, query, body)
 	if err != nil {
-		return fmt.Errorf("comm100 %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.SetBasicAuth(c.cfg.Email, c.cfg.APIKey.Reveal())
-
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("comm100 %s %s: %w", method, path, scrubURLError(err))
-	}
-	defer resp.Body.Close()
-	const maxBody = 16 << 20
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return fmt.Errorf("comm100 %s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return newAPIError(method, path, resp, data)
+		return err
 	}
 	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
@@ -193,6 +255,88 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("comm100 %s %s: decode answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// maxAnswer bounds the body read from one answer.
+const maxAnswer = 16 << 20
+
+// call makes one call and returns the 2xx body. With OAuth, a 401 drops the
+// token and the call is made once more with a fresh one.
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body any) ([]byte, error) {
+	u := c.base.JoinPath(path)
+	q := url.Values{}
+	for k, vs := range query {
+		q[k] = vs
+	}
+	q.Set("siteId", c.cfg.SiteID)
+	u.RawQuery = q.Encode()
+
+	var buf []byte
+	if body != nil {
+		var err error
+		if buf, err = json.Marshal(body); err != nil {
+			return nil, fmt.Errorf("comm100 %s %s: encode body: %w", method, path, err)
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		var rd io.Reader
+		if buf != nil {
+			rd = bytes.NewReader(buf)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+		if err != nil {
+			return nil, fmt.Errorf("comm100 %s %s: %w", method, path, err)
+		}
+		req.Header.Set("Accept", "application/json")
+		if buf != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		var tok secret.String
+		if c.tokens != nil {
+			if tok, err = c.tokens.token(ctx); err != nil {
+				return nil, fmt.Errorf("comm100 %s %s: authenticate: %w", method, path, err)
+			}
+			req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+		} else {
+			req.SetBasicAuth(c.cfg.Email, c.cfg.APIKey.Reveal())
+		}
+
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("comm100 %s %s: %w", method, path, scrubURLError(err))
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("comm100 %s %s: read answer: %w", method, path, err)
+		}
+		if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil && attempt == 1 {
+			c.tokens.invalidate(tok)
+			continue
+		}
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return nil, newAPIError(method, path, resp, data, c.now(), c.scrub)
+		}
+		return data, nil
+	}
+}
+
+// scrub replaces any credential the client holds with "<redacted>", for
+// text a server may have echoed into an error.
+func (c *Client) scrub(s string) string {
+	if s == "" {
+		return s
+	}
+	secrets := []string{c.cfg.APIKey.Reveal(), c.cfg.Password.Reveal()}
+	if c.tokens != nil {
+		secrets = append(secrets, c.tokens.secrets()...)
+	}
+	for _, v := range secrets {
+		if len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "<redacted>")
+		}
+	}
+	return s
 }
 
 // scrubURLError drops the URL from a transport error: the query may carry

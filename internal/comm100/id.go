@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 )
 
 // ID is an identifier that Comm100 sends as a JSON number on some platforms
@@ -31,4 +32,35 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 	}
 	*id = ID(n.String())
 	return nil
+}
+
+// String returns the id as text.
+func (id ID) String() string { return string(id) }
+
+// jsonValue encodes id as a JSON number when it is an integer (ticket and
+// chat ids are integers on v4) and as a string otherwise.
+func (id ID) jsonValue() json.RawMessage {
+	s := string(id)
+	if s == "" {
+		return json.RawMessage(`null`)
+	}
+	for i, r := range s {
+		if (r < '0' || r > '9') && !(i == 0 && r == '-' && len(s) > 1) {
+			b, _ := json.Marshal(s)
+			return b
+		}
+	}
+	if len(s) > 1 && s[0] == '0' {
+		b, _ := json.Marshal(s)
+		return b
+	}
+	return json.RawMessage(s)
+}
+
+// pathID checks that an id is given and escapes it for a path segment.
+func pathID(what, id string) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("comm100: %s id is empty", what)
+	}
+	return url.PathEscape(id), nil
 }
