@@ -39,6 +39,7 @@ Usage:
   bot rules check [DIR]             load and compile the rule files
   bot rules test [DIR]              run the rules' inline tests
   bot rules eval --event FILE       show what the rules make of an event
+  bot dlq list|show|redrive|purge   inspect and replay jobs that failed for good
 
 Run "bot COMMAND --help" for the flags of a command.
 `
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return simCmd(ctx, rest, stdout, stderr)
 	case "rules":
 		return rulesCmd(ctx, rest, environ, stdout, stderr)
+	case "dlq":
+		return dlqCmd(ctx, rest, environ, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -109,7 +109,14 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 
-	rt := &actions.Runtime{Log: log}
+	events := &ingest.JetStreamPublisher{JS: a.bus.JS}
+	rt := &actions.Runtime{
+		Log:       log,
+		Events:    events,
+		Schedules: &actions.Publisher{JS: a.bus.JS},
+		HTTP: actions.NewHTTPCaller(&http.Client{Timeout: cfg.Dispatch.AttemptTimeout},
+			cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per),
+	}
 	var limiter *actions.Limiter
 	if cfg.Comm100.HasCredentials() && !cfg.Dispatch.DryRun {
 		limiter = actions.NewLimiter(cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per, nil)
@@ -125,7 +132,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, comm100.api_key); " +
 			"Comm100 actions are logged, not sent")
 	}
-	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, &ingest.JetStreamPublisher{JS: a.bus.JS}, log, a.reg)
+	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, events, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +141,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 	a.ingest, err = ingest.New(ingest.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Sources: cfg.Sources},
-		&ingest.JetStreamPublisher{JS: a.bus.JS}, log, a.reg)
+		events, log, a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -2,13 +2,10 @@ package actions
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-
-	"github.com/comm100bot/bot/internal/comm100"
 )
 
 // Param declares one "with" parameter of an action, for the rule checker and
@@ -38,15 +35,22 @@ type Action struct {
 // Result is what a completed action reports, such as {"ticket_id": "1001"}.
 type Result map[string]any
 
-// Comm100 is the slice of the Comm100 client that actions use.
-type Comm100 interface {
-	CreateTicket(ctx context.Context, t comm100.NewTicket) (*comm100.Ticket, error)
-}
-
 // Runtime is what actions run with.
 type Runtime struct {
-	Comm100 Comm100 // nil when running dry
-	Log     *slog.Logger
+	// Comm100 is the API client; nil when running dry.
+	Comm100 Comm100
+	// HTTP carries out http.request actions.
+	HTTP *HTTPCaller
+	// Events publishes follow-up events for event.emit.
+	Events EventPublisher
+	// Schedules cancels pending delayed jobs for schedule.cancel.
+	Schedules Canceller
+	Log       *slog.Logger
+}
+
+// Canceller cancels the pending delayed jobs of a key.
+type Canceller interface {
+	Cancel(ctx context.Context, key string) (uint64, error)
 }
 
 // Catalog is the set of actions rules can use.
@@ -151,5 +155,3 @@ func (p Params) Strings(name string) ([]string, error) {
 		return nil, Permanent(fmt.Errorf("param %q: want a list, got %T", name, v))
 	}
 }
-
-var errDry = errors.New("dry run")

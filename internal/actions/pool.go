@@ -33,6 +33,12 @@ type Config struct {
 	RetryInProcess time.Duration `koanf:"retry_in_process"`
 	// AttemptTimeout bounds one attempt. Default 30s.
 	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
+	// HTTPRateLimit is the budget of http.request calls per host.
+	// Default 60 per 1m.
+	HTTPRateLimit struct {
+		Calls int           `koanf:"calls"`
+		Per   time.Duration `koanf:"per"`
+	} `koanf:"http_rate_limit"`
 	// RateLimitPause is how long the pool pauses after a rate-limit answer
 	// that carries no Retry-After. Default 30s.
 	RateLimitPause time.Duration `koanf:"rate_limit_pause"`
@@ -53,6 +59,12 @@ func (c *Config) Defaults() {
 	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = 30 * time.Second
+	}
+	if c.HTTPRateLimit.Calls == 0 {
+		c.HTTPRateLimit.Calls = 60
+	}
+	if c.HTTPRateLimit.Per == 0 {
+		c.HTTPRateLimit.Per = time.Minute
 	}
 	if c.RateLimitPause == 0 {
 		c.RateLimitPause = 30 * time.Second
@@ -410,7 +422,11 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		rt.Log = log
 		start := time.Now()
 		var err error
-		res, err = act.Run(actx, &rt, Params(job.Params))
+		params := Params{jobIDParam: job.ID}
+		for k, v := range job.Params {
+			params[k] = v
+		}
+		res, err = act.Run(actx, &rt, params)
 		tries = append(tries, newAttempt(start, delivery, err))
 		switch {
 		case err == nil:

@@ -25,6 +25,10 @@ func Retryable(err error) bool {
 	if errors.As(err, &ae) {
 		return ae.Temporary()
 	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Temporary()
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}

@@ -1,0 +1,340 @@
+package actions
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/comm100bot/bot/internal/comm100"
+)
+
+// Comm100 is the slice of the Comm100 client that actions use.
+type Comm100 interface {
+	CreateTicket(ctx context.Context, t comm100.NewTicket) (*comm100.Ticket, error)
+	UpdateTicket(ctx context.Context, id string, u comm100.TicketUpdate) (*comm100.Ticket, error)
+	ReplyTicket(ctx context.Context, m comm100.NewMessage) (*comm100.Message, error)
+	AddTicketNote(ctx context.Context, n comm100.NewNote) (*comm100.Note, error)
+	FindContacts(ctx context.Context, identityType, value string) ([]comm100.Contact, error)
+	CreateContact(ctx context.Context, ct comm100.Contact) (*comm100.Contact, error)
+	UpdateContact(ctx context.Context, id string, ct comm100.Contact) (*comm100.Contact, error)
+	AttachChatToTicket(ctx context.Context, chatID, ticketID string) error
+	AttachOfflineMessageToTicket(ctx context.Context, msgID, ticketID string) error
+	SetAgentStatus(ctx context.Context, agentID, status string) error
+	Do(ctx context.Context, method, path string, query url.Values, body, out any) error
+}
+
+var ticketFields = []Param{
+	{Name: "priority", Doc: "urgent, high, normal or low"},
+	{Name: "status", Doc: "new, pendingInternal, pendingExternal, onHold or resolved"},
+	{Name: "assignee_id", Doc: "agent id to assign to"},
+	{Name: "department_id", Doc: "department id to assign to"},
+	{Name: "custom_fields", Doc: "object of custom field values"},
+	{Name: "tag_ids", Doc: "list of tag ids"},
+}
+
+func comm100Actions() []*Action {
+	return []*Action{
+		{
+			Name: "comm100.ticket.create", Comm100: true,
+			Doc: "Creates a ticket. Result: ticket_id.",
+			Params: append([]Param{
+				{Name: "subject", Required: true, Doc: "ticket subject"},
+				{Name: "message", Doc: "first message of the ticket"},
+				{Name: "message_type", Doc: `"text" (default) or "html"`},
+				{Name: "channel_id", Doc: "ticket channel"},
+				{Name: "contact_id", Doc: "contact or visitor id the ticket is about"},
+				{Name: "contact_type", Doc: `"contact" or "visitor"`},
+			}, ticketFields...),
+			Run: createTicket,
+		},
+		{
+			Name: "comm100.ticket.update", Comm100: true,
+			Doc: "Updates a ticket's fields. Result: ticket_id.",
+			Params: append([]Param{
+				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+				{Name: "subject", Doc: "new subject"},
+			}, ticketFields...),
+			Run: updateTicket,
+		},
+		{
+			Name: "comm100.ticket.reply", Comm100: true,
+			Doc: "Replies on a ticket (the contact sees it). Result: message_id.",
+			Params: []Param{
+				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+				{Name: "body", Required: true, Doc: "the reply"},
+				{Name: "type", Doc: `"text" (default) or "html"`},
+			},
+			Run: replyTicket,
+		},
+		{
+			Name: "comm100.ticket.note", Comm100: true,
+			Doc: "Adds an internal note to a ticket. Result: note_id.",
+			Params: []Param{
+				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+				{Name: "text", Required: true, Doc: "the note"},
+			},
+			Run: noteTicket,
+		},
+		{
+			Name: "comm100.contact.upsert", Comm100: true,
+			Doc: "Finds a contact by identity (email, else phone) and updates it, or creates it. Result: contact_id, created.",
+			Params: []Param{
+				{Name: "email", Doc: "email identity; email or phone is required"},
+				{Name: "phone", Doc: "phone identity"},
+				{Name: "name", Doc: "contact name"},
+				{Name: "custom_fields", Doc: "object of custom field values"},
+			},
+			Run: upsertContact,
+		},
+		{
+			Name: "comm100.chat.attach_to_ticket", Comm100: true,
+			Doc: "Attaches a chat transcript to a ticket.",
+			Params: []Param{
+				{Name: "chat_id", Required: true, Doc: "the chat"},
+				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+			},
+			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+				chat, ticket, err := p.requireTwo("chat_id", "ticket_id")
+				if err != nil {
+					return nil, err
+				}
+				return nil, rt.Comm100.AttachChatToTicket(ctx, chat, ticket)
+			},
+		},
+		{
+			Name: "comm100.offline_message.attach_to_ticket", Comm100: true,
+			Doc: "Attaches an offline message to a ticket.",
+			Params: []Param{
+				{Name: "offline_message_id", Required: true, Doc: "the offline message"},
+				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+			},
+			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+				msg, ticket, err := p.requireTwo("offline_message_id", "ticket_id")
+				if err != nil {
+					return nil, err
+				}
+				return nil, rt.Comm100.AttachOfflineMessageToTicket(ctx, msg, ticket)
+			},
+		},
+		{
+			Name: "comm100.agent.set_status", Comm100: true,
+			Doc: "Sets an agent's live-chat status.",
+			Params: []Param{
+				{Name: "agent_id", Required: true, Doc: "the agent"},
+				{Name: "status", Required: true, Doc: `"online" or "away"`},
+			},
+			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+				agent, status, err := p.requireTwo("agent_id", "status")
+				if err != nil {
+					return nil, err
+				}
+				return nil, rt.Comm100.SetAgentStatus(ctx, agent, status)
+			},
+		},
+		{
+			Name: "comm100.request", Comm100: true,
+			Doc: "Calls any Comm100 API path. Result: response (the decoded answer).",
+			Params: []Param{
+				{Name: "method", Doc: "GET (default), POST, PUT, PATCH or DELETE"},
+				{Name: "path", Required: true, Doc: "path relative to the API base, such as ticketing/tickets/42"},
+				{Name: "query", Doc: "object of query parameters"},
+				{Name: "body", Doc: "JSON body"},
+			},
+			Run: comm100Request,
+		},
+	}
+}
+
+func createTicket(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	subject, err := p.Require("subject")
+	if err != nil {
+		return nil, err
+	}
+	custom, tags, err := p.customAndTags()
+	if err != nil {
+		return nil, err
+	}
+	t := comm100.NewTicket{
+		Subject:              subject,
+		Priority:             p.String("priority"),
+		Status:               p.String("status"),
+		AssigneeID:           p.String("assignee_id"),
+		DepartmentAssigneeID: p.String("department_id"),
+		ChannelID:            p.String("channel_id"),
+		ContactOrVisitorID:   p.String("contact_id"),
+		ContactOrVisitorType: p.String("contact_type"),
+		CustomFields:         custom,
+		TagIDs:               tags,
+	}
+	if msg := p.String("message"); msg != "" {
+		typ := p.String("message_type")
+		if typ == "" {
+			typ = "text"
+		}
+		t.Message = &comm100.TicketMessage{Type: typ, Body: msg}
+	}
+	out, err := rt.Comm100.CreateTicket(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("create ticket: %w", err)
+	}
+	return Result{"ticket_id": string(out.ID)}, nil
+}
+
+func updateTicket(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	id, err := p.Require("ticket_id")
+	if err != nil {
+		return nil, err
+	}
+	custom, tags, err := p.customAndTags()
+	if err != nil {
+		return nil, err
+	}
+	u := comm100.TicketUpdate{
+		Subject:              p.String("subject"),
+		Priority:             p.String("priority"),
+		Status:               p.String("status"),
+		AssigneeID:           p.String("assignee_id"),
+		DepartmentAssigneeID: p.String("department_id"),
+		CustomFields:         custom,
+		TagIDs:               tags,
+	}
+	if _, err := rt.Comm100.UpdateTicket(ctx, id, u); err != nil {
+		return nil, fmt.Errorf("update ticket %s: %w", id, err)
+	}
+	return Result{"ticket_id": id}, nil
+}
+
+func replyTicket(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	id, body, err := p.requireTwo("ticket_id", "body")
+	if err != nil {
+		return nil, err
+	}
+	m, err := rt.Comm100.ReplyTicket(ctx, comm100.NewMessage{TicketID: comm100.ID(id), Type: p.String("type"), Body: body})
+	if err != nil {
+		return nil, fmt.Errorf("reply on ticket %s: %w", id, err)
+	}
+	return Result{"ticket_id": id, "message_id": string(m.ID)}, nil
+}
+
+func noteTicket(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	id, text, err := p.requireTwo("ticket_id", "text")
+	if err != nil {
+		return nil, err
+	}
+	n, err := rt.Comm100.AddTicketNote(ctx, comm100.NewNote{TicketID: comm100.ID(id), Text: text})
+	if err != nil {
+		return nil, fmt.Errorf("note on ticket %s: %w", id, err)
+	}
+	return Result{"ticket_id": id, "note_id": string(n.ID)}, nil
+}
+
+func upsertContact(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	var ids []comm100.ContactIdentity
+	if e := strings.TrimSpace(p.String("email")); e != "" {
+		ids = append(ids, comm100.ContactIdentity{Type: "Email", Value: e})
+	}
+	if ph := strings.TrimSpace(p.String("phone")); ph != "" {
+		ids = append(ids, comm100.ContactIdentity{Type: "Phone", Value: ph})
+	}
+	if len(ids) == 0 {
+		return nil, Permanent(fmt.Errorf(`param "email" or "phone" is required`))
+	}
+	custom, err := p.Map("custom_fields")
+	if err != nil {
+		return nil, err
+	}
+	want := comm100.Contact{Name: p.String("name"), Identities: ids, CustomFields: custom}
+	found, err := rt.Comm100.FindContacts(ctx, ids[0].Type, ids[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("find contact: %w", err)
+	}
+	if len(found) > 0 {
+		c := found[0]
+		upd := comm100.Contact{Name: want.Name, CustomFields: custom, Identities: mergeIdentities(c.Identities, ids)}
+		if upd.Name == "" {
+			upd.Name = c.Name
+		}
+		if _, err := rt.Comm100.UpdateContact(ctx, string(c.ID), upd); err != nil {
+			return nil, fmt.Errorf("update contact %s: %w", c.ID, err)
+		}
+		return Result{"contact_id": string(c.ID), "created": false}, nil
+	}
+	c, err := rt.Comm100.CreateContact(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("create contact: %w", err)
+	}
+	return Result{"contact_id": string(c.ID), "created": true}, nil
+}
+
+func mergeIdentities(have, add []comm100.ContactIdentity) []comm100.ContactIdentity {
+	out := append([]comm100.ContactIdentity(nil), have...)
+	for _, a := range add {
+		dup := false
+		for _, h := range have {
+			if strings.EqualFold(h.Type, a.Type) && strings.EqualFold(h.Value, a.Value) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func comm100Request(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	path, err := p.Require("path")
+	if err != nil {
+		return nil, err
+	}
+	method := strings.ToUpper(p.String("method"))
+	if method == "" {
+		method = "GET"
+	}
+	switch method {
+	case "GET", "POST", "PUT", "PATCH", "DELETE":
+	default:
+		return nil, Permanent(fmt.Errorf("param \"method\": unsupported method %q", method))
+	}
+	q, err := p.Map("query")
+	if err != nil {
+		return nil, err
+	}
+	query := url.Values{}
+	for k, v := range q {
+		query.Set(k, fmt.Sprint(v))
+	}
+	var out any
+	if err := rt.Comm100.Do(ctx, method, path, query, p["body"], &out); err != nil {
+		return nil, err
+	}
+	return Result{"response": out}, nil
+}
+
+// customAndTags reads the custom_fields and tag_ids params.
+func (p Params) customAndTags() (map[string]any, []string, error) {
+	custom, err := p.Map("custom_fields")
+	if err != nil {
+		return nil, nil, err
+	}
+	tags, err := p.Strings("tag_ids")
+	if err != nil {
+		return nil, nil, err
+	}
+	return custom, tags, nil
+}
+
+// requireTwo reads two required string params.
+func (p Params) requireTwo(a, b string) (string, string, error) {
+	va, err := p.Require(a)
+	if err != nil {
+		return "", "", err
+	}
+	vb, err := p.Require(b)
+	if err != nil {
+		return "", "", err
+	}
+	return va, vb, nil
+}

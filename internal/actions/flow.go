@@ -1,0 +1,109 @@
+package actions
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/comm100bot/bot/internal/event"
+)
+
+// The jobID param is set by the pool for actions that need the job's own id.
+const jobIDParam = "_job_id"
+
+func flowActions() []*Action {
+	return []*Action{
+		{
+			Name: "log",
+			Doc:  "Writes a log line. Useful to try rules.",
+			Params: []Param{
+				{Name: "message", Required: true, Doc: "the text to log"},
+				{Name: "level", Doc: "debug, info (default), warn or error"},
+			},
+			Run: logAction,
+		},
+		{
+			Name: "event.emit",
+			Doc:  "Publishes a new event, for chaining rules. Result: event_id.",
+			Params: []Param{
+				{Name: "type", Required: true, Doc: "event type, such as followup.due"},
+				{Name: "source", Doc: `event source; default "bot"`},
+				{Name: "subject", Doc: "what the event is about"},
+				{Name: "id", Doc: "event id; default derived from the job, so a repeat is dropped"},
+				{Name: "data", Doc: "object: the event's data"},
+			},
+			Run: emitEvent,
+		},
+		{
+			Name: "schedule.cancel",
+			Doc:  "Cancels every pending delayed action with the key. Result: cancelled.",
+			Params: []Param{
+				{Name: "key", Required: true, Doc: "the key given to the delayed actions"},
+			},
+			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+				key, err := p.Require("key")
+				if err != nil {
+					return nil, err
+				}
+				n, err := rt.Schedules.Cancel(ctx, key)
+				if err != nil {
+					return nil, err
+				}
+				rt.Log.Info("delayed actions cancelled", "key", key, "cancelled", n)
+				return Result{"cancelled": n}, nil
+			},
+		},
+	}
+}
+
+func logAction(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	var level slog.Level
+	switch strings.ToLower(p.String("level")) {
+	case "", "info":
+		level = slog.LevelInfo
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return nil, Permanent(fmt.Errorf("param \"level\": unknown level %q", p.String("level")))
+	}
+	rt.Log.Log(ctx, level, p.String("message"))
+	return nil, nil
+}
+
+func emitEvent(ctx context.Context, rt *Runtime, p Params) (Result, error) {
+	typ, err := p.Require("type")
+	if err != nil {
+		return nil, err
+	}
+	data, err := p.Map("data")
+	if err != nil {
+		return nil, err
+	}
+	ev := &event.Event{
+		ID:      p.String("id"),
+		Source:  p.String("source"),
+		Type:    typ,
+		Time:    time.Now().UTC(),
+		Subject: p.String("subject"),
+		Data:    data,
+	}
+	if ev.Source == "" {
+		ev.Source = "bot"
+	}
+	if ev.ID == "" {
+		ev.ID = "emit:" + p.String(jobIDParam)
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, Permanent(err)
+	}
+	if _, err := rt.Events.Publish(ctx, ev); err != nil {
+		return nil, fmt.Errorf("emit %s: %w", ev.Topic(), err)
+	}
+	return Result{"event_id": ev.ID}, nil
+}
