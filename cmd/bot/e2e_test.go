@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,12 +25,20 @@ import (
 // store, configured by flags as a user would, and stops it when the test ends.
 func startBot(t *testing.T, args ...string) *app {
 	t.Helper()
+	a, _ := runBot(t, t.TempDir(), args...)
+	return a
+}
+
+// runBot starts the bot on storeDir and returns it with a stop function
+// that shuts it down and waits (also called when the test ends).
+func runBot(t *testing.T, storeDir string, args ...string) (*app, func()) {
+	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	configFlags(fs)
 	base := []string{
 		"--http.addr", "127.0.0.1:0",
 		"--nats.listen", "127.0.0.1:-1",
-		"--nats.store_dir", t.TempDir(),
+		"--nats.store_dir", storeDir,
 		"--rules.dir", "../../rules",
 		"--log.level", "debug",
 	}
@@ -49,13 +58,17 @@ func startBot(t *testing.T, args ...string) *app {
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bot stopped with error: %v", err)
-		}
-	})
-	return a
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("bot stopped with error: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return a, stop
 }
 
 func startSim(t *testing.T, cfg comm100test.Config) (*comm100test.Server, []string) {
