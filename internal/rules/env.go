@@ -39,6 +39,12 @@ func newEnv(ev *event.Event, now time.Time) *env {
 		"subject": ev.Subject,
 		"data":    data,
 		"now":     func() time.Time { return now },
+		"localTime": func(tz string) (time.Time, error) {
+			return localTime(now, tz)
+		},
+		"businessHours": func(tz, spec string) (bool, error) {
+			return businessHours(now, tz, spec)
+		},
 	}}
 }
 
@@ -51,6 +57,10 @@ var shape = map[string]any{
 	"subject": "",
 	"data":    map[string]any{},
 	"now":     func() time.Time { return time.Time{} },
+	// localTime(tz) is now in a Comm100 Windows time-zone id or IANA zone.
+	"localTime": func(string) (time.Time, error) { return time.Time{}, nil },
+	// businessHours(tz, "Mon-Fri 09:00-17:00") reports whether now is inside.
+	"businessHours": func(string, string) (bool, error) { return false, nil },
 }
 
 func compileOptions(env any) []expr.Option {
