@@ -256,8 +256,8 @@ func TestRateLimitIsASlidingWindow(t *testing.T) {
 		{0, 200},
 		{9 * time.Second, 200},
 		{9500 * time.Millisecond, 200},
-		{9900 * time.Millisecond, 403}, // 0, 9, 9.5 in (−0.1, 9.9]
-		{10 * time.Second, 200},        // 0 has left (0, 10]
+		{9900 * time.Millisecond, 403},  // 0, 9, 9.5 in (−0.1, 9.9]
+		{10 * time.Second, 200},         // 0 has left (0, 10]
 		{10100 * time.Millisecond, 403}, // 9, 9.5, 10 in (0.1, 10.1]
 		{19 * time.Second, 200},         // (9, 19] holds 9.5 and 10 only
 		{19100 * time.Millisecond, 403}, // 9.5, 10, 19
