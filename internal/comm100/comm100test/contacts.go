@@ -1,0 +1,124 @@
+package comm100test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+var identityTypes = []string{"Email", "Phone", "SMS", "Facebook", "Twitter", "WeChat", "WhatsApp", "Visitor", "External"}
+
+// checkIdentities validates identities, refusing one already used by
+// another contact than self, and says what is wrong ("" if nothing); s.mu must be held.
+func (st *state) checkIdentities(ids []ContactIdentity, self string) string {
+	for _, id := range ids {
+		if !slices.Contains(identityTypes, id.Type) {
+			return fmt.Sprintf("Parameter 'contactIdentityType' must be one of %s.", strings.Join(identityTypes, ", "))
+		}
+		if strings.TrimSpace(id.Value) == "" {
+			return "Parameter 'value' of a contact identity is required."
+		}
+		if id.Type == "Email" && !strings.Contains(id.Value, "@") {
+			return fmt.Sprintf("Email '%s' is not valid.", id.Value)
+		}
+		for _, c := range st.contacts {
+			if c.ID == self {
+				continue
+			}
+			for _, o := range c.Identities {
+				if o.Type == id.Type && strings.EqualFold(o.Value, id.Value) {
+					return fmt.Sprintf("Contact identity %s '%s' is already used by contact %s.", id.Type, id.Value, c.ID)
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// handleFindContacts is GET contact/contacts, filtered by
+// contactIdentityType and contactIdentityValue (both or neither), paginated.
+func (s *Server) handleFindContacts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	typ, val := q.Get("contactIdentityType"), q.Get("contactIdentityValue")
+	if (typ == "") != (val == "") {
+		writeError(w, http.StatusBadRequest, 400000, "Parameters 'contactIdentityType' and 'contactIdentityValue' go together.")
+		return
+	}
+	s.mu.Lock()
+	var out []Contact
+	for _, c := range s.st.contacts {
+		if typ == "" || slices.ContainsFunc(c.Identities, func(i ContactIdentity) bool {
+			return strings.EqualFold(i.Type, typ) && strings.EqualFold(i.Value, val)
+		}) {
+			out = append(out, *c)
+		}
+	}
+	s.mu.Unlock()
+	writePage(w, r, "contacts", out)
+}
+
+func (s *Server) handleCreateContact(w http.ResponseWriter, r *http.Request) {
+	var in Contact
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	if strings.TrimSpace(in.Name) == "" && len(in.Identities) == 0 {
+		writeError(w, http.StatusBadRequest, 400000, "Parameter 'name' or 'contactIdentities' is required.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if msg := s.st.checkIdentities(in.Identities, ""); msg != "" {
+		writeError(w, http.StatusBadRequest, 400000, msg)
+		return
+	}
+	in.ID = newGUID()
+	if in.Identities == nil {
+		in.Identities = []ContactIdentity{}
+	}
+	c := in
+	s.st.contacts = append(s.st.contacts, &c)
+	writeJSON(w, http.StatusCreated, c)
+}
+
+// handleUpdateContact is PUT contact/contacts/{id}: the name, identities and
+// custom fields sent replace the stored ones; fields left out are kept.
+func (s *Server) handleUpdateContact(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var in struct {
+		Name         *string            `json:"name"`
+		Identities   *[]ContactIdentity `json:"contactIdentities"`
+		CustomFields map[string]any     `json:"customFields"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := find(s.st.contacts, func(c *Contact) bool { return c.ID == id })
+	if c == nil {
+		writeError(w, http.StatusNotFound, 404000, "Contact not found.")
+		return
+	}
+	u := *c
+	if in.Name != nil {
+		u.Name = *in.Name
+	}
+	if in.Identities != nil {
+		if msg := s.st.checkIdentities(*in.Identities, id); msg != "" {
+			writeError(w, http.StatusBadRequest, 400000, msg)
+			return
+		}
+		u.Identities = append([]ContactIdentity{}, (*in.Identities)...)
+	}
+	if in.CustomFields != nil {
+		u.CustomFields = in.CustomFields
+	}
+	if strings.TrimSpace(u.Name) == "" && len(u.Identities) == 0 {
+		writeError(w, http.StatusBadRequest, 400000, "Parameter 'name' or 'contactIdentities' is required.")
+		return
+	}
+	*c = u
+	writeJSON(w, http.StatusOK, u)
+}
