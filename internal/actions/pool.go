@@ -93,6 +93,8 @@ type Pool struct {
 	dlq     *DLQ
 	events  EventPublisher
 
+	outage outageBackoff
+
 	done    jetstream.KeyValue // job ids that succeeded
 	history jetstream.KeyValue // attempts of jobs that are still failing
 
@@ -431,16 +433,27 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		switch {
 		case err == nil:
 			p.attempts.WithLabelValues(job.Action, "ok").Inc()
+			if act.Comm100 {
+				p.outage.ok()
+			}
 			return nil
 		case !Retryable(err):
 			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
 			return backoff.Permanent(err)
 		}
 		p.attempts.WithLabelValues(job.Action, "transient").Inc()
-		if d := rateLimitPause(err, p.cfg.RateLimitPause); d > 0 && p.limiter != nil {
+		switch d := rateLimitPause(err, p.cfg.RateLimitPause); {
+		case p.limiter == nil || !act.Comm100:
+		case d > 0:
 			p.limiter.Pause(time.Now().Add(d))
 			p.pauses.Inc()
 			log.Warn("Comm100 rate limit hit; pausing all calls", "pause", d)
+		default:
+			// Comm100 failing for everyone: the whole pool backs off.
+			d = p.outage.fail()
+			p.limiter.Pause(time.Now().Add(d))
+			p.pauses.Inc()
+			log.Debug("Comm100 failing; pausing all calls", "pause", d)
 		}
 		log.Debug("attempt failed", "err", err, "attempt", len(tries))
 		return err
