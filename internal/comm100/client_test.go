@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -382,14 +383,67 @@ func TestOAuth(t *testing.T) {
 	})
 }
 
-func TestCanceledTokenFetchDoesNotFailOthers(t *testing.T) {
-	e := newEnv(t, envOpt{oauth: true, sim: comm100test.Config{Faults: comm100test.Faults{Latency: 50 * time.Millisecond}}})
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := e.client.Tags(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("canceled call: got %v, want context.Canceled", err)
+// gatedTransport holds the first token call until its context ends, and
+// says when it has started.
+type gatedTransport struct {
+	started chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/oauth/token") {
+		first := false
+		g.once.Do(func() { first = true })
+		if first {
+			close(g.started)
+			<-req.Context().Done()
+			return nil, req.Context().Err()
+		}
 	}
-	if _, err := e.client.Tags(t.Context()); err != nil {
-		t.Fatalf("next call: %v", err)
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestCanceledTokenFetchDoesNotFailOthers: a caller that waits for another
+// caller's token fetch is not failed when that caller gives up; it fetches
+// the token itself.
+func TestCanceledTokenFetchDoesNotFailOthers(t *testing.T) {
+	sim := comm100test.New(comm100test.Config{})
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	_, email, _ := sim.Credentials()
+	_, password, clientID := sim.OAuth()
+	gate := &gatedTransport{started: make(chan struct{})}
+	c, err := New(Config{BaseURL: hs.URL + "/v4/", SiteID: comm100test.DefaultSiteID, Email: email,
+		Password: secret.String(password), ClientID: clientID}, &http.Client{Transport: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaderCtx, cancel := context.WithCancel(t.Context())
+	leader := make(chan error, 1)
+	go func() { _, err := c.Tags(leaderCtx); leader <- err }()
+	<-gate.started
+
+	follower := make(chan error, 1)
+	go func() { _, err := c.Tags(t.Context()); follower <- err }()
+	// Wait until the follower waits on the leader's fetch.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.tokens.mu.Lock()
+		waiting := c.tokens.flight != nil && c.tokens.flight.waiters == 1
+		c.tokens.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the follower never waited on the leader's token fetch")
+		}
+		runtime.Gosched()
+	}
+	cancel()
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Errorf("leader: got %v, want context.Canceled", err)
+	}
+	if err := <-follower; err != nil {
+		t.Errorf("follower: got %v, want success", err)
 	}
 }
