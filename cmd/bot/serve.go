@@ -126,11 +126,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 			return nil, err
 		}
 		rt.Comm100 = client
-		log.Info("Comm100 API", "base_url", client.BaseURL(), "site_id", cfg.Comm100.SiteID,
+		log.Info("Comm100 API", "base_url", client.BaseURL(), "site_id", cfg.Comm100.SiteID, "auth", client.Auth(),
 			"rate_limit", fmt.Sprintf("%d/%s", cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per))
 	} else {
-		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, comm100.api_key); " +
-			"Comm100 actions are logged, not sent")
+		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, and comm100.api_key " +
+			"or comm100.password + comm100.client_id); Comm100 actions are logged, not sent")
 	}
 	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, events, log, a.reg)
 	if err != nil {

@@ -35,8 +35,9 @@ type tokenSource struct {
 
 // tokenFlight is one token fetch that several callers wait for.
 type tokenFlight struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	waiters int // callers waiting besides the fetching one; guarded by tokenSource.mu
 }
 
 // maxRenewEarly bounds how long before expires_in runs out a token is renewed.
@@ -53,6 +54,7 @@ func (ts *tokenSource) token(ctx context.Context) (secret.String, error) {
 			return tok, nil
 		}
 		if f := ts.flight; f != nil {
+			f.waiters++
 			ts.mu.Unlock()
 			select {
 			case <-f.done:
