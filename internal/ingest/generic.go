@@ -54,7 +54,7 @@ func newGenericDecoder(name string, cfg SourceConfig) (decodeFunc, error) {
 			return nil, err
 		}
 		v = plainValue(v)
-		env := exprEnv(v, r)
+		env := newExprEnv(v, r)
 		ev := &event.Event{Source: name, Type: defaultGenericType, Time: received.UTC(), Data: asObject(v)}
 		if typ != nil {
 			if ev.Type, err = typ.eval(env); err != nil {
@@ -84,13 +84,13 @@ func newGenericDecoder(name string, cfg SourceConfig) (decodeFunc, error) {
 // compileField compiles an expression over body, headers and query.
 func compileField(src string) (*vm.Program, error) {
 	return expr.Compile(src,
-		expr.Env(map[string]any{"body": any(nil), "headers": map[string]string{}, "query": map[string]string{}}),
+		expr.Env(exprEnv{}),
 		expr.Patch(lowerHeaderKeys{}),
 	)
 }
 
 // eval runs the expression and renders a scalar result as a string; nil is "".
-func (f *field) eval(env map[string]any) (string, error) {
+func (f *field) eval(env exprEnv) (string, error) {
 	out, err := expr.Run(f.prog, env)
 	if err != nil {
 		return "", fmt.Errorf("the %s expression failed on this request: %w", f.key, err)
@@ -109,7 +109,13 @@ func (f *field) eval(env map[string]any) (string, error) {
 
 // exprEnv is what expressions see: the decoded body, and the headers and
 // query parameters (first value of each), header names in lower case.
-func exprEnv(body any, r *http.Request) map[string]any {
+type exprEnv struct {
+	Body    any               `expr:"body"`
+	Headers map[string]string `expr:"headers"`
+	Query   map[string]string `expr:"query"`
+}
+
+func newExprEnv(body any, r *http.Request) exprEnv {
 	headers := make(map[string]string, len(r.Header))
 	for k, vs := range r.Header {
 		if len(vs) > 0 {
@@ -122,7 +128,7 @@ func exprEnv(body any, r *http.Request) map[string]any {
 			query[k] = vs[0]
 		}
 	}
-	return map[string]any{"body": body, "headers": headers, "query": query}
+	return exprEnv{Body: body, Headers: headers, Query: query}
 }
 
 // lowerHeaderKeys rewrites headers["X-GitHub-Event"] and headers.Foo to the
