@@ -76,12 +76,12 @@ func (a *webhookAPI) state() []string {
 func TestComm100WebhooksSync(t *testing.T) {
 	const target = "https://bot.example.com/hooks/comm100/s3cr3t-t0ken"
 	api := &webhookAPI{next: 100, hooks: []map[string]any{
-		{"id": 1, "event": "chatEnds", "targetUrl": target},                                        // kept (numeric id)
-		{"id": "2", "event": "chatEnds", "targetUrl": target},                                      // duplicate: removed
+		{"id": 1, "event": "chatEnds", "targetUrl": target},                                          // kept (numeric id)
+		{"id": "2", "event": "chatEnds", "targetUrl": target},                                        // duplicate: removed
 		{"id": "3", "event": "chatStarts", "targetUrl": "https://bot.example.com/hooks/comm100/old"}, // old token: removed
-		{"id": "4", "event": "visitorLeaves", "targetUrl": target},                                 // not a live-chat event we take: removed
-		{"id": "5", "event": "chatEnds", "targetUrl": "https://crm.example.com/comm100"},            // someone else's: kept
-		{"id": "6", "event": "chatEnds", "targetUrl": "https://bot.example.com/hooks/comm100-eu"},   // another source: kept
+		{"id": "4", "event": "visitorLeaves", "targetUrl": target},                                   // not a live-chat event we take: removed
+		{"id": "5", "event": "chatEnds", "targetUrl": "https://crm.example.com/comm100"},             // someone else's: kept
+		{"id": "6", "event": "chatEnds", "targetUrl": "https://bot.example.com/hooks/comm100-eu"},    // another source: kept
 	}}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
