@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -127,6 +128,13 @@ func (c *Config) validate() error {
 		}
 	} else if c.Comm100.Domain != "" || c.Comm100.BaseURL != "" {
 		if _, err := c.Comm100.APIBase(); err != nil {
+			return err
+		}
+	}
+	// Sources are compiled here too, so that a bad expression or signature
+	// setting stops the bot at config load, naming its key.
+	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
+		if err := c.Sources[name].Validate(name); err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,9 @@ Usage:
   bot rules test [DIR]              run the rules' inline tests
   bot rules eval --event FILE       show what the rules make of an event
   bot dlq list|show|redrive|purge   inspect and replay jobs that failed for good
+  bot send SOURCE FILE              post a webhook body to a running bot, signed as its source would
+  bot comm100 webhooks sync --public-url URL
+                                    register the bot for every Comm100 live-chat event
 
 Run "bot COMMAND --help" for the flags of a command.
 `
@@ -61,6 +64,10 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return rulesCmd(ctx, rest, environ, stdout, stderr)
 	case "dlq":
 		return dlqCmd(ctx, rest, environ, stdout, stderr)
+	case "send":
+		return sendCmd(ctx, rest, environ, stdout, stderr)
+	case "comm100":
+		return comm100Cmd(ctx, rest, environ, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -96,6 +96,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.RetryOnFailedConnect(false),
+		// No publishing into a buffer while disconnected: a publish fails at
+		// once, so ingest answers 503 for an event that is not stored, rather
+		// than an event flushed minutes later after the sender was told 503
+		// (and may have given up, or retry after the duplicate window).
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", "err", err)

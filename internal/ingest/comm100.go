@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,17 +26,89 @@ var liveChatTypes = map[string]string{
 	"logout":                    "agent.status_changed",
 }
 
-// normalizeComm100 turns a Comm100 live-chat webhook body into the canonical
-// event. received is used when the body carries no time of its own.
+// comm100Shape is which of Comm100's webhooks a body is (COMM100.md §5).
+type comm100Shape int
+
+const (
+	shapeUnknown       comm100Shape = iota
+	shapeLiveChat                   // §5.1: snake_case, "event": "chat_ended"
+	shapeTicketTrigger              // §5.2: PascalCase, "TriggerId", "TicketInfo"
+	shapeChatbot                    // §5.3: camelCase, "eventType", "chatId"
+	shapeEnvelope                   // §5.4: "event", "eventId", "payload"
+)
+
+// comm100ShapeOf tells the webhooks apart by the keys they carry.
+func comm100ShapeOf(raw map[string]any) comm100Shape {
+	_, hasEvent := raw["event"].(string)
+	_, hasEventID := raw["eventId"]
+	_, hasPayload := raw["payload"]
+	_, hasTicket := raw["TicketInfo"]
+	_, hasTrigger := raw["TriggerId"]
+	_, hasEventType := raw["eventType"].(string)
+	_, hasChatID := raw["chatId"]
+	_, hasBotID := raw["botId"]
+	switch {
+	case hasEvent && (hasEventID || hasPayload):
+		return shapeEnvelope
+	case hasTicket || hasTrigger:
+		return shapeTicketTrigger
+	case hasEventType && (hasChatID || hasBotID):
+		return shapeChatbot
+	case hasEvent:
+		return shapeLiveChat
+	}
+	return shapeUnknown
+}
+
+// newComm100Decoder decodes every Comm100 webhook shape. auth (the shared-
+// secret header) is checked on the shapes that can carry custom headers:
+// ticket triggers, chatbot and classic webhooks, not live-chat ones.
+func newComm100Decoder(name string, auth []verifier) decodeFunc {
+	return func(r *http.Request, body []byte, received time.Time) (*event.Event, error) {
+		raw, err := decodeJSON(body)
+		if err != nil {
+			return nil, err
+		}
+		shape := comm100ShapeOf(raw)
+		if shape != shapeLiveChat && shape != shapeUnknown {
+			for _, v := range auth {
+				if err := v.verify(r.Header, body, received); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return normalizeComm100Raw(name, shape, raw, body, received)
+	}
+}
+
+// normalizeComm100 turns any Comm100 webhook body into the canonical event.
+// received is used when the body carries no time of its own.
 func normalizeComm100(source string, body []byte, received time.Time) (*event.Event, error) {
 	raw, err := decodeJSON(body)
 	if err != nil {
 		return nil, err
 	}
-	name, _ := raw["event"].(string)
-	if name == "" {
-		return nil, fmt.Errorf(`body has no "event" field; is this a Comm100 live-chat webhook?`)
+	return normalizeComm100Raw(source, comm100ShapeOf(raw), raw, body, received)
+}
+
+func normalizeComm100Raw(source string, shape comm100Shape, raw map[string]any, body []byte, received time.Time) (*event.Event, error) {
+	switch shape {
+	case shapeLiveChat:
+		return normalizeLiveChat(source, raw, body, received)
+	case shapeTicketTrigger:
+		return normalizeTicketTrigger(source, raw, body, received)
+	case shapeChatbot:
+		return normalizeChatbot(source, raw, body, received)
+	case shapeEnvelope:
+		return normalizeEnvelope(source, raw, received)
 	}
+	return nil, fmt.Errorf(`body is not a Comm100 webhook: want "event" (live chat), "TicketInfo" (ticket trigger), "eventType" (chatbot) or "eventId" (classic)`)
+}
+
+// normalizeLiveChat handles the live-chat webhooks (§5.1): snake_case, no
+// event id, so the id is built from the event and the chat or message id.
+func normalizeLiveChat(source string, raw map[string]any, body []byte, received time.Time) (*event.Event, error) {
+	name, _ := raw["event"].(string)
 	typ, ok := liveChatTypes[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown Comm100 event %q", name)
@@ -66,9 +140,13 @@ func normalizeComm100(source string, body []byte, received time.Time) (*event.Ev
 		ev.Subject = chatID
 		data["chat_id"] = chatID
 	case "chat.transferred":
+		if chatID == "" {
+			return nil, fmt.Errorf("Comm100 %s webhook has no chat id", name)
+		}
 		// A chat can be transferred many times: the body tells them apart.
 		ev.ID = typ + ":" + chatID + ":" + bodyHash(body)
 		ev.Subject = chatID
+		data["chat_id"] = chatID
 	case "offline_message.submitted":
 		om, _ := data["offline_message"].(map[string]any)
 		id := firstString(om, "id")
@@ -82,6 +160,9 @@ func normalizeComm100(source string, body []byte, received time.Time) (*event.Ev
 		}
 	case "agent.status_changed":
 		op := firstString(data, "operator_id")
+		if op == "" {
+			return nil, fmt.Errorf("Comm100 %s webhook has no operator_id", name)
+		}
 		data["status"] = name
 		// The body has no time or id: a repeat within the same second is the same delivery.
 		ev.ID = fmt.Sprintf("%s:%s:%s:%d", typ, op, name, received.Unix())
@@ -100,6 +181,118 @@ func normalizeComm100(source string, body []byte, received time.Time) (*event.Ev
 		}
 	}
 	return ev, nil
+}
+
+// normalizeTicketTrigger handles ticket-trigger webhooks (§5.2): PascalCase
+// keys become camelCase, the type is "ticket.<trigger name>" in snake_case
+// (the payload does not say which condition fired), and since a trigger can
+// fire many times for one ticket, the body tells deliveries apart. Name the
+// triggers well: the name is what rules match on.
+func normalizeTicketTrigger(source string, raw map[string]any, body []byte, received time.Time) (*event.Event, error) {
+	data, _ := normalizeValue("", camelKeys(raw)).(map[string]any)
+	// "Ticket reply received" → ticket.reply_received, not ticket.ticket_reply_received.
+	trigger := strings.TrimPrefix(snakeCase(firstString(data, "triggerName")), "ticket_")
+	if trigger == "" {
+		trigger = "triggered"
+	}
+	ticket, _ := data["ticketInfo"].(map[string]any)
+	ticketID := firstString(ticket, "id")
+	if ticketID == "" {
+		return nil, fmt.Errorf("Comm100 ticket-trigger webhook has no TicketInfo.Id")
+	}
+	typ := "ticket." + trigger
+	return &event.Event{
+		ID:      typ + ":" + ticketID + ":" + bodyHash(body),
+		Source:  source,
+		Type:    typ,
+		Time:    received.UTC(),
+		Subject: ticketID,
+		Data:    data,
+	}, nil
+}
+
+// normalizeChatbot handles chatbot webhooks (§5.3): type
+// "chatbot.<eventType>" in snake_case, subject the chat id.
+func normalizeChatbot(source string, raw map[string]any, body []byte, received time.Time) (*event.Event, error) {
+	data, _ := normalizeValue("", raw).(map[string]any)
+	kind := snakeCase(firstString(data, "eventType"))
+	if kind == "" {
+		return nil, fmt.Errorf("Comm100 chatbot webhook has no eventType")
+	}
+	chatID := firstString(data, "chatId")
+	typ := "chatbot." + kind
+	return &event.Event{
+		ID:      typ + ":" + chatID + ":" + bodyHash(body),
+		Source:  source,
+		Type:    typ,
+		Time:    received.UTC(),
+		Subject: chatID,
+		Data:    data,
+	}, nil
+}
+
+// normalizeEnvelope handles classic-platform webhooks (§5.4), which carry
+// their own eventId (Comm100 retries them for days, so it is the dedup key):
+// "ticket.AgentReplied" becomes type "ticket.agent_replied", the payload the data.
+func normalizeEnvelope(source string, raw map[string]any, received time.Time) (*event.Event, error) {
+	name, _ := raw["event"].(string)
+	typ := dottedType(name)
+	if typ == "" {
+		return nil, fmt.Errorf("Comm100 classic webhook event %q is not an event name", name)
+	}
+	id := ""
+	switch v := raw["eventId"].(type) {
+	case string:
+		id = strings.TrimSpace(v)
+	case interface{ String() string }: // json.Number
+		id = v.String()
+	}
+	if id == "" {
+		return nil, fmt.Errorf("Comm100 classic webhook has no eventId")
+	}
+	ev := &event.Event{ID: id, Source: source, Type: typ, Time: received.UTC(), Data: map[string]any{}}
+	if p := raw["payload"]; p != nil {
+		ev.Data = asObject(normalizeValue("", camelKeys(p)))
+	}
+	ev.Subject = firstString(ev.Data, "id")
+	if t := eventTime(raw["eventTime"]); !t.IsZero() {
+		ev.Time = t
+	}
+	return ev, nil
+}
+
+// eventTime reads a time sent as "/Date(ms)/", RFC 3339 or Unix seconds or
+// milliseconds; zero if it is none of them.
+func eventTime(v any) time.Time {
+	switch x := v.(type) {
+	case string:
+		if t, ok := parseMSDate(x); ok {
+			return t
+		}
+		if t := parseTime(x); !t.IsZero() {
+			return t
+		}
+		if n, err := strconv.ParseInt(x, 10, 64); err == nil {
+			return unixTime(n)
+		}
+	case interface{ Int64() (int64, error) }: // json.Number
+		if n, err := x.Int64(); err == nil {
+			return unixTime(n)
+		}
+	}
+	return time.Time{}
+}
+
+// unixTime reads seconds or, when too large for seconds, milliseconds, up
+// to the end of year 9999 (the last time RFC 3339 can write).
+func unixTime(n int64) time.Time {
+	if n <= 0 || n > 253402300799999 {
+		return time.Time{}
+	}
+	if n > 1e11 {
+		return time.UnixMilli(n).UTC()
+	}
+	return time.Unix(n, 0).UTC()
 }
 
 // normalizeChat splits the transcript into lines and reads the waiting time.

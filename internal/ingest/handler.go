@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,11 @@ func New(cfg Config, pub Publisher, log *slog.Logger, reg prometheus.Registerer)
 			return nil, err
 		}
 		h.sources[name] = s
+		if s.unverified() {
+			log.Warn("webhook source accepts requests from anybody; set a token, allow_ips, a signature or a credential", "source", name)
+		} else if s.kind == KindComm100 && len(s.token) == 0 && len(s.allow) == 0 {
+			log.Warn("Comm100 live-chat webhooks are unsigned and this source has no token or allow_ips: anybody can post them", "source", name)
+		}
 	}
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bot_ingest_requests_total",
@@ -70,48 +76,73 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("/hooks/{source}/{token}", h)
 }
 
-// ServeHTTP handles one webhook delivery.
+// ServeHTTP handles one webhook delivery. The checks run cheapest first and
+// nothing is published unless all pass: source (404), method (405), token and
+// address (401), content type (415), size (413, cut at the limit), body
+// signature (401), body (400); then the event is published (503 when the bus
+// cannot take it).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("source")
 	src, ok := h.sources[name]
 	if !ok {
-		h.refuse(w, "unknown", http.StatusNotFound, "unknown_source", fmt.Sprintf("unknown source %q", name))
+		// Not the name as a label: anybody can make up names.
+		h.refuse(w, r, "unknown", http.StatusNotFound, "unknown_source", fmt.Sprintf("unknown source %q", name))
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.refuse(w, name, http.StatusMethodNotAllowed, "method", "use POST")
+		h.refuse(w, r, name, http.StatusMethodNotAllowed, "method", "use POST")
 		return
 	}
-	if err := src.verify(r.PathValue("token")); err != nil {
-		h.refuse(w, name, http.StatusUnauthorized, "verification", err.Error())
+	if err := src.admit(r); err != nil {
+		h.refuse(w, r, name, http.StatusUnauthorized, "verification", err.Error())
+		return
+	}
+	if err := src.mediaOK(r.Header); err != nil {
+		h.refuse(w, r, name, http.StatusUnsupportedMediaType, "content_type", err.Error())
+		return
+	}
+	tooLarge := fmt.Sprintf("body is larger than %d bytes", h.cfg.MaxBodyBytes)
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			h.refuse(w, name, http.StatusRequestEntityTooLarge, "too_large",
-				fmt.Sprintf("body is larger than %d bytes", h.cfg.MaxBodyBytes))
+			h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 			return
 		}
-		h.refuse(w, name, http.StatusBadRequest, "read", "could not read the body")
+		h.refuse(w, r, name, http.StatusBadRequest, "read", "could not read the body")
 		return
 	}
-	ev, err := src.decode(name, r, body, h.now())
+	now := h.now()
+	for _, v := range src.verifiers {
+		if err := v.verify(r.Header, body, now); err != nil {
+			h.refuse(w, r, name, http.StatusUnauthorized, "verification", err.Error())
+			return
+		}
+	}
+	ev, err := src.decode(r, body, now)
 	if err != nil {
-		h.refuse(w, name, http.StatusBadRequest, "malformed", err.Error())
+		var ve *verifyError
+		if errors.As(err, &ve) {
+			h.refuse(w, r, name, http.StatusUnauthorized, "verification", err.Error())
+			return
+		}
+		h.refuse(w, r, name, http.StatusBadRequest, "malformed", err.Error())
 		return
 	}
 	if err := ev.Validate(); err != nil {
-		h.refuse(w, name, http.StatusBadRequest, "malformed", err.Error())
+		h.refuse(w, r, name, http.StatusBadRequest, "malformed", err.Error())
 		return
 	}
 	dup, err := h.pub.Publish(r.Context(), ev)
 	if err != nil {
 		h.log.Warn("event not accepted: bus unavailable", "source", name, "event_id", ev.ID, "err", err)
-		w.Header().Set("Retry-After", fmt.Sprint(int(h.cfg.RetryAfter.Seconds())))
-		h.refuse(w, name, http.StatusServiceUnavailable, "bus_unavailable", "the event could not be stored; retry later")
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.RetryAfter.Seconds())))
+		h.refuse(w, r, name, http.StatusServiceUnavailable, "bus_unavailable", "the event could not be stored; retry later")
 		return
 	}
 	if dup {
@@ -126,9 +157,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // refuse answers with a JSON error, counts it, and logs it without the body.
-func (h *Handler) refuse(w http.ResponseWriter, source string, status int, reason, msg string) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, status int, reason, msg string) {
 	h.requests.WithLabelValues(source, reason).Inc()
-	h.log.Info("webhook refused", "source", source, "status", status, "reason", reason, "err", msg)
+	h.log.Info("webhook refused", "source", source, "status", status, "reason", reason, "err", msg, "remote", r.RemoteAddr)
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 

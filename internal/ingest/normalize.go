@@ -6,27 +6,82 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // decodeJSON decodes a JSON object keeping numbers exact.
 func decodeJSON(body []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("body is not a JSON object: %w", err)
+	v, err := decodeAnyJSON(body)
+	if err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("body has data after the JSON object")
-	}
-	if m == nil {
+	m, ok := v.(map[string]any)
+	if !ok {
 		return nil, fmt.Errorf("body is not a JSON object")
 	}
 	return m, nil
+}
+
+// decodeAnyJSON decodes one JSON value keeping numbers exact (json.Number).
+func decodeAnyJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("body is not JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("body has data after the JSON value")
+	}
+	return v, nil
+}
+
+// plainValue turns the json.Numbers of a decoded value into int64 or
+// float64, in place, and changes nothing else.
+func plainValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = plainValue(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = plainValue(e)
+		}
+	case json.Number:
+		return number(x)
+	}
+	return v
+}
+
+func number(n json.Number) any {
+	if i, err := n.Int64(); err == nil {
+		return i
+	}
+	f, err := n.Float64()
+	if err != nil {
+		// Out of range: keep the digits rather than an infinity JSON cannot hold.
+		return n.String()
+	}
+	return f
+}
+
+// jsonMedia accepts the content types a JSON body comes with: none,
+// application/json, text/json, text/plain and any "+json" type.
+func jsonMedia(h http.Header) error {
+	mt := mediaType(h)
+	switch {
+	case mt == "", mt == "application/json", mt == "text/json", mt == "text/plain", strings.HasSuffix(mt, "+json"):
+		return nil
+	}
+	return fmt.Errorf("content type %q is not JSON; send Content-Type: application/json", h.Get("Content-Type"))
 }
 
 var msDate = regexp.MustCompile(`^/Date\((-?\d+)([+-]\d{4})?\)/$`)
@@ -55,8 +110,13 @@ func normalizeValue(key string, v any) any {
 		}
 		return x
 	case []any:
+		// Elements of an id list ("tagIds") are ids too.
+		elemKey := ""
+		if isIDKey(key) {
+			elemKey = "id"
+		}
 		for i, e := range x {
-			x[i] = normalizeValue("", e)
+			x[i] = normalizeValue(elemKey, e)
 		}
 		if strings.HasPrefix(key, "custom_") {
 			if m, ok := nameValueMap(x); ok {
@@ -68,11 +128,7 @@ func normalizeValue(key string, v any) any {
 		if isIDKey(key) {
 			return x.String()
 		}
-		if n, err := x.Int64(); err == nil {
-			return n
-		}
-		f, _ := x.Float64()
-		return f
+		return number(x)
 	case string:
 		if t, ok := parseMSDate(x); ok {
 			return t.Format(time.RFC3339Nano)
@@ -84,7 +140,8 @@ func normalizeValue(key string, v any) any {
 }
 
 func isIDKey(k string) bool {
-	return k == "id" || strings.HasSuffix(k, "_id") || strings.HasSuffix(k, "Id") || k == "eventId"
+	return k == "id" || strings.HasSuffix(k, "_id") || strings.HasSuffix(k, "Id") ||
+		strings.HasSuffix(k, "_ids") || strings.HasSuffix(k, "Ids")
 }
 
 // nameValueMap turns [{"name":"VIP","value":"yes"}, ...] into {"VIP":"yes"}.
@@ -124,4 +181,105 @@ func parseSeconds(s string) (int64, bool) {
 		return 0, false
 	}
 	return int64(d / time.Second), true
+}
+
+// camelKeys rewrites the keys of Comm100's PascalCase payloads to camelCase
+// ("TicketInfo" → "ticketInfo", "SiteId" → "siteId", "ID" → "id"), in place
+// and recursively, except inside custom fields, whose keys are user data.
+// Should two keys meet, the one already in camelCase wins and the other
+// keeps its name.
+func camelKeys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(x) {
+			e := x[k]
+			c := camelCase(k)
+			if !strings.EqualFold(c, "customFields") {
+				e = camelKeys(e)
+			}
+			if c == k {
+				x[k] = e
+				continue
+			}
+			if _, taken := x[c]; taken {
+				x[k] = e
+				continue
+			}
+			delete(x, k)
+			x[c] = e
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = camelKeys(e)
+		}
+	}
+	return v
+}
+
+// camelCase lowers the leading capitals of a name, keeping the last one of a
+// run that starts a word: "URLPath" → "urlPath", "Id" → "id".
+func camelCase(s string) string {
+	r := []rune(s)
+	n := 0
+	for n < len(r) && unicode.IsUpper(r[n]) {
+		n++
+	}
+	if n == 0 {
+		return s
+	}
+	if n > 1 && n < len(r) && unicode.IsLower(r[n]) {
+		n-- // "URLPath": the P starts the next word
+	}
+	for i := range n {
+		r[i] = unicode.ToLower(r[i])
+	}
+	return string(r)
+}
+
+// snakeCase turns a name from any case into a token usable in an event type:
+// "AgentReplied" → "agent_replied", "questionAsked" → "question_asked",
+// "VIP ticket: created!" → "vip_ticket_created". It gives "" for a name with
+// no letters or digits.
+func snakeCase(s string) string {
+	var b strings.Builder
+	r := []rune(s)
+	sep := false
+	for i, c := range r {
+		switch {
+		case c < 128 && (unicode.IsLetter(c) || unicode.IsDigit(c)):
+			if unicode.IsUpper(c) && i > 0 && b.Len() > 0 &&
+				(unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]))) {
+				sep = true
+			}
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			sep = false
+			b.WriteRune(unicode.ToLower(c))
+		default:
+			sep = true
+		}
+	}
+	return b.String()
+}
+
+// dottedType snake-cases every dot-separated segment of a name and drops the
+// empty ones: "ticket.AgentReplied" → "ticket.agent_replied".
+func dottedType(s string) string {
+	var segs []string
+	for _, seg := range strings.Split(s, ".") {
+		if seg = snakeCase(seg); seg != "" {
+			segs = append(segs, seg)
+		}
+	}
+	return strings.Join(segs, ".")
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

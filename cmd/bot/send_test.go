@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSendSignsLikeTheSource(t *testing.T) {
+	dir := t.TempDir()
+	config := writeFile(t, dir, "bot.yaml", `
+sources:
+  comm100:
+    kind: comm100
+    token: t0k3n
+  shop:
+    kind: generic
+    secret: shop-secret
+    signature:
+      header: X-Shop-Signature
+      prefix: "sha256="
+      timestamp_header: X-Shop-Timestamp
+    type: body.topic
+    id: headers["X-Shop-Delivery"]
+  github:
+    kind: generic
+    preset: github
+    secret: gh-secret
+`)
+	a := startBot(t, "--config", config)
+	url := "http://" + a.Addr()
+	order := writeFile(t, dir, "order.json", `{"topic":"order.paid","order":{"id":1}}`)
+	issue := writeFile(t, dir, "issue.json", `{"action":"opened"}`)
+	// The same file under another secret: what an attacker without it would send.
+	wrong := writeFile(t, dir, "wrong.yaml", "sources:\n  shop:\n    kind: generic\n    secret: guess\n    signature:\n      header: X-Shop-Signature\n      prefix: \"sha256=\"\n      timestamp_header: X-Shop-Timestamp\n")
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    string
+	}{
+		{"comm100 with token", []string{"--config", config, "comm100", "../../rules/testdata/chat_ended_low_rating.json"}, false, `202 Accepted` + "\n" + `{"id":"chat.ended:3356721"}`},
+		{"generic hmac", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `{"id":"d-1"}`},
+		{"repeat", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `200 OK` + "\n" + `{"duplicate":true,"id":"d-1"}`},
+		{"github preset", []string{"--config", config, "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: g-1", "github", issue}, false, `{"id":"g-1"}`},
+		{"wrong secret", []string{"--config", wrong, "shop", order}, true, `401 Unauthorized` + "\n" + `{"error":"X-Shop-Signature signature does not match the body"}`},
+		{"unknown source", []string{"--config", config, "crm", order}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), append([]string{"send", "--url", url}, tt.args...), nil, &stdout, &stderr)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("got error %v, want error = %v\nstdout: %s\nstderr: %s", err, tt.wantErr, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.want) {
+				t.Errorf("stdout %q, want it to contain %q", stdout.String(), tt.want)
+			}
+		})
+	}
+}

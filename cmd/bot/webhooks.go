@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/comm100bot/bot/internal/comm100"
+	"github.com/comm100bot/bot/internal/ingest"
+)
+
+// liveChatSubscriptions are the live-chat webhook events Comm100 can send
+// (COMM100.md §5.1), by their subscription names.
+var liveChatSubscriptions = []string{
+	"chatIsRequested",
+	"chatStarts",
+	"chatEnds",
+	"chatIsWrappedUp",
+	"chatIsTransferred",
+	"offlineMessageIsSubmitted",
+	"agentStatusChanges",
+}
+
+const comm100Usage = `Usage: bot comm100 webhooks sync --public-url URL [flags]
+
+Registers the bot's webhook endpoint (URL/hooks/SOURCE[/TOKEN]) for every
+Comm100 live-chat event through Comm100's webhook API. Idempotent: the
+subscriptions already there are kept, and stale ones pointing at this bot's
+endpoint (another event, a duplicate, an old token) are removed. Needs the
+Comm100 credentials of the configuration.
+
+Flags:
+`
+
+func comm100Cmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "webhooks" || args[1] != "sync" {
+		fmt.Fprint(stderr, comm100Usage)
+		return exitError{"unknown comm100 command"}
+	}
+	fs := pflag.NewFlagSet("bot comm100 webhooks sync", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	public := fs.String("public-url", "", "the bot's address as Comm100 reaches it, e.g. https://bot.example.com (required)")
+	name := fs.String("source", "comm100", "the comm100 source the webhooks post to")
+	config := fs.String("config", "", "config file (default bot.yaml if present; BOT_ variables apply)")
+	dryRun := fs.Bool("dry-run", false, "print what would change, change nothing")
+	fs.Usage = func() { fmt.Fprint(stderr, comm100Usage); fs.PrintDefaults() }
+	if err := fs.Parse(args[2:]); err != nil {
+		return err
+	}
+	if *public == "" {
+		fs.Usage()
+		return exitError{"--public-url is required"}
+	}
+	cfs := pflag.NewFlagSet("config", pflag.ContinueOnError)
+	cfs.String("config", *config, "")
+	cfg, err := loadConfig(cfs, environ)
+	if err != nil {
+		return err
+	}
+	src, ok := cfg.Sources[*name]
+	if !ok || src.Kind != ingest.KindComm100 {
+		return fmt.Errorf("--source %s: not a configured source of kind comm100", *name)
+	}
+	if !cfg.Comm100.HasCredentials() {
+		return fmt.Errorf("the Comm100 credentials are needed: comm100.site_id, comm100.email and comm100.api_key")
+	}
+	client, err := comm100.New(cfg.Comm100, nil)
+	if err != nil {
+		return err
+	}
+	ep, err := newEndpoint(*public, *name, src.Token.Reveal())
+	if err != nil {
+		return err
+	}
+	changes, err := syncWebhooks(ctx, client, ep, *dryRun)
+	for _, c := range changes {
+		fmt.Fprintln(stdout, c)
+	}
+	return err
+}
+
+// endpoint is where the bot takes the webhooks of one source.
+type endpoint struct {
+	base   string // <public>/hooks/<source>: every URL of this bot's source starts so
+	target string // base[/<token>]: the URL to register
+	token  string
+}
+
+func newEndpoint(public, source, token string) (endpoint, error) {
+	u, err := url.Parse(strings.TrimSuffix(public, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return endpoint{}, fmt.Errorf("--public-url %q: want an absolute http(s) URL", public)
+	}
+	base := u.JoinPath("hooks", source).String()
+	ep := endpoint{base: base, target: base, token: token}
+	if token != "" {
+		ep.target = base + "/" + url.PathEscape(token)
+	}
+	return ep, nil
+}
+
+// ours reports whether a registered URL points at this bot's source.
+func (e endpoint) ours(u string) bool { return u == e.base || strings.HasPrefix(u, e.base+"/") }
+
+// show prints a URL of this source without its token, old or current.
+func (e endpoint) show(u string) string {
+	if e.ours(u) && u != e.base {
+		return e.base + "/<token>"
+	}
+	return u
+}
+
+// webhook is a Comm100 live-chat webhook subscription.
+type webhook struct {
+	ID        comm100.ID `json:"id,omitempty"`
+	Event     string     `json:"event"`
+	TargetURL string     `json:"targetUrl"`
+}
+
+// apiCaller is the slice of the Comm100 client that sync needs.
+type apiCaller interface {
+	Do(ctx context.Context, method, path string, query url.Values, body, out any) error
+}
+
+// syncWebhooks makes the subscriptions of ep exactly one per live-chat event:
+// it creates the missing ones first, then removes the stale ones, so that no
+// event goes unsubscribed while the token changes. It returns what it did
+// (or, with dryRun, would do), one line per change.
+func syncWebhooks(ctx context.Context, c apiCaller, ep endpoint, dryRun bool) ([]string, error) {
+	var raw json.RawMessage
+	if err := c.Do(ctx, http.MethodGet, "livechat/webhooks", nil, nil, &raw); err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	existing, err := decodeWebhooks(raw)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	wanted := map[string]bool{}
+	for _, e := range liveChatSubscriptions {
+		wanted[e] = true
+	}
+	var changes []string
+	have := map[string]bool{}
+	var stale []webhook
+	for _, w := range existing {
+		if !ep.ours(w.TargetURL) {
+			continue
+		}
+		if w.TargetURL == ep.target && wanted[w.Event] && !have[w.Event] {
+			have[w.Event] = true
+			changes = append(changes, fmt.Sprintf("kept     %-26s %s", w.Event, w.ID))
+			continue
+		}
+		stale = append(stale, w)
+	}
+	verb := map[bool]string{false: "created", true: "would create"}[dryRun]
+	for _, e := range liveChatSubscriptions {
+		if have[e] {
+			continue
+		}
+		var created webhook
+		if !dryRun {
+			if err := c.Do(ctx, http.MethodPost, "livechat/webhooks", nil, webhook{Event: e, TargetURL: ep.target}, &created); err != nil {
+				return changes, fmt.Errorf("create webhook %s: %w", e, err)
+			}
+		}
+		changes = append(changes, strings.TrimSpace(fmt.Sprintf("%-8s %-26s %s", verb, e, created.ID)))
+	}
+	verb = map[bool]string{false: "removed", true: "would remove"}[dryRun]
+	for _, w := range stale {
+		if !dryRun {
+			if err := c.Do(ctx, http.MethodDelete, "livechat/webhooks/"+url.PathEscape(string(w.ID)), nil, nil, nil); err != nil {
+				return changes, fmt.Errorf("remove webhook %s: %w", w.ID, err)
+			}
+		}
+		changes = append(changes, fmt.Sprintf("%-8s %-26s %s (%s)", verb, w.Event, w.ID, ep.show(w.TargetURL)))
+	}
+	return changes, nil
+}
+
+// decodeWebhooks reads a bare array or an object holding the array under "webhooks".
+func decodeWebhooks(raw json.RawMessage) ([]webhook, error) {
+	raw = bytes.TrimSpace(raw)
+	var list []webhook
+	if len(raw) > 0 && raw[0] == '[' {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("decode answer: %w", err)
+		}
+		return list, nil
+	}
+	var wrapped struct {
+		Webhooks []webhook `json:"webhooks"`
+	}
+	if err := json.Unmarshal(raw, &wrapped); err != nil {
+		return nil, fmt.Errorf("decode answer: %w", err)
+	}
+	return wrapped.Webhooks, nil
+}
