@@ -42,8 +42,12 @@ func newEnv(ev *event.Event, now time.Time) *env {
 		"localTime": func(tz string) (time.Time, error) {
 			return localTime(now, tz)
 		},
-		"businessHours": func(tz, spec string) (bool, error) {
-			return businessHours(now, tz, spec)
+		"businessHours": func(tz, spec string, at ...any) (bool, error) {
+			t, err := optionalTime(now, at)
+			if err != nil {
+				return false, err
+			}
+			return businessHours(t, tz, spec)
 		},
 	}}
 }
@@ -59,8 +63,9 @@ var shape = map[string]any{
 	"now":     func() time.Time { return time.Time{} },
 	// localTime(tz) is now in a Comm100 Windows time-zone id or IANA zone.
 	"localTime": func(string) (time.Time, error) { return time.Time{}, nil },
-	// businessHours(tz, "Mon-Fri 09:00-17:00") reports whether now is inside.
-	"businessHours": func(string, string) (bool, error) { return false, nil },
+	// businessHours(tz, "Mon-Fri 09:00-17:00"[, time]) reports whether now,
+	// or the time given, is inside.
+	"businessHours": func(string, string, ...any) (bool, error) { return false, nil },
 }
 
 func compileOptions(env any) []expr.Option {

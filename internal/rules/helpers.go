@@ -41,6 +41,30 @@ func businessHours(now time.Time, tz, spec string) (bool, error) {
 	return false, nil
 }
 
+// optionalTime is the time a helper was given as its last argument (a time
+// or an RFC 3339 string, such as data.chat.end_time), or now.
+func optionalTime(now time.Time, at []any) (time.Time, error) {
+	switch len(at) {
+	case 0:
+		return now, nil
+	case 1:
+	default:
+		return time.Time{}, fmt.Errorf("want at most one time argument, got %d", len(at))
+	}
+	switch v := at[0].(type) {
+	case time.Time:
+		return v, nil
+	case string:
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("time %q: want RFC 3339", v)
+		}
+		return t, nil
+	default:
+		return time.Time{}, fmt.Errorf("want a time or an RFC 3339 string, got %T", v)
+	}
+}
+
 type hoursWindow struct {
 	days     uint8 // bit per time.Weekday
 	from, to int   // minutes since midnight, to exclusive
