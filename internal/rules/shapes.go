@@ -95,6 +95,7 @@ type c100ChatWrappedUp struct {
 type c100ChatTransferred struct {
 	Visitor c100Visitor `expr:"visitor"`
 	Chat    c100Chat    `expr:"chat"`
+	ChatID  string      `expr:"chat_id"`
 }
 
 type c100OfflineSubmitted struct {
