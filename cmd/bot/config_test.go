@@ -76,3 +76,19 @@ func TestConfigSourceErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployExampleConfigLoads keeps deploy/bot.example.yaml valid.
+func TestDeployExampleConfigLoads(t *testing.T) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	configFlags(fs)
+	if err := fs.Parse([]string{"--config", "../../deploy/bot.example.yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(fs, []string{"BOT_COMM100__API_KEY=k", "BOT_SOURCES__SHOP__SECRET=s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Comm100.Domain != "dash11.comm100.io" || cfg.Sources["shop"].Kind != "generic" {
+		t.Errorf("example config read as %+v", cfg)
+	}
+}

@@ -55,7 +55,9 @@ type RateLimit struct {
 	Calls int `koanf:"calls"`
 	// Per is the window. Default 5m.
 	Per time.Duration `koanf:"per"`
-	// Shared keeps one budget across all replicas in NATS KV. Default false.
+	// Shared would keep one budget across all replicas in NATS KV. It is not
+	// available yet: true is refused. With several replicas, give each its
+	// share of the budget (calls / replicas).
 	Shared bool `koanf:"shared"`
 }
 
@@ -80,6 +82,10 @@ func (c *Config) HasCredentials() bool {
 
 // Validate checks the config for a client that will make calls.
 func (c *Config) Validate() error {
+	if c.RateLimit.Shared {
+		return fmt.Errorf("comm100.rate_limit.shared: one budget across replicas is not available yet; " +
+			"set it to false and give each replica its share of comm100.rate_limit.calls")
+	}
 	if _, err := c.APIBase(); err != nil {
 		return err
 	}
