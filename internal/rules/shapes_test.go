@@ -62,4 +62,3 @@ func missingFields(v map[string]any, t reflect.Type, path string) []string {
 	}
 	return out
 }
-
