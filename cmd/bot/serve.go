@@ -114,13 +114,15 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Log:       log,
 		Events:    events,
 		Schedules: &actions.Publisher{JS: a.bus.JS},
-		HTTP: actions.NewHTTPCaller(&http.Client{Timeout: cfg.Dispatch.AttemptTimeout},
-			cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per),
+		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
+			cfg.Dispatch.AttemptTimeout),
 	}
 	var limiter *actions.Limiter
 	if cfg.Comm100.HasCredentials() && !cfg.Dispatch.DryRun {
 		limiter = actions.NewLimiter(cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per, nil)
-		hc := &http.Client{Timeout: cfg.Comm100.Timeout, Transport: &actions.LimitedTransport{Limiter: limiter}}
+		// No client-wide timeout: it would count the wait for the budget.
+		// The transport bounds each call from its grant.
+		hc := &http.Client{Transport: &actions.LimitedTransport{Limiter: limiter, Timeout: cfg.Comm100.Timeout}}
 		client, err := comm100.New(cfg.Comm100, hc)
 		if err != nil {
 			return nil, err

@@ -17,20 +17,25 @@ import (
 // limiter, so an outside system cannot eat the Comm100 budget, nor one
 // outside system another's. Safe for concurrent use.
 type HTTPCaller struct {
-	client *http.Client
-	calls  int
-	per    time.Duration
+	client  *http.Client
+	calls   int
+	per     time.Duration
+	timeout time.Duration
 
 	mu    sync.Mutex
 	hosts map[string]*Limiter
 }
 
-// NewHTTPCaller returns a caller that allows calls per window per host.
-func NewHTTPCaller(client *http.Client, calls int, per time.Duration) *HTTPCaller {
+// NewHTTPCaller returns a caller that allows calls per window per host and
+// bounds each call by timeout.
+func NewHTTPCaller(client *http.Client, calls int, per, timeout time.Duration) *HTTPCaller {
 	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
+		client = &http.Client{}
 	}
-	return &HTTPCaller{client: client, calls: calls, per: per, hosts: map[string]*Limiter{}}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &HTTPCaller{client: client, calls: calls, per: per, timeout: timeout, hosts: map[string]*Limiter{}}
 }
 
 func (h *HTTPCaller) limiter(host string) *Limiter {
@@ -108,8 +113,16 @@ func (h *HTTPCaller) do(ctx context.Context, p Params) (Result, error) {
 		body = bytes.NewReader(data)
 		contentType = "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	release, err := h.limiter(u.Host).Acquire(ctx, priorityFrom(ctx))
 	if err != nil {
+		return nil, err
+	}
+	// Bounded from the grant on, and not cut short by shutdown once sent.
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(callCtx, method, u.String(), body)
+	if err != nil {
+		release()
 		return nil, Permanent(err)
 	}
 	if contentType != "" {
@@ -117,10 +130,6 @@ func (h *HTTPCaller) do(ctx context.Context, p Params) (Result, error) {
 	}
 	for k, v := range headers {
 		req.Header.Set(k, fmt.Sprint(v))
-	}
-	release, err := h.limiter(u.Host).Acquire(ctx, priorityFrom(ctx))
-	if err != nil {
-		return nil, err
 	}
 	resp, err := h.client.Do(req)
 	release()

@@ -31,7 +31,9 @@ type Config struct {
 	// RetryInProcess is how long transient failures are retried inside one
 	// delivery before the job is handed back to JetStream. Default 10s.
 	RetryInProcess time.Duration `koanf:"retry_in_process"`
-	// AttemptTimeout bounds one attempt. Default 30s.
+	// AttemptTimeout bounds one http.request call, from the moment its host's
+	// limiter lets it go. Comm100 calls are bounded by comm100.timeout.
+	// Default 30s.
 	AttemptTimeout time.Duration `koanf:"attempt_timeout"`
 	// HTTPRateLimit is the budget of http.request calls per host.
 	// Default 60 per 1m.
@@ -187,7 +189,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		Description:   "the worker pool",
 		FilterSubject: RunSubjectPrefix + ">",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.cfg.AttemptTimeout + 30*time.Second,
+		AckWait:       p.ackWait(),
 		MaxDeliver:    -1,
 		MaxAckPending: p.cfg.Workers * 4,
 	})
@@ -227,6 +229,33 @@ func (p *Pool) Run(ctx context.Context) error {
 	return nil
 }
 
+// ackWait is how long JetStream waits for word on a delivered job before it
+// redelivers it; workers report progress three times in that span.
+func (p *Pool) ackWait() time.Duration { return 30 * time.Second }
+
+// keepInProgress reports progress on msg every interval until stop is called.
+func keepInProgress(msg jetstream.Msg, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
 // handle carries out one delivery of a job and finishes the message.
 func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	var job Job
@@ -258,7 +287,11 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		delivered = meta.NumDelivered
 	}
 
+	// While the job is in hand, waiting for the budget or for a slow call,
+	// tell JetStream it is being worked on, so it is not redelivered.
+	stopProgress := keepInProgress(msg, p.ackWait()/3)
 	res, tries, err := p.attempt(ctx, log, msg, act, &job, delivered)
+	stopProgress()
 	switch {
 	case err == nil:
 		p.succeed(ctx, log, msg, &job, res, len(tries))
@@ -416,10 +449,10 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	var tries []Attempt
 	var res Result
 	op := func() error {
-		// In-flight calls finish even during shutdown; only retries stop.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.AttemptTimeout)
-		defer cancel()
-		actx = WithPriority(actx, priorityRank(job.Priority))
+		// No deadline here: waiting for the budget may take a whole window.
+		// Each call is bounded where it is made (LimitedTransport,
+		// HTTPCaller), and calls in flight finish even during shutdown.
+		actx := WithPriority(ctx, priorityRank(job.Priority))
 		rt := *p.rt
 		rt.Log = log
 		start := time.Now()
