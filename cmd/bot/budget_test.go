@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,5 +196,32 @@ func TestNotFoundGoesToDLQAndRedriveReplaysIt(t *testing.T) {
 	_ = json.Unmarshal([]byte(indentJSON(d, "")), &story)
 	if story["reason"] != "permanent failure" {
 		t.Errorf("bot dlq show would print %v", story)
+	}
+}
+
+// TestBare403IsGivenUpAfterAFewTries: Comm100 answers both "permission
+// denied" and "limit exceeded" with 403; one that says neither is retried a
+// few times, then the job goes to the DLQ instead of retrying for a day.
+func TestBare403IsGivenUpAfterAFewTries(t *testing.T) {
+	var calls atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer api.Close()
+	a := startBot(t, "--comm100.base_url", api.URL+"/v4/", "--comm100.site_id", "1",
+		"--comm100.email", "a@b.c", "--comm100.api_key", "k")
+	queueJobs(t, a, 1, "forbidden")
+	dlq := &actions.DLQ{JS: a.bus.JS}
+	var dead []actions.DeadLetter
+	waitFor(t, "the job to reach the DLQ", 20*time.Second, func() bool {
+		dead, _ = dlq.List(t.Context())
+		return len(dead) == 1
+	})
+	if n := calls.Load(); n != 3 {
+		t.Errorf("Comm100 was called %d times, want 3", n)
+	}
+	if !strings.Contains(dead[0].Error, "permission denied") || len(dead[0].Attempts) != 3 {
+		t.Errorf("dead letter: %q with %d attempts", dead[0].Error, len(dead[0].Attempts))
 	}
 }

@@ -122,7 +122,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		limiter = actions.NewLimiter(cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per, nil)
 		// No client-wide timeout: it would count the wait for the budget.
 		// The transport bounds each call from its grant.
-		hc := &http.Client{Transport: &actions.LimitedTransport{Limiter: limiter, Timeout: cfg.Comm100.Timeout}}
+		waits := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bot_limiter_wait_seconds",
+			Help:    "How long Comm100 calls waited for the shared budget.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		})
+		a.reg.MustRegister(waits)
+		hc := &http.Client{Transport: &actions.LimitedTransport{Limiter: limiter, Timeout: cfg.Comm100.Timeout, Waits: waits}}
 		client, err := comm100.New(cfg.Comm100, hc)
 		if err != nil {
 			return nil, err

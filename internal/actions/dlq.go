@@ -21,8 +21,10 @@ type Attempt struct {
 	// Status is the HTTP status of the answer, 0 when there was none.
 	Status int `json:"status,omitempty"`
 	// Code is Comm100's error code, when it sent one.
-	Code  int    `json:"code,omitempty"`
-	Error string `json:"error,omitempty"`
+	Code int `json:"code,omitempty"`
+	// RateLimited is true when the answer said the request limit was hit.
+	RateLimited bool   `json:"rate_limited,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // DeadJob is a job that failed for good, with its story.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -290,7 +291,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	// While the job is in hand, waiting for the budget or for a slow call,
 	// tell JetStream it is being worked on, so it is not redelivered.
 	stopProgress := keepInProgress(msg, p.ackWait()/3)
-	res, tries, err := p.attempt(ctx, log, msg, act, &job, delivered)
+	res, tries, err := p.attempt(ctx, log, msg, act, &job, delivered, forbidden(p.loadHistory(ctx, &job)))
 	stopProgress()
 	switch {
 	case err == nil:
@@ -413,6 +414,21 @@ func (p *Pool) streamCount(stream, filter string) float64 {
 	return float64(n)
 }
 
+// forbiddenTries is how many 403 answers that do not speak of a limit a job
+// may get before it is given up: Comm100 answers both "permission denied"
+// and "limit exceeded" with 403, and a bare 403 may be either.
+const forbiddenTries = 3
+
+func forbidden(history []Attempt) int {
+	n := 0
+	for _, a := range history {
+		if a.Status == http.StatusForbidden && !a.RateLimited {
+			n++
+		}
+	}
+	return n
+}
+
 // doneKey turns a job id into a key-value key.
 func doneKey(jobID string) string { return hashToken(jobID) }
 
@@ -438,7 +454,10 @@ func completedEvent(job *Job, res Result, at time.Time) *event.Event {
 // attempt runs the action, retrying transient failures with exponential
 // backoff and jitter for up to RetryInProcess. It returns the result, every
 // attempt made, and the last error.
-func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, act *Action, job *Job, delivery uint64) (Result, []Attempt, error) {
+//
+// forbiddenBefore counts the 403 answers without a limit message of earlier
+// deliveries: with them, forbiddenTries such answers end the job.
+func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, act *Action, job *Job, delivery uint64, forbiddenBefore int) (Result, []Attempt, error) {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(250*time.Millisecond),
 		backoff.WithMultiplier(2),
@@ -473,6 +492,9 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		case !Retryable(err):
 			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
 			return backoff.Permanent(err)
+		case forbiddenBefore+forbidden(tries) >= forbiddenTries:
+			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
+			return backoff.Permanent(Permanent(fmt.Errorf("%d answers 403 without a rate-limit message: taken as permission denied: %w", forbiddenTries, err)))
 		}
 		p.attempts.WithLabelValues(job.Action, "transient").Inc()
 		switch d := rateLimitPause(err, p.cfg.RateLimitPause); {
@@ -509,7 +531,7 @@ func newAttempt(start time.Time, delivery uint64, err error) Attempt {
 		a.Error = err.Error()
 		var ae *comm100.APIError
 		if errors.As(err, &ae) {
-			a.Status, a.Code = ae.Status, ae.Code
+			a.Status, a.Code, a.RateLimited = ae.Status, ae.Code, ae.RateLimited()
 		}
 	}
 	return a

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // LimitedTransport is an http.RoundTripper that takes a token from the
@@ -24,15 +26,21 @@ type LimitedTransport struct {
 	// Zero means 30s.
 	Timeout time.Duration
 	Next    http.RoundTripper // nil means http.DefaultTransport
+	// Waits, if set, observes how long each call waited for its token.
+	Waits prometheus.Observer
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *LimitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
 	release, err := t.Limiter.Acquire(req.Context(), priorityFrom(req.Context()))
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	if t.Waits != nil {
+		t.Waits.Observe(time.Since(start).Seconds())
+	}
 	timeout := t.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
