@@ -29,6 +29,8 @@ type Limiter struct {
 	slots       []slot // ring, in grant order
 	next        int    // slot of the next grant
 	pausedUntil time.Time
+	probing     bool // after an outage pause: one call at a time until Resume
+	inFlight    int
 	waiters     waitQueue
 	seq         uint64
 	changed     chan struct{} // closed and replaced on every change
@@ -69,6 +71,7 @@ func (l *Limiter) Acquire(ctx context.Context, prio int) (release func(), err er
 			heap.Remove(&l.waiters, w.index)
 			i := l.next
 			l.slots[i] = slot{used: true, inFlight: true}
+			l.inFlight++
 			l.next = (l.next + 1) % l.calls
 			l.granted++
 			l.notifyLocked()
@@ -116,6 +119,9 @@ func (l *Limiter) readyLocked(w *waiter) (time.Duration, bool) {
 	if now.Before(l.pausedUntil) {
 		return l.pausedUntil.Sub(now), false
 	}
+	if l.probing && l.inFlight > 0 {
+		return 0, false
+	}
 	s := l.slots[l.next]
 	if !s.used {
 		return 0, true
@@ -132,6 +138,7 @@ func (l *Limiter) readyLocked(w *waiter) (time.Duration, bool) {
 func (l *Limiter) release(i int) {
 	l.mu.Lock()
 	l.slots[i] = slot{used: true, done: l.now()}
+	l.inFlight--
 	l.notifyLocked()
 	l.mu.Unlock()
 }
@@ -143,6 +150,29 @@ func (l *Limiter) Pause(until time.Time) {
 		l.pausedUntil = until
 	}
 	l.notifyLocked()
+	l.mu.Unlock()
+}
+
+// PauseAndProbe stops all grants until t, then lets calls through one at a
+// time until Resume: after an outage, one call finds out whether the service
+// is back, instead of every waiting worker at once.
+func (l *Limiter) PauseAndProbe(until time.Time) {
+	l.mu.Lock()
+	if until.After(l.pausedUntil) {
+		l.pausedUntil = until
+	}
+	l.probing = true
+	l.notifyLocked()
+	l.mu.Unlock()
+}
+
+// Resume ends probing: the service answered, calls flow again.
+func (l *Limiter) Resume() {
+	l.mu.Lock()
+	if l.probing {
+		l.probing = false
+		l.notifyLocked()
+	}
 	l.mu.Unlock()
 }
 

@@ -186,3 +186,44 @@ func equal(a, b []int) bool {
 	}
 	return true
 }
+
+func TestLimiterProbesOneCallAtATimeAfterAnOutagePause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := NewLimiter(100, time.Minute, nil)
+		start := time.Now()
+		l.PauseAndProbe(start.Add(10 * time.Second))
+		var mu sync.Mutex
+		inFlight, most := 0, 0
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				release, err := l.Acquire(t.Context(), 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				inFlight++
+				most = max(most, inFlight)
+				mu.Unlock()
+				time.Sleep(time.Second)
+				mu.Lock()
+				inFlight--
+				mu.Unlock()
+				release()
+			})
+		}
+		synctest.Wait()
+		time.Sleep(15 * time.Second) // the pause, then probes one by one
+		mu.Lock()
+		if most != 1 {
+			t.Errorf("%d calls at once while probing, want 1", most)
+		}
+		mu.Unlock()
+		l.Resume() // the service answered: the rest go together
+		wg.Wait()
+		if time.Since(start) > 17*time.Second {
+			t.Errorf("took %s: calls did not flow after Resume", time.Since(start))
+		}
+	})
+}

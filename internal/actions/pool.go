@@ -485,12 +485,11 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		switch {
 		case err == nil:
 			p.attempts.WithLabelValues(job.Action, "ok").Inc()
-			if act.Comm100 {
-				p.outage.ok()
-			}
+			p.comm100Answered(act)
 			return nil
 		case !Retryable(err):
 			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
+			p.comm100Answered(act)
 			return backoff.Permanent(err)
 		case forbiddenBefore+forbidden(tries) >= forbiddenTries:
 			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
@@ -504,9 +503,10 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			p.pauses.Inc()
 			log.Warn("Comm100 rate limit hit; pausing all calls", "pause", d)
 		default:
-			// Comm100 failing for everyone: the whole pool backs off.
+			// Comm100 failing for everyone: the whole pool backs off, then
+			// sends one call to find out whether it is back.
 			d = p.outage.fail()
-			p.limiter.Pause(time.Now().Add(d))
+			p.limiter.PauseAndProbe(time.Now().Add(d))
 			p.pauses.Inc()
 			log.Debug("Comm100 failing; pausing all calls", "pause", d)
 		}
@@ -523,6 +523,15 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		err = perm.Err
 	}
 	return res, tries, err
+}
+
+// comm100Answered records that Comm100 answered a call (with success or a
+// client error): it is up, so any outage backoff ends.
+func (p *Pool) comm100Answered(act *Action) {
+	if act.Comm100 && p.limiter != nil {
+		p.outage.ok()
+		p.limiter.Resume()
+	}
 }
 
 func newAttempt(start time.Time, delivery uint64, err error) Attempt {
