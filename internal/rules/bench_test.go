@@ -12,24 +12,44 @@ import (
 
 // manyRules is a rule file of n rules over n/10 event types: every event type
 // has 10 candidate rules whose conditions differ, so one of them matches.
-func manyRules(n int) []byte {
+// Their templates are alike, as in real rule sets.
+func manyRules(n int) []byte { return genRules(n, false) }
+
+// genRules makes the rules; with unique, every expression differs from every
+// other, the worst case for load time.
+func genRules(n int, unique bool) []byte {
 	var b strings.Builder
 	b.WriteString("rules:\n")
 	for i := range n {
+		suffix := ""
+		if unique {
+			suffix = fmt.Sprintf(" + '%d'", i)
+		}
 		fmt.Fprintf(&b, `  - name: rule-%d
     on: shop.type%d.created
     when: data.n == %d && data.customer.tier != "blocked"
     actions:
       - do: log
         with:
-          message: "order {{ data.id }} for {{ data.customer.name }}"
-`, i, i%(n/10), i/(n/10))
+          message: "order {{ data.id%s }} for {{ data.customer.name%s }}"
+`, i, i%(n/10), i/(n/10), suffix, suffix)
 	}
 	return []byte(b.String())
 }
 
 func BenchmarkLoad10000Rules(b *testing.B) {
 	src := manyRules(10000)
+	cat := actions.NewCatalog()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load([]SourceFile{{Path: "many.yaml", Data: src}}, cat); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLoad10000RulesAllUnique(b *testing.B) {
+	src := genRules(10000, true)
 	cat := actions.NewCatalog()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -73,8 +73,9 @@ func Load(files []SourceFile, catalog *actions.Catalog) (*Engine, error) {
 	var errs ErrorList
 	var all []*Rule
 	seen := map[string]*Rule{}
+	cache := map[compileKey]compiled{}
 	for _, f := range files {
-		l := &fileLoader{path: f.Path, src: f.Data, catalog: catalog, errs: &errs}
+		l := &fileLoader{path: f.Path, src: f.Data, catalog: catalog, errs: &errs, cache: cache}
 		for _, r := range l.load() {
 			if prev, dup := seen[r.Name]; dup {
 				errs = append(errs, &Error{File: r.File, Line: r.Line, Col: r.Col, Rule: r.Name,
@@ -100,6 +101,20 @@ type fileLoader struct {
 	// typed are the environments of the rule being loaded, for type checks.
 	typed  []map[string]any
 	topics []string
+	// cache holds the expressions compiled so far in this load: rules repeat
+	// small expressions (data.visitor.name) a lot, and programs are immutable.
+	cache map[compileKey]compiled
+}
+
+type compileKey struct {
+	src    string
+	asBool bool
+	topics string // the typed environments checked against
+}
+
+type compiled struct {
+	prog *vm.Program
+	err  error
 }
 
 func (l *fileLoader) errorf(n *yaml.Node, rule, format string, args ...any) {
@@ -485,7 +500,13 @@ func (l *fileLoader) compileAt(n *yaml.Node, rule, key, src string, offset int, 
 		l.errorf(n, rule, "%s: empty expression", key)
 		return nil
 	}
-	p, err := compile(src, asBool, l.typed)
+	ck := compileKey{src: src, asBool: asBool, topics: strings.Join(l.topics, ",")}
+	c, ok := l.cache[ck]
+	if !ok {
+		c.prog, c.err = compile(src, asBool, l.typed)
+		l.cache[ck] = c
+	}
+	p, err := c.prog, c.err
 	if err == nil {
 		return p
 	}
