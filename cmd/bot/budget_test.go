@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,6 +99,12 @@ func TestBudgetIsNeverExceeded(t *testing.T) {
 	t.Logf("%d calls in %s; largest window count %d of %d; budget use %.1f%% (ideal span %s, took %s)",
 		len(reqs), time.Since(start).Round(time.Millisecond), most, calls,
 		100*float64(ideal)/float64(span), ideal, span.Round(time.Millisecond))
+	// The idempotency window: from Comm100's answer to the job's record.
+	sum, _ := strconv.ParseFloat(metricValue(t, a, "bot_job_record_seconds_sum"), 64)
+	n, _ := strconv.ParseFloat(metricValue(t, a, "bot_job_record_seconds_count"), 64)
+	if n > 0 {
+		t.Logf("answer-to-record window: mean %s over %.0f jobs", time.Duration(sum/n*float64(time.Second)).Round(time.Microsecond), n)
+	}
 }
 
 // TestOutageDelaysJobsAndLosesNone: the simulator answers 503 to everything
