@@ -17,7 +17,7 @@ import (
 
 // connectBus connects a command to the bus of a running bot: nats.url, or
 // the embedded server's nats.listen address.
-func connectBus(ctx context.Context, cfg *Config, stderr io.Writer) (*bus.Bus, error) {
+func connectBus(ctx context.Context, cfg *Config) (*bus.Bus, error) {
 	nc := cfg.NATS
 	if nc.URL == "" {
 		nc.URL = "nats://" + nc.Listen
@@ -46,7 +46,7 @@ func dlqCmd(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	b, err := connectBus(ctx, cfg, stderr)
+	b, err := connectBus(ctx, cfg)
 	if err != nil {
 		return err
 	}
