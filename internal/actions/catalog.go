@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 )
 
 // Param declares one "with" parameter of an action, for the rule checker and
@@ -110,6 +111,8 @@ func (p Params) String(name string) string {
 		return ""
 	case string:
 		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	default:
 		return fmt.Sprint(v)
 	}

@@ -1,9 +1,12 @@
 package actions
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // Job is one action of one rule for one event: the unit the pool carries out.
@@ -31,6 +34,25 @@ type Job struct {
 	Emit bool `json:"emit,omitempty"`
 	// Created is when the rules engine made the job; the retry horizon counts from it.
 	Created time.Time `json:"created"`
+}
+
+// UnmarshalJSON decodes a job keeping the numbers of its params exact.
+func (j *Job) UnmarshalJSON(data []byte) error {
+	type plain Job
+	var raw struct {
+		plain
+		Params json.RawMessage `json:"params"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	p, err := event.DecodeObject(raw.Params)
+	if err != nil {
+		return fmt.Errorf("job params: %w", err)
+	}
+	*j = Job(raw.plain)
+	j.Params = p
+	return nil
 }
 
 // JobID builds the deterministic job id.

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -98,6 +100,7 @@ type Pool struct {
 
 	outage outageBackoff
 
+	stream  jetstream.Stream   // ACTIONS, to delete finished jobs
 	done    jetstream.KeyValue // job ids that succeeded
 	history jetstream.KeyValue // attempts of jobs that are still failing
 
@@ -185,6 +188,24 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create bucket %s: %w", bus.AttemptsBucket, err)
 	}
+	if _, err := p.consumer(ctx); err != nil {
+		return err
+	}
+	p.stream, err = p.js.Stream(ctx, bus.ActionsStream)
+	if err != nil {
+		return fmt.Errorf("open stream %s: %w", bus.ActionsStream, err)
+	}
+	var wg sync.WaitGroup
+	for range p.cfg.Workers {
+		wg.Go(func() { p.work(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// consumer creates or updates the workers' durable consumer. It is called at
+// start and again whenever the consumer is found missing.
+func (p *Pool) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, bus.ActionsStream, jetstream.ConsumerConfig{
 		Durable:       bus.WorkerConsumer,
 		Description:   "the worker pool",
@@ -192,42 +213,59 @@ func (p *Pool) Run(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.ackWait(),
 		MaxDeliver:    -1,
-		MaxAckPending: p.cfg.Workers * 4,
+		// Each worker holds at most one job: a job is fetched only when a
+		// worker is free, so none waits unwatched past its AckWait.
+		MaxAckPending: p.cfg.Workers,
 	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", bus.WorkerConsumer, err)
+		return nil, fmt.Errorf("create consumer %s: %w", bus.WorkerConsumer, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Workers * 2))
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", bus.WorkerConsumer, err)
-	}
-	queue := make(chan jetstream.Msg, p.cfg.Workers)
-	var wg sync.WaitGroup
-	for range p.cfg.Workers {
-		wg.Go(func() {
-			for msg := range queue {
-				p.handle(ctx, msg)
+	return cons, nil
+}
+
+// work is one worker: it fetches a job when it is free, carries it out, and
+// returns when ctx is done (after finishing the job in hand).
+func (p *Pool) work(ctx context.Context) {
+	var cons jetstream.Consumer
+	retry := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	for ctx.Err() == nil {
+		var err error
+		if cons == nil {
+			if cons, err = p.consumer(ctx); err != nil {
+				p.log.Warn("worker cannot reach its consumer", "err", err)
+				sleepCtx(ctx, retry.NextBackOff())
+				continue
 			}
-		})
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				break
-			}
-			p.log.Warn("fetching jobs", "err", err)
-			continue
 		}
-		queue <- msg
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		msg, err := cons.Next(jetstream.FetchContext(fctx))
+		cancel()
+		switch {
+		case err == nil:
+			retry.Reset()
+			p.handle(ctx, msg)
+		case ctx.Err() != nil:
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			// Nothing to do for now.
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			p.log.Warn("workers' consumer is gone; creating it again", "err", err)
+			cons = nil
+		default:
+			p.log.Warn("fetching jobs", "err", err)
+			sleepCtx(ctx, retry.NextBackOff())
+		}
 	}
-	close(queue)
-	wg.Wait()
-	return nil
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // ackWait is how long JetStream waits for word on a delivered job before it
@@ -259,17 +297,35 @@ func keepInProgress(msg jetstream.Msg, interval time.Duration) (stop func()) {
 
 // handle carries out one delivery of a job and finishes the message.
 func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
+	// While the job is in hand, waiting for the budget or for a slow call,
+	// tell JetStream it is being worked on, so it is not redelivered.
+	stopProgress := keepInProgress(msg, p.ackWait()/3)
+	defer stopProgress()
 	var job Job
 	if err := json.Unmarshal(msg.Data(), &job); err != nil {
 		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
-		_ = msg.TermWithReason("undecodable")
+		p.finish(msg, msg.TermWithReason("undecodable"))
 		return
 	}
 	log := p.log.With(job.logAttrs()...)
-	if _, err := p.done.Get(ctx, doneKey(job.ID)); err == nil {
+	entry, err := p.done.Get(ctx, doneKey(job.ID))
+	switch {
+	case err == nil:
 		log.Info("job already done; not carried out again")
 		p.jobs.WithLabelValues(job.Action, "duplicate").Inc()
-		_ = msg.Ack()
+		// The first run may have stopped between its record and its event.
+		var rec struct {
+			Result Result    `json:"result"`
+			Done   time.Time `json:"done"`
+		}
+		_ = json.Unmarshal(entry.Value(), &rec)
+		p.emit(ctx, log, &job, rec.Result, rec.Done)
+		p.finish(msg, msg.Ack())
+		return
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		// Not knowing whether it ran is not the same as knowing it did not.
+		log.Warn("cannot tell whether the job already ran; will retry", "err", err)
+		_ = msg.NakWithDelay(5 * time.Second)
 		return
 	}
 	act, ok := p.catalog.Lookup(job.Action)
@@ -278,9 +334,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if p.cfg.DryRun || job.DryRun || (act.Comm100 && p.rt.Comm100 == nil) {
-		log.Info("dry run: action not sent", "params", job.Params)
+		log.Info("dry run: action not sent", "params", redactParams(job.Params))
 		p.jobs.WithLabelValues(job.Action, "dry_run").Inc()
-		_ = msg.Ack()
+		p.finish(msg, msg.Ack())
 		return
 	}
 	var delivered uint64 = 1
@@ -288,11 +344,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		delivered = meta.NumDelivered
 	}
 
-	// While the job is in hand, waiting for the budget or for a slow call,
-	// tell JetStream it is being worked on, so it is not redelivered.
-	stopProgress := keepInProgress(msg, p.ackWait()/3)
 	res, tries, err := p.attempt(ctx, log, msg, act, &job, delivered, forbidden(p.loadHistory(ctx, &job)))
-	stopProgress()
 	switch {
 	case err == nil:
 		p.succeed(ctx, log, msg, &job, res, len(tries))
@@ -303,13 +355,19 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		p.giveUp(ctx, log, msg, &job, "permanent failure", err, tries)
 	default:
 		history := append(p.loadHistory(ctx, &job), tries...)
+		// The horizon counts from when the job was due, not from when the
+		// rule made it: a job delayed by a day still gets its retries.
+		due := job.Created
+		if job.RunAt.After(due) {
+			due = job.RunAt
+		}
 		total := 0
 		for _, a := range history {
-			if !a.Time.Before(job.Created) {
+			if !a.Time.Before(due) {
 				total++
 			}
 		}
-		if time.Since(job.Created) > p.cfg.RetryFor || (p.cfg.MaxAttempts > 0 && total >= p.cfg.MaxAttempts) {
+		if time.Since(due) > p.cfg.RetryFor || (p.cfg.MaxAttempts > 0 && total >= p.cfg.MaxAttempts) {
 			p.giveUp(ctx, log, msg, &job, "retries exhausted", err, tries)
 			return
 		}
@@ -321,14 +379,23 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// succeed records the job as done, acknowledges it, and emits its result if
-// the rule asked for it.
+// succeed records the job as done, emits its result if the rule asked for
+// it, and acknowledges it.
 func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg, job *Job, res Result, attempts int) {
+	// What follows must happen even when shutdown has begun.
+	ctx = context.WithoutCancel(ctx)
 	start := time.Now()
 	rec, _ := json.Marshal(map[string]any{"result": res, "done": start.UTC()})
-	// The record is what keeps a redelivered copy from running again: it
-	// is written first, before anything else, and must not be cancelled.
-	if _, err := p.done.Put(context.WithoutCancel(ctx), doneKey(job.ID), rec); err != nil {
+	// The record is what keeps a redelivered copy from running again: it is
+	// written first, and retried a few times before giving up on it.
+	var err error
+	for try := range 3 {
+		if _, err = p.done.Put(ctx, doneKey(job.ID), rec); err == nil {
+			break
+		}
+		sleepCtx(ctx, time.Duration(try+1)*200*time.Millisecond)
+	}
+	if err != nil {
 		log.Warn("job done but not recorded; a redelivery would repeat it", "err", err)
 	}
 	p.record.Observe(time.Since(start).Seconds())
@@ -337,13 +404,37 @@ func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}
 	log.Info("action done", "attempts", attempts)
 	p.jobs.WithLabelValues(job.Action, "done").Inc()
-	_ = msg.Ack()
-	_ = p.history.Purge(context.WithoutCancel(ctx), doneKey(job.ID))
-	if job.Emit && p.events != nil {
-		ev := completedEvent(job, res, start)
-		if _, err := p.events.Publish(ctx, ev); err != nil {
-			log.Warn("action result not emitted", "err", err)
-		}
+	// Before the ack: the event's id is fixed, so a repeat is dropped, and
+	// a crash after the ack cannot lose it.
+	p.emit(ctx, log, job, res, start)
+	p.finish(msg, msg.Ack())
+	_ = p.history.Purge(ctx, doneKey(job.ID))
+}
+
+// emit publishes the job's bot.action.completed event if the rule asked for it.
+func (p *Pool) emit(ctx context.Context, log *slog.Logger, job *Job, res Result, at time.Time) {
+	if !job.Emit || p.events == nil {
+		return
+	}
+	if _, err := p.events.Publish(context.WithoutCancel(ctx), completedEvent(job, res, at)); err != nil {
+		log.Warn("action result not emitted", "err", err)
+	}
+}
+
+// finish removes a job from ACTIONS once it is acknowledged or terminated:
+// finished jobs would otherwise stay on disk for good.
+func (p *Pool) finish(msg jetstream.Msg, ackErr error) {
+	if ackErr != nil || p.stream == nil {
+		return
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.stream.DeleteMsg(ctx, meta.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		p.log.Debug("finished job not removed from the stream", "err", err)
 	}
 }
 
@@ -363,7 +454,7 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 	}
 	log.Error("action failed; moved to the DLQ", "reason", reason, "err", err, "attempts", len(dj.Attempts))
 	p.jobs.WithLabelValues(job.Action, "dead").Inc()
-	_ = msg.TermWithReason(reason)
+	p.finish(msg, msg.TermWithReason(reason))
 	_ = p.history.Purge(context.WithoutCancel(ctx), doneKey(job.ID))
 }
 
@@ -429,6 +520,28 @@ func forbidden(history []Attempt) int {
 	return n
 }
 
+// sensitive names the params and headers whose values are credentials.
+var sensitive = regexp.MustCompile(`(?i)authorization|token|secret|password|api[-_]?key|cookie|signature`)
+
+// redactParams returns params with the values of credential-like keys (at
+// any depth, such as http.request headers) replaced by "<redacted>", for
+// logs and events. The job itself keeps them: a redrive needs them.
+func redactParams(params map[string]any) map[string]any {
+	out := make(map[string]any, len(params))
+	for k, v := range params {
+		switch {
+		case sensitive.MatchString(k):
+			out[k] = "<redacted>"
+		default:
+			if m, ok := v.(map[string]any); ok {
+				v = redactParams(m)
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // doneKey turns a job id into a key-value key.
 func doneKey(jobID string) string { return hashToken(jobID) }
 
@@ -446,7 +559,7 @@ func completedEvent(job *Job, res Result, at time.Time) *event.Event {
 		Subject: job.ID,
 		Data: map[string]any{
 			"rule": job.Rule, "action": job.Action, "job_id": job.ID, "event_id": job.EventID,
-			"key": job.Key, "result": map[string]any(res), "params": job.Params,
+			"key": job.Key, "result": map[string]any(res), "params": redactParams(job.Params),
 		},
 	}
 }
@@ -485,11 +598,11 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		switch {
 		case err == nil:
 			p.attempts.WithLabelValues(job.Action, "ok").Inc()
-			p.comm100Answered(act)
+			p.comm100Answered(act, nil)
 			return nil
 		case !Retryable(err):
 			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
-			p.comm100Answered(act)
+			p.comm100Answered(act, err)
 			return backoff.Permanent(err)
 		case forbiddenBefore+forbidden(tries) >= forbiddenTries:
 			p.attempts.WithLabelValues(job.Action, "permanent").Inc()
@@ -527,7 +640,11 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 
 // comm100Answered records that Comm100 answered a call (with success or a
 // client error): it is up, so any outage backoff ends.
-func (p *Pool) comm100Answered(act *Action) {
+func (p *Pool) comm100Answered(act *Action, err error) {
+	var ae *comm100.APIError
+	if err != nil && !errors.As(err, &ae) {
+		return // a local error says nothing about Comm100
+	}
 	if act.Comm100 && p.limiter != nil {
 		p.outage.ok()
 		p.limiter.Resume()

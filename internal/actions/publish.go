@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,12 +27,16 @@ type Publisher struct {
 	JS jetstream.JetStream
 }
 
+// ErrUnencodable is returned (wrapped) for a job whose rendered params JSON
+// cannot hold, such as the +Inf of a division by zero. Retrying cannot help.
+var ErrUnencodable = errors.New("job cannot be encoded")
+
 // Publish makes the job durable. Publishing the same job twice inside the
 // duplicate window stores it once.
 func (p *Publisher) Publish(ctx context.Context, j *Job) error {
 	data, err := json.Marshal(j)
 	if err != nil {
-		return fmt.Errorf("encode job %s: %w", j.ID, err)
+		return fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
 	}
 	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, j.ID)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,8 +51,30 @@ func NewRouter(js jetstream.JetStream, current func() *Engine, jobs JobPublisher
 	return r, nil
 }
 
-// Run consumes events until ctx is done.
+// Run consumes events until ctx is done. If the consumer goes away (deleted
+// by an operator, a stream restored), it is created again.
 func (r *Router) Run(ctx context.Context) error {
+	retry := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	for ctx.Err() == nil {
+		err := r.consume(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		r.log.Warn("rules consumer stopped; starting it again", "err", err)
+		sleep := time.NewTimer(retry.NextBackOff())
+		select {
+		case <-ctx.Done():
+		case <-sleep.C:
+		}
+		sleep.Stop()
+	}
+	return nil
+}
+
+// consume creates the consumer and reads events until ctx is done or the
+// consumer cannot go on.
+func (r *Router) consume(ctx context.Context) error {
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, bus.EventsStream, jetstream.ConsumerConfig{
 		Durable:       bus.RulesConsumer,
 		Description:   "the rules engine",
@@ -68,20 +91,22 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", bus.RulesConsumer, err)
 	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
 	for {
 		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				return nil
-			}
+		switch {
+		case err == nil:
+			r.handle(ctx, msg)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed), errors.Is(err, jetstream.ErrConsumerDeleted),
+			errors.Is(err, jetstream.ErrConsumerNotFound):
+			return err
+		default:
 			r.log.Warn("fetching events", "err", err)
-			continue
 		}
-		r.handle(ctx, msg)
 	}
 }
 
@@ -99,7 +124,14 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn("rule could not be evaluated", "err", err)
 	}
 	for i := range jobs {
-		if err := r.jobs.Publish(ctx, &jobs[i]); err != nil {
+		err := r.jobs.Publish(ctx, &jobs[i])
+		switch {
+		case errors.Is(err, actions.ErrUnencodable):
+			// One bad value must not hold back the event's other jobs.
+			log.Error("rule produced a job that cannot be stored; skipped", "rule", jobs[i].Rule, "err", err)
+			errs = append(errs, err)
+			continue
+		case err != nil:
 			log.Warn("job not stored; the event will be redelivered", "err", err)
 			_ = msg.NakWithDelay(time.Second)
 			return

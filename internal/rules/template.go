@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +125,8 @@ func writeValue(b *strings.Builder, v any) {
 		b.WriteString(x)
 	case time.Time:
 		b.WriteString(x.Format(time.RFC3339))
+	case float64:
+		b.WriteString(strconv.FormatFloat(x, 'f', -1, 64))
 	case []any:
 		for i, e := range x {
 			if i > 0 {

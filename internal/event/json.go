@@ -1,0 +1,82 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// DecodeJSON decodes JSON keeping numbers exact: integers become int64,
+// other numbers float64, and numbers too large for either stay as their
+// digits. Plain json.Unmarshal would turn every number into float64, and an
+// id such as 1200000 would come out as "1.2e+06".
+func DecodeJSON(data []byte, v *any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	*v = Numbers(*v)
+	return nil
+}
+
+// Numbers replaces the json.Numbers in a decoded value, in place.
+func Numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = Numbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = Numbers(e)
+		}
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	}
+	return v
+}
+
+// DecodeObject decodes a JSON object (or null) with exact numbers.
+func DecodeObject(data []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil
+	}
+	var v any
+	if err := DecodeJSON(data, &v); err != nil {
+		return nil, err
+	}
+	switch m := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return m, nil
+	default:
+		return nil, fmt.Errorf("want a JSON object, got %T", v)
+	}
+}
+
+// UnmarshalJSON decodes an event keeping the numbers of its data exact.
+func (e *Event) UnmarshalJSON(data []byte) error {
+	type plain Event
+	var raw struct {
+		plain
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	d, err := DecodeObject(raw.Data)
+	if err != nil {
+		return fmt.Errorf("event data: %w", err)
+	}
+	*e = Event(raw.plain)
+	e.Data = d
+	return nil
+}
