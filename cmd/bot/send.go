@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -79,6 +81,11 @@ func sendCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		// The URL may hold the source's token: name only the bot's base URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("post to %s: %w", *base, err)
 	}
 	defer resp.Body.Close()

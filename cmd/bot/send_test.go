@@ -71,3 +71,24 @@ sources:
 		})
 	}
 }
+
+// TestSendErrorHidesTheToken: a failed post names the bot, not the token.
+func TestSendErrorHidesTheToken(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "bot.yaml")
+	if err := os.WriteFile(cfgFile, []byte("sources:\n  comm100:\n    kind: comm100\n    token: supersecrettoken123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	body := filepath.Join(dir, "body.json")
+	if err := os.WriteFile(body, []byte(`{"event":"chat_started","visitor":{"chat_id":1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err := run(t.Context(), []string{"send", "--url", "http://127.0.0.1:1", "--config", cfgFile, "comm100", body}, nil, &out, &out)
+	if err == nil {
+		t.Fatal("post to a closed port succeeded")
+	}
+	if strings.Contains(err.Error()+out.String(), "supersecrettoken123") {
+		t.Errorf("the token leaked: %v\n%s", err, out.String())
+	}
+}
