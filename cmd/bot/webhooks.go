@@ -69,7 +69,7 @@ func comm100Cmd(ctx context.Context, args, environ []string, stdout, stderr io.W
 		return fmt.Errorf("--source %s: not a configured source of kind comm100", *name)
 	}
 	if !cfg.Comm100.HasCredentials() {
-		return fmt.Errorf("the Comm100 credentials are needed: comm100.site_id, comm100.email and comm100.api_key")
+		return fmt.Errorf("the Comm100 credentials are needed: comm100.site_id, comm100.email, and comm100.api_key or comm100.password + comm100.client_id")
 	}
 	client, err := comm100.New(cfg.Comm100, nil)
 	if err != nil {
