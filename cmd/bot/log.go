@@ -16,7 +16,7 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{
+	return slog.New(tint.NewTextHandler(w, &tint.Options{
 		Level:      level,
 		TimeFormat: time.TimeOnly,
 		NoColor:    cfg.Format == "text" || !isTerminal(w),

@@ -34,7 +34,6 @@ type Limiter struct {
 	waiters     waitQueue
 	seq         uint64
 	changed     chan struct{} // closed and replaced on every change
-	granted     uint64
 }
 
 type slot struct {
@@ -73,7 +72,6 @@ func (l *Limiter) Acquire(ctx context.Context, prio int) (release func(), err er
 			l.slots[i] = slot{used: true, inFlight: true}
 			l.inFlight++
 			l.next = (l.next + 1) % l.calls
-			l.granted++
 			l.notifyLocked()
 			l.mu.Unlock()
 			var once sync.Once
@@ -174,16 +172,6 @@ func (l *Limiter) Resume() {
 		l.notifyLocked()
 	}
 	l.mu.Unlock()
-}
-
-// PausedUntil returns the end of the current pause, zero if none.
-func (l *Limiter) PausedUntil() time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.now().Before(l.pausedUntil) {
-		return l.pausedUntil
-	}
-	return time.Time{}
 }
 
 // Available returns how many calls could start now without waiting.

@@ -144,10 +144,10 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		gauges := []prometheus.Collector{
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "bot_dlq_jobs", Help: "Jobs in the dead-letter stream.",
-			}, func() float64 { return p.streamCount(bus.DeadStream, "") }),
+			}, countGauge(p.dlq.Size)),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time.",
-			}, func() float64 { return p.streamCount(bus.ActionsStream, ScheduleSubjectPrefix+">") }),
+			}, countGauge((&Publisher{JS: js}).Scheduled)),
 		}
 		if limiter != nil {
 			gauges = append(gauges, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -344,7 +344,8 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		delivered = meta.NumDelivered
 	}
 
-	res, tries, err := p.attempt(ctx, log, msg, act, &job, delivered, forbidden(p.loadHistory(ctx, &job)))
+	history := p.loadHistory(ctx, &job)
+	res, tries, err := p.attempt(ctx, log, act, &job, delivered, forbidden(history))
 	switch {
 	case err == nil:
 		p.succeed(ctx, log, msg, &job, res, len(tries))
@@ -352,9 +353,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		// Shutting down: hand the job back at once for the next start.
 		_ = msg.Nak()
 	case !Retryable(err):
-		p.giveUp(ctx, log, msg, &job, "permanent failure", err, tries)
+		p.giveUp(ctx, log, msg, &job, "permanent failure", err, append(history, tries...))
 	default:
-		history := append(p.loadHistory(ctx, &job), tries...)
+		history = append(history, tries...)
 		// The horizon counts from when the job was due, not from when the
 		// rule made it: a job delayed by a day still gets its retries.
 		due := job.Created
@@ -368,7 +369,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 			}
 		}
 		if time.Since(due) > p.cfg.RetryFor || (p.cfg.MaxAttempts > 0 && total >= p.cfg.MaxAttempts) {
-			p.giveUp(ctx, log, msg, &job, "retries exhausted", err, tries)
+			p.giveUp(ctx, log, msg, &job, "retries exhausted", err, history)
 			return
 		}
 		p.saveHistory(ctx, &job, history)
@@ -438,13 +439,13 @@ func (p *Pool) finish(msg jetstream.Msg, ackErr error) {
 	}
 }
 
-// giveUp moves the job to the dead-letter stream with its story, then
-// terminates it. If the DLQ cannot take it, the job is handed back instead:
-// a job is never dropped silently.
-func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, job *Job, reason string, err error, tries []Attempt) {
+// giveUp moves the job to the dead-letter stream with its story (every
+// attempt of every delivery), then terminates it. If the DLQ cannot take it,
+// the job is handed back instead: a job is never dropped silently.
+func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, job *Job, reason string, err error, attempts []Attempt) {
 	dj := &DeadJob{
 		Job: *job, Reason: reason, Error: err.Error(),
-		Attempts: append(p.loadHistory(ctx, job), tries...),
+		Attempts: attempts,
 		Failed:   time.Now().UTC(),
 	}
 	if derr := p.dlq.Put(context.WithoutCancel(ctx), dj); derr != nil {
@@ -479,30 +480,17 @@ func (p *Pool) saveHistory(ctx context.Context, job *Job, h []Attempt) {
 	}
 }
 
-// streamCount counts the messages of a stream, or of one subject filter of it.
-func (p *Pool) streamCount(stream, filter string) float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	s, err := p.js.Stream(ctx, stream)
-	if err != nil {
-		return 0
-	}
-	if filter == "" {
-		info, err := s.Info(ctx)
+// countGauge reads a count for a gauge, bounded in time; 0 if it cannot be had.
+func countGauge(count func(context.Context) (uint64, error)) func() float64 {
+	return func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := count(ctx)
 		if err != nil {
 			return 0
 		}
-		return float64(info.State.Msgs)
+		return float64(n)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return 0
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	return float64(n)
 }
 
 // forbiddenTries is how many 403 answers that do not speak of a limit a job
@@ -570,7 +558,7 @@ func completedEvent(job *Job, res Result, at time.Time) *event.Event {
 //
 // forbiddenBefore counts the 403 answers without a limit message of earlier
 // deliveries: with them, forbiddenTries such answers end the job.
-func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, act *Action, job *Job, delivery uint64, forbiddenBefore int) (Result, []Attempt, error) {
+func (p *Pool) attempt(ctx context.Context, log *slog.Logger, act *Action, job *Job, delivery uint64, forbiddenBefore int) (Result, []Attempt, error) {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(250*time.Millisecond),
 		backoff.WithMultiplier(2),
@@ -628,7 +616,6 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}
 	notify := func(err error, next time.Duration) {
 		log.Warn("attempt failed; retrying", "err", err, "attempt", len(tries), "retry_in", next.Round(time.Millisecond))
-		_ = msg.InProgress()
 	}
 	err := backoff.RetryNotify(op, backoff.WithContext(b, ctx), notify)
 	var perm *backoff.PermanentError

@@ -60,19 +60,37 @@ func (p *Publisher) Cancel(ctx context.Context, key string) (uint64, error) {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
 	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	n, err := countMessages(ctx, s, filter)
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
 	}
 	if n == 0 {
 		return 0, nil
 	}
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
+	}
+	return n, nil
+}
+
+// Scheduled returns how many delayed jobs are waiting.
+func (p *Publisher) Scheduled(ctx context.Context) (uint64, error) {
+	s, err := p.JS.Stream(ctx, bus.ActionsStream)
+	if err != nil {
+		return 0, err
+	}
+	return countMessages(ctx, s, ScheduleSubjectPrefix+">")
+}
+
+// countMessages counts the messages of a stream on the subjects matching filter.
+func countMessages(ctx context.Context, s jetstream.Stream, filter string) (uint64, error) {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
 	}
 	return n, nil
 }

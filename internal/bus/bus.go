@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -154,9 +156,6 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	return srv, nil
 }
 
-// Embedded reports whether the bus runs inside this process.
-func (b *Bus) Embedded() bool { return b.srv != nil }
-
 // Connected reports whether the client is currently connected.
 func (b *Bus) Connected() bool { return b.Conn != nil && b.Conn.IsConnected() }
 
@@ -223,16 +222,16 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 }
 
 func redactURL(u string) string {
-	// nats://user:pass@host → nats://host; keep it simple and safe.
-	for i := len(u) - 1; i >= 0; i-- {
-		if u[i] == '@' {
-			for j := 0; j < i; j++ {
-				if j+3 <= len(u) && u[j:j+3] == "://" {
-					return u[:j+3] + "<redacted>@" + u[i+1:]
-				}
-			}
-			return "<redacted>@" + u[i+1:]
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		pu, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "<unparsable URL>"
+		case pu.User != nil:
+			pu.User = nil
+			parts[i] = pu.String()
 		}
 	}
-	return u
+	return strings.Join(parts, ",")
 }

@@ -11,14 +11,13 @@ import (
 // Engine is a compiled, immutable set of rules, indexed by event topic. It is
 // safe for concurrent use; a reload builds a new Engine and swaps it in.
 type Engine struct {
-	rules  []*Rule
-	index  index
-	files  int
-	loaded time.Time
+	rules []*Rule
+	index index
+	files int
 }
 
 func newEngine(rules []*Rule, files int) *Engine {
-	e := &Engine{rules: rules, files: files, loaded: time.Now()}
+	e := &Engine{rules: rules, files: files}
 	for i, r := range rules {
 		if !r.Enabled {
 			continue

@@ -19,11 +19,10 @@ const (
 	maxRenderSize = 1 << 20
 )
 
-// env is what expressions see: the event's attributes as variables, and the
-// clock used by now().
+// env is what expressions see: the event's attributes as variables, and
+// now() and the helpers that read the clock.
 type env struct {
 	vars map[string]any
-	now  time.Time
 }
 
 func newEnv(ev *event.Event, now time.Time) *env {
@@ -31,7 +30,7 @@ func newEnv(ev *event.Event, now time.Time) *env {
 	if data == nil {
 		data = map[string]any{}
 	}
-	return &env{now: now, vars: map[string]any{
+	return &env{vars: map[string]any{
 		"id":      ev.ID,
 		"source":  ev.Source,
 		"type":    ev.Type,

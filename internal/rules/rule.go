@@ -59,7 +59,6 @@ type Test struct {
 	// Expect lists the actions the event must produce, in order.
 	Expect []Expectation
 	Line   int
-	Col    int
 }
 
 // Expectation is one expected action, with optional expected rendered params.

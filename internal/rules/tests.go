@@ -24,7 +24,7 @@ func (l *fileLoader) tests(n *yaml.Node, rule string) []*Test {
 		if fields == nil {
 			continue
 		}
-		t := &Test{Line: tn.Line, Col: tn.Column}
+		t := &Test{Line: tn.Line}
 		if v := fields["name"]; v != nil {
 			t.Name, _ = l.str(v, rule, "tests.name")
 		}
