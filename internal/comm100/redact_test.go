@@ -23,7 +23,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 		_ = r.ParseForm()
 		if r.URL.Path == "/oauth/token" {
 			if r.PostForm.Get("password") != password {
-				http.Error(w, `{"code":401000,"message":"bad password `+r.PostForm.Get("password")+`"}`, 401)
+				http.Error(w, `{"code":401000,"message":"bad password `+r.PostForm.Get("password")+`"}`, http.StatusUnauthorized)
 				return
 			}
 			issued = "tok-" + strings.Repeat("z", 20)
