@@ -1,6 +1,7 @@
 // Package bus sets up the NATS JetStream bus the bot runs on: an embedded
-// nats-server when no URL is configured, the connection, and the streams,
-// consumers and key-value buckets every other package relies on.
+// nats-server when no URL is configured, the connection, the streams, and
+// the names of the consumers and buckets that the rules router and the worker
+// pool create for themselves.
 package bus
 
 import (
@@ -180,8 +181,10 @@ func (b *Bus) shutdownServer() {
 	}
 }
 
-// Setup creates or updates the streams, consumers and buckets. It is safe to
-// call on every start and from several replicas at once.
+// Setup creates or updates the EVENTS, ACTIONS and DLQ streams. It is safe
+// to call on every start and from several replicas at once. The consumers and
+// the key-value buckets are created by their owners (rules.Router,
+// actions.Pool) when they start.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	cfg.Defaults()
 	streams := []jetstream.StreamConfig{
