@@ -133,7 +133,7 @@ type Budget struct {
 	// what follows. A channel, so that waiting for it can be abandoned.
 	lock    chan struct{}
 	loaded  bool // the view below is the stored log at rev
-	touched bool       // a fresh server time stamp was had once
+	touched bool // a fresh server time stamp was had once
 	rev     uint64
 	stamp   time.Time // server time of rev; zero when rev is this process's own write
 	entries []budgetEntry
