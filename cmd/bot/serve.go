@@ -119,7 +119,15 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}
 	var limiter *actions.Limiter
 	if cfg.Comm100.HasCredentials() && !cfg.Dispatch.DryRun {
-		limiter = actions.NewLimiter(cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per, nil)
+		bc, err := budgetConfig(cfg, os.Hostname)
+		if err != nil {
+			return nil, err
+		}
+		budget, err := actions.OpenBudget(ctx, a.bus.JS, bc, log, a.reg)
+		if err != nil {
+			return nil, err
+		}
+		limiter = actions.NewBudgetLimiter(budget)
 		// No client-wide timeout: it would count the wait for the budget.
 		// The transport bounds each call from its grant.
 		waits := prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -135,11 +143,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		}
 		rt.Comm100 = client
 		log.Info("Comm100 API", "base_url", client.BaseURL(), "site_id", cfg.Comm100.SiteID, "auth", client.Auth(),
-			"rate_limit", fmt.Sprintf("%d/%s", cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per))
+			"rate_limit", fmt.Sprintf("%d/%s", cfg.Comm100.RateLimit.Calls, cfg.Comm100.RateLimit.Per),
+			"budget", bc.Name, "shared", cfg.Comm100.RateLimit.Shared)
 	} else {
 		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, and comm100.api_key " +
 			"or comm100.password + comm100.client_id); Comm100 actions are logged, not sent")
 	}
+	cfg.Dispatch.Replicas = cfg.NATS.Replicas
 	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, events, log, a.reg)
 	if err != nil {
 		return nil, err

@@ -49,6 +49,9 @@ type Config struct {
 	RateLimitPause time.Duration `koanf:"rate_limit_pause"`
 	// DryRun logs every job instead of carrying it out.
 	DryRun bool `koanf:"dry_run"`
+	// Replicas of the buckets the pool creates: nats.replicas, not a key of
+	// its own.
+	Replicas int `koanf:"-"`
 }
 
 // Defaults fills the zero fields with their documented defaults.
@@ -175,6 +178,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		Description: "ids of jobs that succeeded, so that a redelivered copy is not carried out twice",
 		TTL:         p.cfg.RetryFor + 24*time.Hour,
 		Storage:     jetstream.FileStorage,
+		Replicas:    p.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("create bucket %s: %w", bus.DoneBucket, err)
@@ -184,6 +188,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		Description: "attempts of jobs that are still failing, for the dead-letter story",
 		TTL:         p.cfg.RetryFor + time.Hour,
 		Storage:     jetstream.FileStorage,
+		Replicas:    p.cfg.Replicas,
 	})
 	if err != nil {
 		return fmt.Errorf("create bucket %s: %w", bus.AttemptsBucket, err)

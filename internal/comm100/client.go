@@ -55,10 +55,16 @@ type RateLimit struct {
 	Calls int `koanf:"calls"`
 	// Per is the window. Default 5m.
 	Per time.Duration `koanf:"per"`
-	// Shared would keep one budget across all replicas in NATS KV. It is not
-	// available yet: true is refused. With several replicas, give each its
-	// share of the budget (calls / replicas).
+	// Shared keeps one budget for all the replicas that name the same
+	// Budget: together they never make more than Calls calls in any window
+	// of Per. Without it each replica keeps a budget of its own. Either way
+	// the budget is kept in NATS, so calls made before a restart still
+	// count after it. Default false.
 	Shared bool `koanf:"shared"`
+	// Budget names the budget in NATS. Default: the site id. Comm100 limits
+	// each client IP address: replicas that reach it from different
+	// addresses can name different budgets.
+	Budget string `koanf:"budget"`
 }
 
 // Defaults fills the zero fields with their documented defaults.
@@ -82,10 +88,6 @@ func (c *Config) HasCredentials() bool {
 
 // Validate checks the config for a client that will make calls.
 func (c *Config) Validate() error {
-	if c.RateLimit.Shared {
-		return fmt.Errorf("comm100.rate_limit.shared: one budget across replicas is not available yet; " +
-			"set it to false and give each replica its share of comm100.rate_limit.calls")
-	}
 	if _, err := c.APIBase(); err != nil {
 		return err
 	}
