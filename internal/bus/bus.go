@@ -123,7 +123,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		b.Close()
 		return nil, fmt.Errorf("open JetStream: %w", err)
 	}
-	b.JS = js
+	b.JS = withCreateRetries(js)
 	return b, nil
 }
 

@@ -26,7 +26,9 @@ type JetStreamPublisher struct {
 	Timeout time.Duration
 }
 
-// Publish returns once JetStream has acknowledged the event.
+// Publish returns once JetStream has acknowledged the event. While the
+// stream elects a leader, or the connection moves to another node, it tries
+// again within the timeout.
 func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
 	payload, err := json.Marshal(ev)
 	if err != nil {
@@ -40,7 +42,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool
 	defer cancel()
 	msg := &nats.Msg{Subject: ev.BusSubject(), Data: payload, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	ack, err := p.JS.PublishMsg(ctx, msg)
+	ack, err := publishRetrying(ctx, p.JS, msg)
 	if err != nil {
 		return false, fmt.Errorf("publish event %s: %w", ev.ID, err)
 	}
