@@ -23,6 +23,7 @@ import (
 
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/testenv"
 )
 
 // tcpProxy forwards the connections made to its address to target, until
@@ -328,6 +329,7 @@ func (g *simGate) drop() {
 	g.mu.Lock()
 	if g.frozen {
 		close(g.thaw)
+		g.thaw = make(chan struct{}) // later calls wait for nothing: the process is gone
 	}
 	g.mu.Unlock()
 }
@@ -444,20 +446,17 @@ func (s *clusterSetup) tryBot(t *testing.T, name string) (*clusterBot, error) {
 	return b, nil
 }
 
-// waitWorking waits until every bot's router and workers are pulling from
-// their consumers: the bots have finished starting.
+// waitWorking waits until every bot's workers are pulling jobs: the bots
+// have finished starting.
 func waitWorking(t *testing.T, js jetstream.JetStream, bots, workers int) {
 	t.Helper()
-	pulling := func(stream, consumer string, want int) bool {
-		c, err := js.Consumer(t.Context(), stream, consumer)
+	waitFor(t, "every bot's workers to pull jobs", 30*time.Second, func() bool {
+		c, err := js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(t.Context())
-		return err == nil && info.NumWaiting >= want
-	}
-	waitFor(t, "every bot to pull events and jobs", 30*time.Second, func() bool {
-		return pulling(bus.EventsStream, bus.RulesConsumer, bots) && pulling(bus.ActionsStream, bus.WorkerConsumer, bots*workers)
+		return err == nil && info.NumWaiting >= bots*workers
 	})
 }
 
@@ -652,7 +651,12 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 		return len(s.accepted) == sc.events
 	})
 	js = bots[0].a.bus.JS
-	waitFor(t, "a ticket for every chat", sc.drainWithin, func() bool { return len(ticketCalls(sim)) >= sc.events })
+	waitFor(t, "a ticket for every chat", sc.drainWithin, func() bool {
+		if n := countStatus(sim.Requests(), http.StatusForbidden); n > 0 {
+			t.Fatalf("the simulator refused %d calls for the rate limit", n)
+		}
+		return len(ticketCalls(sim)) >= sc.events
+	})
 	lastTicket := time.Now()
 	var state string
 	idle := func(stream, consumer string) bool {
@@ -717,13 +721,24 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 		t.Error(p)
 	}
 	refused, stretch, held := s.refusals()
+	// With a backlog the budget allows one batch of calls per window: the
+	// last ticket can come no sooner than this after the first call.
+	made := ticketCalls(sim)
+	soonest := made[0].Time.Add(time.Duration((len(made)-1)/sc.calls) * sc.per)
+	var unreachable, conflicts float64
+	for _, b := range bots {
+		unreachable += metricFloat(t, b.a, "bot_limiter_budget_unreachable_total")
+		conflicts += metricFloat(t, b.a, "bot_limiter_budget_conflicts_total")
+	}
 	t.Logf("accepted %d of %d chats; tickets %d; duplicates %d; calls %d, at most %d in a window of %s (budget %d); "+
 		"webhooks refused %d times, longest stretch of refusals %s, longest held %s; "+
-		"last ticket %s after the node was lost and %s after the last chat; load %s; %d streams and consumers at 3 replicas",
+		"last ticket %s after the node was lost, %s after the last chat, %s later than the budget allows at best; "+
+		"load %s; budget unreachable %.0f times, write conflicts %.0f (live bots); %d streams and consumers at 3 replicas",
 		len(s.accepted), sc.events, tickets, duplicates, len(reqs), most, sc.per, sc.calls,
 		refused, stretch.Round(time.Millisecond), held.Round(time.Millisecond),
 		lastTicket.Sub(nodeLost).Round(time.Millisecond), lastTicket.Sub(loadEnd).Round(time.Millisecond),
-		loadEnd.Sub(loadStart).Round(time.Millisecond), len(names))
+		made[len(made)-1].Time.Sub(soonest).Round(time.Millisecond),
+		loadEnd.Sub(loadStart).Round(time.Millisecond), unreachable, conflicts, len(names))
 }
 
 // TestClusterLosesANodeAndABot runs three bots on a 3-node NATS cluster
@@ -733,9 +748,29 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 // the simulator never refuses a call for the limit, no window holds more
 // than the budget, and nothing is left pending.
 func TestClusterLosesANodeAndABot(t *testing.T) {
+	t.Parallel() // mostly waiting for the budget and for elections
 	runClusterScenario(t, clusterScenario{
 		events: 50, interval: 200 * time.Millisecond, calls: 20, per: 5 * time.Second,
 		killNodeAt: 5, killBotAt: 10, reviveAt: 45,
 		drainWithin: 45 * time.Second,
 	})
+}
+
+// TestClusterLosesANodeAndABotLong is the same with four times the chats,
+// and the bot killed as by SIGKILL: its jobs in hand come back only after
+// their ack wait, and its budget slots in flight only after their lease.
+func TestClusterLosesANodeAndABotLong(t *testing.T) {
+	testenv.Long(t)
+	runClusterScenario(t, clusterScenario{
+		events: 200, interval: 100 * time.Millisecond, calls: 20, per: 5 * time.Second,
+		killNodeAt: 40, killBotAt: 60, reviveAt: 150, sigkill: true,
+		drainWithin: 2 * time.Minute,
+	})
+}
+
+func metricFloat(t *testing.T, a *app, name string) float64 {
+	t.Helper()
+	var v float64
+	_, _ = fmt.Sscan(metricValue(t, a, name), &v)
+	return v
 }
