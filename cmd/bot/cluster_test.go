@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -39,7 +40,7 @@ type tcpProxy struct {
 	wg    sync.WaitGroup
 }
 
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
 	t.Helper()
 	p := &tcpProxy{target: target, conns: map[net.Conn]struct{}{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -111,10 +112,10 @@ func (p *tcpProxy) cut() {
 }
 
 // restore listens on the proxy's address again.
-func (p *tcpProxy) restore(t *testing.T) {
+func (p *tcpProxy) restore(t testing.TB) {
 	t.Helper()
 	var ln net.Listener
-	waitFor(t, "the proxy's port to be free again", 10*time.Second, func() bool {
+	eventually(t, "the proxy's port to be free again", 10*time.Second, func() bool {
 		var err error
 		ln, err = net.Listen("tcp", p.addr)
 		return err == nil
@@ -124,7 +125,7 @@ func (p *tcpProxy) restore(t *testing.T) {
 
 func (p *tcpProxy) url() string { return "nats://" + p.addr }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -140,7 +141,7 @@ func freePort(t *testing.T) int {
 // (no leadership handed over) and elect new leaders after their election
 // timeout, as when its host dies.
 type natsCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*natsNode
 	links map[[2]int]*tcpProxy // from node i to node j's route port
 }
@@ -152,7 +153,7 @@ type natsNode struct {
 	srv        *server.Server
 }
 
-func startNATSCluster(t *testing.T, size int) *natsCluster {
+func startNATSCluster(t testing.TB, size int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{t: t, links: map[[2]int]*tcpProxy{}}
 	routePorts := make([]int, size)
@@ -225,7 +226,7 @@ func (c *natsCluster) waitJetStream() {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	waitFor(c.t, "the JetStream cluster to place a stream on every node", 30*time.Second, func() bool {
+	eventually(c.t, "the JetStream cluster to place a stream on every node", 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(c.t.Context(), 2*time.Second)
 		defer cancel()
 		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PROBE", Subjects: []string{"probe"}, Replicas: len(c.nodes)})
@@ -354,13 +355,14 @@ type clusterBot struct {
 
 type clusterSetup struct {
 	cluster  *natsCluster
-	sim      *comm100test.Server
+	sim      *comm100test.Server // nil: no Comm100 credentials, actions run dry
 	rulesDir string
 	calls    int
 	per      time.Duration
+	logLevel slog.Level
 }
 
-func (s *clusterSetup) startBot(t *testing.T, name string) *clusterBot {
+func (s *clusterSetup) startBot(t testing.TB, name string) *clusterBot {
 	t.Helper()
 	b, err := s.tryBot(t, name)
 	if err != nil {
@@ -387,35 +389,38 @@ func (s *clusterSetup) superviseBot(t *testing.T, name string, within time.Durat
 	}
 }
 
-func (s *clusterSetup) tryBot(t *testing.T, name string) (*clusterBot, error) {
+func (s *clusterSetup) tryBot(t testing.TB, name string) (*clusterBot, error) {
 	t.Helper()
 	b := &clusterBot{name: name, gate: &simGate{sim: s.sim}, done: make(chan error, 1)}
-	hs := httptest.NewServer(b.gate)
-	t.Cleanup(hs.Close)
 	var urls []string
 	for _, n := range s.cluster.nodes {
 		p := newTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", n.clientPort))
 		b.links = append(b.links, p)
 		urls = append(urls, p.url())
 	}
-	site, email, key := s.sim.Credentials()
-	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
-	configFlags(fs)
-	err := fs.Parse([]string{
+	args := []string{
 		"--http.addr", "127.0.0.1:0",
 		"--nats.url", strings.Join(urls, ","),
 		"--nats.replicas", "3",
 		"--rules.dir", s.rulesDir,
 		"--rules.watch=false",
-		"--comm100.base_url", hs.URL + comm100test.APIPrefix,
-		"--comm100.site_id", site, "--comm100.email", email, "--comm100.api_key", key,
-		"--comm100.timeout", "5s",
-		"--comm100.rate_limit.calls", fmt.Sprint(s.calls),
-		"--comm100.rate_limit.per", s.per.String(),
-		"--comm100.rate_limit.shared",
 		"--dispatch.workers", "4",
-		"--log.level", "info",
-	})
+	}
+	if s.sim != nil {
+		hs := httptest.NewServer(b.gate)
+		t.Cleanup(hs.Close)
+		site, email, key := s.sim.Credentials()
+		args = append(args,
+			"--comm100.base_url", hs.URL+comm100test.APIPrefix,
+			"--comm100.site_id", site, "--comm100.email", email, "--comm100.api_key", key,
+			"--comm100.timeout", "5s",
+			"--comm100.rate_limit.calls", fmt.Sprint(s.calls),
+			"--comm100.rate_limit.per", s.per.String(),
+			"--comm100.rate_limit.shared")
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	configFlags(fs)
+	err := fs.Parse(args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +428,7 @@ func (s *clusterSetup) tryBot(t *testing.T, name string) (*clusterBot, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("bot", name)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: s.logLevel})).With("bot", name)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.stop = cancel
 	b.a, err = newApp(ctx, cfg, log)
@@ -448,9 +453,9 @@ func (s *clusterSetup) tryBot(t *testing.T, name string) (*clusterBot, error) {
 
 // waitWorking waits until every bot's workers are pulling jobs: the bots
 // have finished starting.
-func waitWorking(t *testing.T, js jetstream.JetStream, bots, workers int) {
+func waitWorking(t testing.TB, js jetstream.JetStream, bots, workers int) {
 	t.Helper()
-	waitFor(t, "every bot's workers to pull jobs", 30*time.Second, func() bool {
+	eventually(t, "every bot's workers to pull jobs", 30*time.Second, func() bool {
 		c, err := js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
 		if err != nil {
 			return false
@@ -510,7 +515,7 @@ func (s *sender) setBots(bots ...*clusterBot) {
 }
 
 func (s *sender) send(ctx context.Context, t *testing.T, chat int) {
-	body := chatEnded(t, chat)
+	body := lowRatedChat(t, chat)
 	s.wg.Go(func() {
 		for try := 0; ctx.Err() == nil; try++ {
 			s.mu.Lock()
@@ -586,7 +591,7 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 	start := time.Now()
 	cluster := startNATSCluster(t, 3)
 	sim := comm100test.New(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: sc.calls, Per: sc.per}})
-	setup := &clusterSetup{cluster: cluster, sim: sim, calls: sc.calls, per: sc.per, rulesDir: writeRules(t, `rules:
+	setup := &clusterSetup{cluster: cluster, sim: sim, calls: sc.calls, per: sc.per, logLevel: slog.LevelInfo, rulesDir: writeRules(t, `rules:
   - name: low-rated-chat-ticket
     on: comm100.chat.ended
     when: data.chat.rating <= 2
@@ -773,4 +778,32 @@ func metricFloat(t *testing.T, a *app, name string) float64 {
 	var v float64
 	_, _ = fmt.Sscan(metricValue(t, a, name), &v)
 	return v
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lowRatedChat returns a chat-ended webhook body for chat id, rated 1.
+func lowRatedChat(tb testing.TB, id int) []byte {
+	tb.Helper()
+	var body map[string]any
+	data, err := os.ReadFile("../../rules/testdata/chat_ended_low_rating.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
+		tb.Fatal(err)
+	}
+	body["chat"].(map[string]any)["id"] = id
+	out, _ := json.Marshal(body)
+	return out
 }
