@@ -16,9 +16,10 @@
 //  1. decodes it and looks in the jobs_done bucket: a job that already
 //     succeeded is acknowledged without running again;
 //  2. looks up its action; an unknown action goes to the DLQ;
-//  3. runs the action. Every Comm100 call takes a token from the one shared
-//     [Limiter] first (see [LimitedTransport]); the call's timeout starts
-//     when the token is granted;
+//  3. runs the action. Every Comm100 call takes a slot from the one shared
+//     [Limiter] first (see [LimitedTransport]), whose slots are a [Budget]
+//     kept in NATS and shared by the replicas that name it; the call's
+//     timeout starts when the slot is granted;
 //  4. on success records the job in jobs_done, publishes its
 //     bot.action.completed event if asked, acknowledges it (Ack) and deletes
 //     it from the stream;
