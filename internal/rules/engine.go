@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Engine is a compiled, immutable set of rules, indexed by event topic. It is
@@ -45,21 +45,21 @@ type Outcome struct {
 	// Reason says why a rule did not match, or why an action was skipped.
 	Reason string
 	// Jobs are the rendered jobs of a matched rule.
-	Jobs []actions.Job
+	Jobs []job.Job
 	// Err is an evaluation error (the rule is then treated as not matched).
 	Err error
 }
 
 // Match returns the jobs the event produces, and the evaluation errors of
 // rules that could not be evaluated (those rules produce no jobs).
-func (e *Engine) Match(ev *event.Event, now time.Time) ([]actions.Job, []error) {
+func (e *Engine) Match(ev *event.Event, now time.Time) ([]job.Job, []error) {
 	var buf [16]int
 	cands := e.index.match(ev.Topic(), buf[:0])
 	if len(cands) == 0 {
 		return nil, nil
 	}
 	env := newEnv(ev, now)
-	var jobs []actions.Job
+	var jobs []job.Job
 	var errs []error
 	for _, i := range cands {
 		o := e.evaluate(e.rules[i], ev, env, now)
@@ -136,17 +136,17 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 	return o
 }
 
-func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions.Job, error) {
+func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, error) {
 	params := map[string]any{}
 	if a.With != nil {
 		p, err := a.With.render(env)
 		if err != nil {
-			return actions.Job{}, fmt.Errorf("with.%w", err)
+			return job.Job{}, fmt.Errorf("with.%w", err)
 		}
 		params = p.(map[string]any)
 	}
-	j := actions.Job{
-		ID:       actions.JobID(ev.ID, r.Name, a.Index),
+	j := job.Job{
+		ID:       job.ID(ev.ID, r.Name, a.Index),
 		EventID:  ev.ID,
 		Rule:     r.Name,
 		Index:    a.Index,
@@ -163,7 +163,7 @@ func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions
 	if a.Key != nil {
 		k, err := a.Key.render(env)
 		if err != nil {
-			return actions.Job{}, fmt.Errorf("key: %w", err)
+			return job.Job{}, fmt.Errorf("key: %w", err)
 		}
 		j.Key = fmt.Sprint(k)
 	}
