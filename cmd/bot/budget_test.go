@@ -134,8 +134,20 @@ func TestOutageDelaysJobsAndLosesNone(t *testing.T) {
 			secondHalf++
 		}
 	}
-	t.Logf("outage of %s: %d calls in its first half, %d in its second; %d calls in all for %d jobs",
-		outage, firstHalf, secondHalf, len(reqs), jobs)
+	// Recovery: from the outage's end to the first ticket, and to the last.
+	var first, last time.Time
+	for _, r := range reqs {
+		if r.Status == http.StatusCreated && r.Time.After(from.Add(outage)) {
+			if first.IsZero() {
+				first = r.Time
+			}
+			last = r.Time
+		}
+	}
+	t.Logf("outage of %s: %d calls in its first half, %d in its second; %d calls in all for %d jobs; "+
+		"first ticket %s after it ended, last %s after",
+		outage, firstHalf, secondHalf, len(reqs), jobs,
+		first.Sub(from.Add(outage)).Round(time.Millisecond), last.Sub(from.Add(outage)).Round(time.Millisecond))
 	if firstHalf == 0 || 2*secondHalf > firstHalf {
 		t.Errorf("calls during the outage did not thin out: %d then %d", firstHalf, secondHalf)
 	}

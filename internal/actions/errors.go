@@ -29,9 +29,13 @@ func Retryable(err error) bool {
 	if errors.As(err, &pae) {
 		return false
 	}
-	var t interface{ Temporary() bool }
-	if errors.As(err, &t) {
-		return t.Temporary()
+	var ae *comm100.APIError
+	if errors.As(err, &ae) {
+		return ae.Temporary()
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Temporary()
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return true

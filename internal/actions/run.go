@@ -39,7 +39,8 @@ type Pool struct {
 	// that span. Short, so that the jobs of a process that died come back
 	// quickly.
 	ackWait time.Duration
-	// fetchWait bounds one wait for a job, so a worker notices a lost consumer.
+	// fetchWait bounds one wait for a job: a worker notices a lost consumer
+	// and a stop within it.
 	fetchWait time.Duration
 	// recordRetry spaces the tries to store a done record.
 	recordRetry Backoff
@@ -64,7 +65,7 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		dlq:         &DLQ{JS: js},
 		now:         time.Now,
 		ackWait:     5 * time.Second,
-		fetchWait:   5 * time.Second,
+		fetchWait:   time.Second,
 		recordRetry: Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		recordGrace: 10 * time.Second,
 	}
@@ -89,6 +90,27 @@ func (p *Pool) DryRun() bool { return p.cfg.DryRun || p.rt.Comm100 == nil }
 // once (Nak), so the next start, or another replica, picks it up without
 // waiting out its AckWait.
 func (p *Pool) Run(ctx context.Context) error {
+	if err := p.setup(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		return err
+	}
+	var wg sync.WaitGroup
+	for range p.cfg.Workers {
+		wg.Go(func() { p.work(ctx) })
+	}
+	wg.Wait()
+	// Acks and naks are sent without waiting for an answer: make sure the
+	// last ones are on their way before the caller closes the connection.
+	if nc := p.js.Conn(); nc != nil && nc.IsConnected() {
+		_ = nc.FlushTimeout(2 * time.Second)
+	}
+	return nil
+}
+
+// setup opens the ledger, the consumer and the stream.
+func (p *Pool) setup(ctx context.Context) error {
 	if p.ledger == nil {
 		l, err := OpenLedger(ctx, p.js, p.cfg.RetryFor, p.cfg.Replicas)
 		if err != nil {
@@ -102,16 +124,6 @@ func (p *Pool) Run(ctx context.Context) error {
 	var err error
 	if p.stream, err = p.js.Stream(ctx, bus.ActionsStream); err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.ActionsStream, err)
-	}
-	var wg sync.WaitGroup
-	for range p.cfg.Workers {
-		wg.Go(func() { p.work(ctx) })
-	}
-	wg.Wait()
-	// Acks and naks are sent without waiting for an answer: make sure the
-	// last ones are on their way before the caller closes the connection.
-	if nc := p.js.Conn(); nc != nil && nc.IsConnected() {
-		_ = nc.FlushTimeout(2 * time.Second)
 	}
 	return nil
 }
@@ -153,15 +165,17 @@ func (p *Pool) work(ctx context.Context) {
 				continue
 			}
 		}
-		fctx, cancel := context.WithTimeout(ctx, p.fetchWait)
-		msg, err := cons.Next(jetstream.FetchContext(fctx))
-		cancel()
+		// The wait is not cut short when the pool stops: a pull request
+		// cancelled on the client may still be served by the server, and its
+		// job would then sit unwatched until its AckWait. A job that arrives
+		// after the stop is handed back.
+		msg, err := cons.Next(jetstream.FetchMaxWait(p.fetchWait))
 		switch {
 		case err == nil:
 			failures = 0
 			p.deliver(ctx, msg)
 		case ctx.Err() != nil:
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			// Nothing to do for now.
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
 			p.log.Warn("workers' consumer is gone; creating it again", "err", err)
