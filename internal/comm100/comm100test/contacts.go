@@ -7,13 +7,18 @@ import (
 	"strings"
 )
 
-var identityTypes = []string{"Email", "Phone", "SMS", "Facebook", "Twitter", "WeChat", "WhatsApp", "Visitor", "External"}
+// identityTypes are the contact identity types
+// (developer.comm100.com/docs/server-api-global-setting-contact, Contact
+// Identity Object: "Allowed values are visitor, Email, SMS, ..."). There is
+// no "Phone": a phone number is an SMS identity.
+var identityTypes = []string{"visitor", "Email", "SMS", "facebook", "twitter", "wechat", "SSOID", "externalID",
+	"whatsApp", "instagram", "telegram", "line", "SecureMessaging"}
 
 // checkIdentities validates identities, refusing one already used by
 // another contact than self, and says what is wrong ("" if nothing); s.mu must be held.
 func (st *state) checkIdentities(ids []ContactIdentity, self string) string {
 	for _, id := range ids {
-		if !slices.Contains(identityTypes, id.Type) {
+		if !slices.ContainsFunc(identityTypes, func(t string) bool { return strings.EqualFold(t, id.Type) }) {
 			return fmt.Sprintf("Parameter 'contactIdentityType' must be one of %s.", strings.Join(identityTypes, ", "))
 		}
 		if strings.TrimSpace(id.Value) == "" {

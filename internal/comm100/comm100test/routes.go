@@ -23,6 +23,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	handle("PUT /ticketing/tickets/{id}", s.handleUpdateTicket)
 	handle("POST /ticketing/messages", s.handleCreateMessage)
 	handle("POST /ticketing/notes", s.handleCreateNote)
+	handle("GET /ticketing/fields", s.handleTicketFields)
 	handle("GET /ticketing/tags", s.handleTags)
 	handle("POST /ticketing/tags", s.handleCreateTag)
 
@@ -36,6 +37,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	handle("GET /livechat/chats/{id}", s.handleGetChat)
 	handle("POST /livechat/chats:search", s.handleSearchChats)
+	handle("POST /livechat/chats:Search", s.handleSearchChats)
 	handle("POST /livechat/chats/{action}", s.handleAttachChat)
 	handle("GET /livechat/offlineMessages/{id}", s.handleGetOfflineMessage)
 	handle("POST /livechat/offlineMessages/{action}", s.handleAttachOfflineMessage)
