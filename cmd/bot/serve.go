@@ -114,6 +114,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Log:       log,
 		Events:    events,
 		Schedules: &actions.Publisher{JS: a.bus.JS},
+		// One cache of the ticket field list for every job, across reloads.
+		TicketFields: &actions.TicketFieldIDs{},
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
 			cfg.Dispatch.AttemptTimeout),
 	}

@@ -87,7 +87,7 @@ func TestErrorsOverHTTP(t *testing.T) {
 		limited   bool
 	}{
 		{
-			name:   "validation",
+			name: "validation",
 			call: func(c *Client) error {
 				_, err := c.CreateTicket(t.Context(), NewTicket{Subject: "x", Priority: "critical"})
 				return err
