@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 )
 
@@ -148,8 +149,9 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 	url := "http://" + a.Addr() + "/hooks/comm100"
 
 	status, body := post(t, url, "../../rules/testdata/chat_ended_low_rating.json")
-	if status != http.StatusAccepted || body["id"] != "chat.ended:3356721" {
-		t.Fatalf("first post: got %d %v, want 202 with id chat.ended:3356721", status, body)
+	const eventID = "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"
+	if status != http.StatusAccepted || body["id"] != eventID {
+		t.Fatalf("first post: got %d %v, want 202 with id %s", status, body, eventID)
 	}
 	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) >= 1 })
 
@@ -171,11 +173,13 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 		t.Errorf("ticket call query %q lacks siteId", c.Query)
 	}
 	var ticket struct {
-		Subject  string `json:"subject"`
-		Priority string `json:"priority"`
-		Message  struct {
-			Body string `json:"body"`
-		} `json:"message"`
+		Subject      string         `json:"subject"`
+		Priority     string         `json:"priority"`
+		CustomFields map[string]any `json:"customFields"`
+		Messages     []struct {
+			SentByType string `json:"sentByType"`
+			Body       string `json:"body"`
+		} `json:"messages"`
 	}
 	if err := json.Unmarshal(c.Body, &ticket); err != nil {
 		t.Fatal(err)
@@ -186,8 +190,53 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 	if ticket.Priority != "high" {
 		t.Errorf("priority: got %q, want high", ticket.Priority)
 	}
-	if !strings.Contains(ticket.Message.Body, "Jane Cooper: I already did, twice.\nAlex (Agent)") {
-		t.Errorf("message does not hold the transcript as lines: %q", ticket.Message.Body)
+	// The rule names the custom field "Chat ID"; Comm100 gets its id.
+	if got := ticket.CustomFields[comm100test.ChatIDField]; got != "8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90" || len(ticket.CustomFields) != 1 {
+		t.Errorf("custom fields: got %v, want the chat GUID under the id of Chat ID", ticket.CustomFields)
+	}
+	if len(ticket.Messages) != 1 || ticket.Messages[0].SentByType != "agent" ||
+		!strings.Contains(ticket.Messages[0].Body, "Jane Cooper: I already did, twice.\n[09:49:58] Alex") {
+		t.Errorf("first message does not hold the transcript as lines: %+v", ticket.Messages)
+	}
+	if n := len(fieldCalls(sim)); n != 1 {
+		t.Errorf("got %d calls to ticketing/fields, want 1", n)
+	}
+}
+
+// fieldCalls are the simulator's calls to the ticket field list.
+func fieldCalls(sim *comm100test.Server) []comm100test.Request {
+	var out []comm100test.Request
+	for _, r := range sim.Requests() {
+		if r.Path == "/v4/ticketing/fields" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestUnknownCustomFieldGoesToDLQNamingIt: a rule naming a ticket custom field
+// that does not exist fails for good, and the dead letter says which field.
+func TestUnknownCustomFieldGoesToDLQNamingIt(t *testing.T) {
+	sim, simArgs := startSim(t, comm100test.Config{})
+	a := startBot(t, simArgs...)
+	pub := &actions.Publisher{JS: a.bus.JS}
+	job := &actions.Job{ID: "ev-field/r/0", EventID: "ev-field", Rule: "r", Action: "comm100.ticket.create",
+		Params: map[string]any{"subject": "x", "custom_fields": map[string]any{"chat_id": "1"}}, Created: time.Now()}
+	if err := pub.Publish(t.Context(), job); err != nil {
+		t.Fatal(err)
+	}
+	dlq := &actions.DLQ{JS: a.bus.JS}
+	var dead []actions.DeadLetter
+	waitFor(t, "the job to reach the DLQ", 10*time.Second, func() bool {
+		dead, _ = dlq.List(t.Context())
+		return len(dead) == 1
+	})
+	if d := dead[0]; d.Reason != "permanent failure" || !strings.Contains(d.Error, `custom field "chat_id"`) ||
+		!strings.Contains(d.Error, `"Chat ID"`) {
+		t.Errorf("dead letter: reason %q error %q, want a permanent failure naming chat_id and the known fields", d.Reason, d.Error)
+	}
+	if n := len(ticketCalls(sim)); n != 0 {
+		t.Errorf("got %d ticket calls, want none", n)
 	}
 }
 

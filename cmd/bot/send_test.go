@@ -51,7 +51,7 @@ sources:
 		wantErr bool
 		want    string
 	}{
-		{"comm100 with token", []string{"--config", config, "comm100", "../../rules/testdata/chat_ended_low_rating.json"}, false, `202 Accepted` + "\n" + `{"id":"chat.ended:3356721"}`},
+		{"comm100 with token", []string{"--config", config, "comm100", "../../rules/testdata/chat_ended_low_rating.json"}, false, `202 Accepted` + "\n" + `{"id":"chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}`},
 		{"generic hmac", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `{"id":"d-1"}`},
 		{"repeat", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `200 OK` + "\n" + `{"duplicate":true,"id":"d-1"}`},
 		{"github preset", []string{"--config", config, "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: g-1", "github", issue}, false, `{"id":"g-1"}`},

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // Config configures webhook ingestion.
@@ -148,12 +150,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		h.requests.WithLabelValues(name, "duplicate").Inc()
 		h.log.Debug("duplicate event", "source", name, "event_id", ev.ID)
-		writeJSON(w, http.StatusOK, map[string]any{"id": ev.ID, "duplicate": true})
+		answer(w, src, ev, http.StatusOK, map[string]any{"id": ev.ID, "duplicate": true})
 		return
 	}
 	h.requests.WithLabelValues(name, "accepted").Inc()
 	h.log.Info("event accepted", "source", name, "event_id", ev.ID, "type", ev.Type)
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID})
+	answer(w, src, ev, http.StatusAccepted, map[string]any{"id": ev.ID})
+}
+
+// answer writes the answer to a stored event: the source's own when its
+// sender waits for one in a shape of its own (a bot engine waits for the
+// bot's answer), else status and body.
+func answer(w http.ResponseWriter, src *source, ev *event.Event, status int, body map[string]any) {
+	if src.reply != nil {
+		if st, b, ok := src.reply(ev, body); ok {
+			writeJSON(w, st, b)
+			return
+		}
+	}
+	writeJSON(w, status, body)
 }
 
 // refuse answers with a JSON error, counts it, and logs it without the body.

@@ -149,17 +149,17 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 		{
 			name: "comm100 live chat",
 			req:  func() *http.Request { return ts.signed(t, "comm100", fixture(t, "chat_started")) },
-			want: event.Event{ID: "chat.started:3356902", Source: "comm100", Type: "chat.started", Subject: "3356902", Time: testNow},
+			want: event.Event{ID: "chat.started:c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Source: "comm100", Type: "chat.started", Subject: "c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Time: testNow},
 		},
 		{
 			name: "comm100 live chat with token",
 			req:  func() *http.Request { return ts.signed(t, "tokened", fixture(t, "chat_request")) },
-			want: event.Event{ID: "chat.requested:3356902", Source: "tokened", Type: "chat.requested", Subject: "3356902", Time: testNow},
+			want: event.Event{ID: "chat.requested:c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Source: "tokened", Type: "chat.requested", Subject: "c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Time: testNow},
 		},
 		{
 			name: "comm100 ticket trigger with token and secret header",
 			req:  func() *http.Request { return ts.signed(t, "tokened", fixture(t, "ticket_trigger")) },
-			want: event.Event{Source: "tokened", Type: "ticket.reply_received", Subject: "539", Time: testNow},
+			want: event.Event{Source: "tokened", Type: "ticket.reply_received", Subject: "1042", Time: testNow},
 		},
 		{
 			name: "comm100 classic envelope",
@@ -169,7 +169,7 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 		{
 			name: "comm100 from an allowed address",
 			req:  func() *http.Request { return ts.signed(t, "loopback", fixture(t, "agent_online")) },
-			want: event.Event{ID: "agent.status_changed:52:online:1732266000", Source: "loopback", Type: "agent.status_changed", Subject: "52", Time: testNow},
+			want: event.Event{ID: "agent.status_changed:a87ff679-a2f3-471d-8c1f-2b3c4d5e6f70:online:1732266000", Source: "loopback", Type: "agent.status_changed", Subject: "a87ff679-a2f3-471d-8c1f-2b3c4d5e6f70", Time: testNow},
 		},
 		{
 			name: "generic with HMAC, timestamp and expressions",
@@ -428,11 +428,11 @@ func TestHandlerDuplicatesAndBusDown(t *testing.T) {
 	ts := newTestServer(t, 1<<20)
 	body := fixture(t, "chat_ended")
 	resp, out := do(t, ts.signed(t, "comm100", body))
-	if resp.StatusCode != http.StatusAccepted || out["id"] != "chat.ended:3356721" {
-		t.Fatalf("first: got %d %v, want 202 chat.ended:3356721", resp.StatusCode, out)
+	if resp.StatusCode != http.StatusAccepted || out["id"] != "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90" {
+		t.Fatalf("first: got %d %v, want 202 chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", resp.StatusCode, out)
 	}
 	resp, out = do(t, ts.signed(t, "comm100", body))
-	if diff := cmp.Diff(map[string]any{"id": "chat.ended:3356721", "duplicate": true}, out); resp.StatusCode != http.StatusOK || diff != "" {
+	if diff := cmp.Diff(map[string]any{"id": "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", "duplicate": true}, out); resp.StatusCode != http.StatusOK || diff != "" {
 		t.Errorf("repeat: got %d, want 200; body (-want +got):\n%s", resp.StatusCode, diff)
 	}
 	if got := counted(t, ts.h, "comm100", "duplicate"); got != 1 {
@@ -451,6 +451,33 @@ func TestHandlerDuplicatesAndBusDown(t *testing.T) {
 	}
 	if got := counted(t, ts.h, "comm100", "bus_unavailable"); got != 1 {
 		t.Errorf("bus_unavailable counted %v, want 1", got)
+	}
+}
+
+// TestHandlerAnswersBotEngine: a third-party bot engine waits for
+// {"id", "answer": [...]}; the bot stores the event and answers with no
+// responses of its own, the same id for a repeat. The chatbot intent webhook
+// and every other webhook keep the usual answer.
+func TestHandlerAnswersBotEngine(t *testing.T) {
+	ts := newTestServer(t, 1<<20)
+	body := fixture(t, "bot_engine_question_asked")
+	resp, first := do(t, ts.signed(t, "comm100", body))
+	id, _ := first["id"].(string)
+	if resp.StatusCode != http.StatusOK || len(id) != 36 || id[14] != '5' {
+		t.Fatalf("bot engine: got %d %v, want 200 with a GUID id", resp.StatusCode, first)
+	}
+	want := map[string]any{"id": id, "answer": []any{}, "event_id": "chatbot.question_asked:9bf31c7f-f062-4d36-ae3a-2c1b0d9e8f76:6a214444d31ae8a4ab1108cd"}
+	if diff := cmp.Diff(want, first); diff != "" {
+		t.Errorf("bot engine answer (-want +got):\n%s", diff)
+	}
+	resp, again := do(t, ts.signed(t, "comm100", body))
+	want["duplicate"] = true
+	if diff := cmp.Diff(want, again); resp.StatusCode != http.StatusOK || diff != "" {
+		t.Errorf("bot engine repeat: got %d, want 200 with the same id; (-want +got):\n%s", resp.StatusCode, diff)
+	}
+	resp, out := do(t, ts.signed(t, "comm100", fixture(t, "chatbot_question_asked")))
+	if _, ok := out["answer"]; resp.StatusCode != http.StatusAccepted || ok {
+		t.Errorf("intent webhook: got %d %v, want the usual 202 {id}", resp.StatusCode, out)
 	}
 }
 

@@ -120,6 +120,9 @@ type source struct {
 	// mediaOK says whether a request's content type can be decoded.
 	mediaOK func(h http.Header) error
 	decode  decodeFunc
+	// reply, when set, may give the answer to a stored event instead of
+	// {"id": ...}: ok false keeps the usual answer.
+	reply func(ev *event.Event, usual map[string]any) (status int, body any, ok bool)
 }
 
 // Validate checks the configuration of source name and compiles its
@@ -172,6 +175,7 @@ func newSource(name string, cfg SourceConfig) (*source, error) {
 	case KindComm100:
 		// The shared-secret header applies to some shapes only: the decoder checks it.
 		s.decode = newComm100Decoder(name, auth)
+		s.reply = comm100Reply
 	case KindGeneric:
 		s.verifiers = auth
 		s.decode, err = newGenericDecoder(name, cfg)
