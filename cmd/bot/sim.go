@@ -69,7 +69,7 @@ Control:
   curl %s/_sim/requests     every call
   curl %s/_sim/state        tickets, contacts, chats, ...
   curl -d '{"fail_rate":0.2,"latency":"300ms","outage_for":"1m"}' %s/_sim/faults
-  curl -d '{"chats":[{"visitorId":"v1"}]}' %s/_sim/seed
+  curl -d '{"chats":[{"guid":"8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}],"ticketFields":[{"name":"Order Number"}]}' %s/_sim/seed
 `, base, limit, *failRate, *latency,
 		base, comm100test.APIPrefix, *siteID, *email, *apiKey, base, comm100test.TokenPath, *password, *clientID,
 		base, base, base, base)
