@@ -107,7 +107,8 @@ func pathInt(r *http.Request, name string) (int64, bool) {
 
 // writePage answers one page of items under key, as Comm100 paginates
 // lists: pageIndex (1-based) and pageSize (default 10) from the query, and
-// nextPage, previousPage (URLs or null) and total.
+// nextPage, previousPage (URLs or null) and total (the visitor page's
+// answer: {"visitors": [...], "nextPage": null, "previousPage": null, "total": 1}).
 func writePage[T any](w http.ResponseWriter, r *http.Request, key string, items []T) {
 	q := r.URL.Query()
 	index, size := 1, 10
@@ -121,8 +122,8 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, key string, items 
 	}
 	if v := q.Get("pageSize"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageSize' must be an integer from 1 to 100.")
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageSize' must be a positive integer.")
 			return
 		}
 		size = n

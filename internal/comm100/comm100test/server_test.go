@@ -409,7 +409,7 @@ func TestPagination(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"&pageIndex=0", "&pageIndex=x", "&pageSize=101"} {
+	for _, bad := range []string{"&pageIndex=0", "&pageIndex=x", "&pageSize=0"} {
 		checkError(t, call(t, nil, "GET", base+"/v4/global/visitors"+site+bad, "", okAuth), 400, "Parameter 'page")
 	}
 }
@@ -441,10 +441,8 @@ func TestValidationAndNotFound(t *testing.T) {
 		{"reply with a bad id", "POST", "ticketing/messages", `{"ticketId":"abc","body":"b"}`, 400, "not a valid integer"},
 		{"note without text", "POST", "ticketing/notes", `{"ticketId":"1001"}`, 400, "'text' is required"},
 		{"tag without name", "POST", "ticketing/tags", `{}`, 400, "'name' is required"},
-		{"contact empty", "POST", "contact/contacts", `{}`, 400, "'name' or 'contactIdentities'"},
 		{"contact bad identity", "POST", "contact/contacts", `{"contactIdentities":[{"contactIdentityType":"Pigeon","value":"x"}]}`, 400, "contactIdentityType"},
 		{"contact taken identity", "POST", "contact/contacts", `{"contactIdentities":[{"contactIdentityType":"Email","value":"C@example.com"}]}`, 400, "already used"},
-		{"contact find half query", "GET", "contact/contacts?contactIdentityType=Email", "", 400, "go together"},
 		{"update unknown contact", "PUT", "contact/contacts/nope", `{"name":"x"}`, 404, "Contact not found"},
 		{"unknown chat", "GET", "livechat/chats/1", "", 404, "Chat not found"},
 		{"search with timeFrom in the body", "POST", "livechat/chats:search", `{"timeFrom":"2025-03-17T09:00:00Z"}`, 400, "Parameter 'timeFrom' is not a body parameter"},

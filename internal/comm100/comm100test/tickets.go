@@ -276,7 +276,8 @@ func (s *Server) handleUpdateTicket(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, u)
 }
 
-// handleCreateMessage is POST ticketing/messages.
+// handleCreateMessage is POST ticketing/messages, a Message
+// (dash15.comm100.io/doc/Ticketing/ticketingMessage).
 func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	var in messageIn
 	if !decodeBody(w, r, &in) {
@@ -306,7 +307,9 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, m)
 }
 
-// handleCreateNote is POST ticketing/notes {ticketId, text}.
+// handleCreateNote is POST ticketing/notes {ticketId, text}
+// (dash15.comm100.io/doc/Ticketing/ticketingNote: Note JSON Format; text may
+// be a base64 data URL).
 func (s *Server) handleCreateNote(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		TicketID intID  `json:"ticketId"`

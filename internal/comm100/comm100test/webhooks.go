@@ -27,6 +27,8 @@ type webhookIn struct {
 	TargetURL string `json:"targetUrl"`
 }
 
+// check applies the webhook page: event from its list and targetUrl, both
+// required; "Target url" is taken to be an absolute http(s) URL.
 func (in webhookIn) check() string {
 	switch {
 	case in.Event == "":
