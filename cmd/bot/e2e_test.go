@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/pflag"
 
-	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/actions"
+	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 )
 
