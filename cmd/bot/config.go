@@ -36,6 +36,11 @@ type Config struct {
 	Comm100  comm100.Config                 `koanf:"comm100"`
 	Dispatch actions.Config                 `koanf:"dispatch"`
 	Sources  map[string]ingest.SourceConfig `koanf:"sources"`
+
+	// dedupRaisedFor names the source whose signature tolerance raised
+	// NATS.DedupWindow above the configured dedupConfigured, if any.
+	dedupRaisedFor  string
+	dedupConfigured time.Duration
 }
 
 // LogConfig configures logging.
@@ -177,6 +182,19 @@ func (c *Config) validate() error {
 	return c.Dispatch.Validate()
 }
 
+// coverReplays raises nats.dedup_window to the longest replay window of the
+// sources: a signed request whose timestamp is still within its tolerance
+// must be recognised as a duplicate, since its signature still passes.
+func (c *Config) coverReplays() {
+	c.dedupConfigured = c.NATS.DedupWindow
+	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
+		if w := c.Sources[name].ReplayWindow(); w > c.NATS.DedupWindow {
+			c.NATS.DedupWindow = w
+			c.dedupRaisedFor = name
+		}
+	}
+}
+
 // configFlags adds --config and a flag for each config key named in keys, or
 // for every key when keys is empty, named by its path (--http.addr,
 // --comm100.rate_limit.calls), with its description and default. Secrets and
@@ -307,6 +325,7 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	cfg.coverReplays()
 	return &cfg, nil
 }
 

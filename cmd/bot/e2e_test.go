@@ -291,3 +291,38 @@ func TestEndToEndBusDownAnswers503(t *testing.T) {
 		t.Errorf("readyz with the bus down: got %d, want 503", ready.StatusCode)
 	}
 }
+
+// TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain pins what the README says
+// of repeats older than nats.dedup_window: the event is stored again and its
+// rules run again, but each job that already succeeded is recognised by its
+// id in the jobs_done bucket and acknowledged without a second call.
+func TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain(t *testing.T) {
+	rules := writeRules(t, `rules:
+  - name: ticket
+    on: comm100.chat.ended
+    actions:
+      - do: comm100.ticket.create
+        with: { subject: "Chat {{ data.chat.id }}" }
+`)
+	sim, simArgs := startSim(t, comm100test.Config{})
+	a := startBot(t, append(simArgs, "--rules.dir", rules, "--nats.dedup_window", "1s")...)
+	url := "http://" + a.Addr() + "/hooks/comm100"
+	body := "../../rules/testdata/chat_ended_low_rating.json"
+	if status, _ := post(t, url, body); status != http.StatusAccepted {
+		t.Fatalf("first post: got %d, want 202", status)
+	}
+	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) == 1 })
+	waitIdle(t, a)
+	// Repeat until the window has passed and the event is stored again.
+	waitFor(t, "a repeat after the duplicate window to be stored", 20*time.Second, func() bool {
+		status, _ := post(t, url, body)
+		return status == http.StatusAccepted
+	})
+	waitFor(t, "the done job to be recognised", 10*time.Second, func() bool {
+		return metricValue(t, a, `bot_jobs_total{action="comm100.ticket.create",outcome="duplicate"}`) == "1"
+	})
+	waitIdle(t, a)
+	if n := len(ticketCalls(sim)); n != 1 {
+		t.Errorf("got %d ticket calls, want 1", n)
+	}
+}

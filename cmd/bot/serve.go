@@ -117,6 +117,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.reloadTime.SetToCurrentTime()
 	a.rulesLoaded.Set(float64(len(eng.Rules())))
 
+	if cfg.dedupRaisedFor != "" {
+		log.Info("nats.dedup_window raised to cover the replay window of a signed source: twice its timestamp tolerance",
+			"dedup_window", cfg.NATS.DedupWindow, "configured", cfg.dedupConfigured, "source", cfg.dedupRaisedFor)
+	}
 	a.bus, err = bus.Open(ctx, cfg.NATS, log)
 	if err != nil {
 		return nil, err
