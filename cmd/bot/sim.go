@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 )
 

@@ -495,7 +495,7 @@ func TestHandlerDoesNotEchoUnknownSources(t *testing.T) {
 
 func TestNamePrefix(t *testing.T) {
 	for in, want := range map[string]string{
-		"shop":                   "shop",
+		"shop":                  "shop",
 		"a\nb c":                "a?b?c",
 		strings.Repeat("y", 40): strings.Repeat("y", maxNamePrefix) + "...",
 	} {
