@@ -138,3 +138,39 @@ func TestDedupWindowCoversSignatureTolerance(t *testing.T) {
 		t.Errorf("EVENTS duplicate window %s, want 10m", info.Config.Duplicates)
 	}
 }
+
+// TestDeployReachesTheAdminListener: the deploy files probe the admin
+// listener, which they bind for the probes, and publish only the webhook
+// port.
+func TestDeployReachesTheAdminListener(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile("../../deploy/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	k8s := read("k8s/bot.yaml")
+	for _, want := range []string{
+		`{ name: BOT_HTTP__ADMIN_ADDR, value: ":8081" }`,
+		"readinessProbe:\n            httpGet: { path: /readyz, port: admin }",
+		"livenessProbe:\n            httpGet: { path: /healthz, port: admin }",
+		"ports: [{ port: 80, targetPort: http, name: http }]",
+	} {
+		if !strings.Contains(k8s, want) {
+			t.Errorf("k8s/bot.yaml lacks %q", want)
+		}
+	}
+	compose := read("compose.yaml")
+	for _, want := range []string{`BOT_HTTP__ADMIN_ADDR: ":8081"`, `"127.0.0.1:8091:8081"`, `"127.0.0.1:8092:8081"`} {
+		if !strings.Contains(compose, want) {
+			t.Errorf("compose.yaml lacks %q", want)
+		}
+	}
+	if strings.Contains(compose, `"8081:8081"`) || strings.Contains(compose, `"0.0.0.0:`) {
+		t.Errorf("compose.yaml publishes the admin port beyond the host's loopback")
+	}
+	if !strings.Contains(read("Dockerfile"), "EXPOSE 8080 8081") {
+		t.Errorf("Dockerfile does not name the admin port")
+	}
+}
