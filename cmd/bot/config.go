@@ -36,11 +36,6 @@ type Config struct {
 	Comm100  comm100.Config                 `koanf:"comm100"`
 	Dispatch actions.Config                 `koanf:"dispatch"`
 	Sources  map[string]ingest.SourceConfig `koanf:"sources"`
-
-	// dedupRaisedFor names the source whose signature tolerance raised
-	// NATS.DedupWindow above the configured dedupConfigured, if any.
-	dedupRaisedFor  string
-	dedupConfigured time.Duration
 }
 
 // LogConfig configures logging.
@@ -183,16 +178,17 @@ func (c *Config) validate() error {
 }
 
 // coverReplays raises nats.dedup_window to the longest replay window of the
-// sources: a signed request whose timestamp is still within its tolerance
-// must be recognised as a duplicate, since its signature still passes.
-func (c *Config) coverReplays() {
-	c.dedupConfigured = c.NATS.DedupWindow
+// sources, since a signed request whose timestamp is still within its
+// tolerance passes its check again and must be recognised as a duplicate.
+// It returns the source that raised it, or "".
+func (c *Config) coverReplays() (raisedFor string) {
 	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
 		if w := c.Sources[name].ReplayWindow(); w > c.NATS.DedupWindow {
 			c.NATS.DedupWindow = w
-			c.dedupRaisedFor = name
+			raisedFor = name
 		}
 	}
+	return raisedFor
 }
 
 // configFlags adds --config and a flag for each config key named in keys, or
@@ -325,7 +321,6 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg.coverReplays()
 	return &cfg, nil
 }
 

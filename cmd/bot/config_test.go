@@ -117,8 +117,9 @@ func TestDedupWindowCoversSignatureTolerance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.NATS.DedupWindow != tt.want || cfg.dedupRaisedFor != tt.raisedFor {
-				t.Errorf("dedup window %s raised for %q, want %s for %q", cfg.NATS.DedupWindow, cfg.dedupRaisedFor, tt.want, tt.raisedFor)
+			raisedFor := cfg.coverReplays()
+			if cfg.NATS.DedupWindow != tt.want || raisedFor != tt.raisedFor {
+				t.Errorf("dedup window %s raised for %q, want %s for %q", cfg.NATS.DedupWindow, raisedFor, tt.want, tt.raisedFor)
 			}
 		})
 	}

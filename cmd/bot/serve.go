@@ -117,9 +117,9 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.reloadTime.SetToCurrentTime()
 	a.rulesLoaded.Set(float64(len(eng.Rules())))
 
-	if cfg.dedupRaisedFor != "" {
+	if configured, source := cfg.NATS.DedupWindow, cfg.coverReplays(); source != "" {
 		log.Info("nats.dedup_window raised to cover the replay window of a signed source: twice its timestamp tolerance",
-			"dedup_window", cfg.NATS.DedupWindow, "configured", cfg.dedupConfigured, "source", cfg.dedupRaisedFor)
+			"dedup_window", cfg.NATS.DedupWindow, "configured", configured, "source", source)
 	}
 	a.bus, err = bus.Open(ctx, cfg.NATS, log)
 	if err != nil {
