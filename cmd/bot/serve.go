@@ -117,7 +117,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.reloadTime.SetToCurrentTime()
 	a.rulesLoaded.Set(float64(len(eng.Rules())))
 
-	if configured, source := cfg.NATS.DedupWindow, cfg.coverReplays(); source != "" {
+	configured := cfg.NATS.DedupWindow
+	if source := cfg.coverReplays(); source != "" {
 		log.Info("nats.dedup_window raised to cover the replay window of a signed source: twice its timestamp tolerance",
 			"dedup_window", cfg.NATS.DedupWindow, "configured", configured, "source", source)
 	}
