@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/secret"
 )
 
 // startBot runs the real wiring in-process on a free port with a temporary
@@ -31,22 +33,34 @@ func startBot(t *testing.T, args ...string) *app {
 }
 
 // runBot starts the bot on storeDir and returns it with a stop function
-// that shuts it down and waits (also called when the test ends).
+// that shuts it down and waits (also called when the test ends). Secrets
+// are not flags: args may still name them ("--comm100.api_key", "k"), and
+// they are passed as the BOT_ environment variables a user would set.
 func runBot(t *testing.T, storeDir string, args ...string) (*app, func()) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	configFlags(fs)
 	base := []string{
 		"--http.addr", "127.0.0.1:0",
+		"--http.admin_addr", "127.0.0.1:0",
 		"--nats.listen", "127.0.0.1:-1",
 		"--nats.store_dir", storeDir,
 		"--rules.dir", "../../rules",
 		"--log.level", "debug",
 	}
-	if err := fs.Parse(append(base, args...)); err != nil {
+	var flags, environ []string
+	for i := 0; i < len(args); i++ {
+		if key, ok := strings.CutPrefix(args[i], "--"); ok && isSecretKey(key) && i+1 < len(args) {
+			environ = append(environ, "BOT_"+strings.ToUpper(strings.ReplaceAll(key, ".", "__"))+"="+args[i+1])
+			i++
+			continue
+		}
+		flags = append(flags, args[i])
+	}
+	if err := fs.Parse(append(base, flags...)); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(fs, nil)
+	cfg, err := loadConfig(fs, environ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +84,16 @@ func runBot(t *testing.T, storeDir string, args ...string) (*app, func()) {
 	}
 	t.Cleanup(stop)
 	return a, stop
+}
+
+// isSecretKey reports whether key is a config key of a secret.
+func isSecretKey(key string) bool {
+	for _, k := range configKeys(reflect.TypeFor[Config](), "") {
+		if k.path == key && k.typ == reflect.TypeFor[secret.String]() {
+			return true
+		}
+	}
+	return false
 }
 
 func startSim(t *testing.T, cfg comm100test.Config) (*comm100test.Server, []string) {
@@ -307,12 +331,47 @@ func TestEndToEndBusDownAnswers503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("got %d Retry-After=%q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	ready, err := http.Get("http://" + a.Addr() + "/readyz")
+	ready, err := http.Get("http://" + a.AdminAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ready.Body.Close()
 	if ready.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("readyz with the bus down: got %d, want 503", ready.StatusCode)
+	}
+}
+
+// TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain pins what the README says
+// of repeats older than nats.dedup_window: the event is stored again and its
+// rules run again, but each job that already succeeded is recognised by its
+// id in the jobs_done bucket and acknowledged without a second call.
+func TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain(t *testing.T) {
+	rules := writeRules(t, `rules:
+  - name: ticket
+    on: comm100.chat.ended
+    actions:
+      - do: comm100.ticket.create
+        with: { subject: "Chat {{ data.chat.id }}" }
+`)
+	sim, simArgs := startSim(t, comm100test.Config{})
+	a := startBot(t, append(simArgs, "--rules.dir", rules, "--nats.dedup_window", "1s")...)
+	url := "http://" + a.Addr() + "/hooks/comm100"
+	body := "../../rules/testdata/chat_ended_low_rating.json"
+	if status, _ := post(t, url, body); status != http.StatusAccepted {
+		t.Fatalf("first post: got %d, want 202", status)
+	}
+	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) == 1 })
+	waitIdle(t, a)
+	// Repeat until the window has passed and the event is stored again.
+	waitFor(t, "a repeat after the duplicate window to be stored", 20*time.Second, func() bool {
+		status, _ := post(t, url, body)
+		return status == http.StatusAccepted
+	})
+	waitFor(t, "the done job to be recognised", 10*time.Second, func() bool {
+		return metricValue(t, a, `bot_jobs_total{action="comm100.ticket.create",outcome="duplicate"}`) == "1"
+	})
+	waitIdle(t, a)
+	if n := len(ticketCalls(sim)); n != 1 {
+		t.Errorf("got %d ticket calls, want 1", n)
 	}
 }

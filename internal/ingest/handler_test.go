@@ -196,7 +196,7 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 			req: func() *http.Request {
 				return ts.signed(t, "github", `{"action":"opened","issue":{"number":7}}`, "X-GitHub-Event", "issues", "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
 			},
-			want: event.Event{ID: "72d3162e-cc78-11e3-81ab-4c9367dc0958", Source: "github", Type: "issues", Time: testNow},
+			want: event.Event{ID: "issues:" + bodyHash([]byte(`{"action":"opened","issue":{"number":7}}`)), Source: "github", Type: "issues", Time: testNow},
 		},
 		{
 			name: "stripe preset",
@@ -210,7 +210,7 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 			req: func() *http.Request {
 				return ts.signed(t, "shopify", `{"id":820982911946154508}`, "X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
 			},
-			want: event.Event{ID: "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", Source: "shopify", Type: "orders.create", Subject: "820982911946154508", Time: testNow},
+			want: event.Event{ID: "orders.create:" + bodyHash([]byte(`{"id":820982911946154508}`)), Source: "shopify", Type: "orders.create", Subject: "820982911946154508", Time: testNow},
 		},
 		{
 			name: "cloudevents structured",
@@ -296,7 +296,7 @@ func TestHandlerRefusals(t *testing.T) {
 		reason string
 		errMsg string
 	}{
-		{"unknown source", post("/hooks/nope", chat), 404, "unknown", "unknown_source", `unknown source "nope"`},
+		{"unknown source", post("/hooks/nope", chat), 404, "unknown", "unknown_source", `unknown source`},
 		{"wrong method", func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, ts.url+"/hooks/comm100", nil)
 			return r
@@ -322,7 +322,8 @@ func TestHandlerRefusals(t *testing.T) {
 			return req
 		}, 401, "forms", "verification", "more than the tolerance"},
 		{"github unsigned", post("/hooks/github", `{}`, "X-GitHub-Event", "push"), 401, "github", "verification", "missing X-Hub-Signature-256 header"},
-		{"github without event header", func() *http.Request { return ts.signed(t, "github", `{}`) }, 400, "github", "malformed", "the type expression gave no type"},
+		{"github without event header", func() *http.Request { return ts.signed(t, "github", `{}`) }, 400, "github", "malformed", "missing X-GitHub-Event header"},
+		{"shopify without topic header", func() *http.Request { return ts.signed(t, "shopify", `{}`) }, 400, "shopify", "malformed", "missing X-Shopify-Topic header"},
 		{"stripe signed with another secret", func() *http.Request {
 			req, _ := NewRequest(t.Context(), ts.url, "stripe", SourceConfig{Kind: KindGeneric, Preset: "stripe", Secret: "whsec_other"}, []byte(`{"id":"e","type":"x"}`), testNow)
 			return req
@@ -489,4 +490,105 @@ func counted(t *testing.T, h *Handler, source, outcome string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestHandlerDoesNotEchoUnknownSources: a made-up source name, however long,
+// is neither in the answer nor, beyond a short printable prefix, in the log.
+func TestHandlerDoesNotEchoUnknownSources(t *testing.T) {
+	ts := newTestServer(t, 1024)
+	name := "evil" + strings.Repeat("x", 200<<10) + "%0Afake=line"
+	before := ts.log.Len()
+	req, err := http.NewRequest(http.MethodPost, ts.url+"/hooks/"+name, strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNotFound || string(answer) != `{"error":"unknown source"}`+"\n" {
+		t.Errorf("got %d %q, want 404 {\"error\":\"unknown source\"}", resp.StatusCode, answer)
+	}
+	logged := ts.log.String()[before:]
+	if len(logged) > 300 || strings.Contains(logged, "fake=line") || strings.Contains(logged, strings.Repeat("x", maxNamePrefix)) {
+		t.Errorf("the log holds %d bytes of the name:\n%.500s", len(logged), logged)
+	}
+	if !strings.Contains(logged, "name_prefix=evil"+strings.Repeat("x", maxNamePrefix-4)+"...") {
+		t.Errorf("the log lacks the name's prefix:\n%s", logged)
+	}
+}
+
+func TestNamePrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"shop":                  "shop",
+		"a\nb c":                "a?b?c",
+		strings.Repeat("y", 40): strings.Repeat("y", maxNamePrefix) + "...",
+	} {
+		if got := namePrefix(in); got != want {
+			t.Errorf("namePrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPresetReplaysAreDuplicates replays signed requests as an attacker who
+// captured them would: the headers that the signature does not cover
+// (GitHub's and Shopify's delivery ids) changed. The event id comes from
+// what is signed, so the replay is the same event: a duplicate.
+func TestPresetReplaysAreDuplicates(t *testing.T) {
+	ts := newTestServer(t, 1<<20)
+	tests := []struct {
+		source, body string
+		first, again []string
+	}{
+		{"github", `{"action":"opened","issue":{"number":8}}`,
+			[]string{"X-GitHub-Event", "issues", "X-GitHub-Delivery", "d-1"},
+			[]string{"X-GitHub-Event", "issues", "X-GitHub-Delivery", "d-2"}},
+		{"shopify", `{"id":820982911946154509}`,
+			[]string{"X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "w-1"},
+			[]string{"X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "w-2"}},
+		{"stripe", `{"id":"evt_2","type":"invoice.paid"}`, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.source, func(t *testing.T) {
+			first := ts.signed(t, tt.source, tt.body, tt.first...)
+			replay := first.Clone(t.Context())
+			replay.Body = io.NopCloser(strings.NewReader(tt.body))
+			for i := 0; i+1 < len(tt.again); i += 2 {
+				replay.Header.Set(tt.again[i], tt.again[i+1])
+			}
+			resp, out := do(t, first)
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("first: got %d %v, want 202", resp.StatusCode, out)
+			}
+			resp, again := do(t, replay)
+			if resp.StatusCode != http.StatusOK || again["duplicate"] != true || again["id"] != out["id"] {
+				t.Errorf("replay: got %d %v, want 200 duplicate of %v", resp.StatusCode, again, out["id"])
+			}
+		})
+	}
+}
+
+func TestSourceReplayWindow(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  SourceConfig
+		want time.Duration
+	}{
+		{"comm100", SourceConfig{Kind: KindComm100}, 0},
+		{"github signs no time", SourceConfig{Kind: KindGeneric, Preset: "github"}, 0},
+		{"shopify signs no time", SourceConfig{Kind: KindGeneric, Preset: "shopify"}, 0},
+		{"stripe", SourceConfig{Kind: KindGeneric, Preset: "stripe"}, 10 * time.Minute},
+		{"hmac without a timestamp", SourceConfig{Kind: KindGeneric, Signature: SignatureConfig{Header: "X-Sig"}}, 0},
+		{"hmac with a timestamp", SourceConfig{Kind: KindGeneric, Signature: SignatureConfig{Header: "X-Sig", TimestampHeader: "X-Ts"}}, 10 * time.Minute},
+		{"hmac with a tolerance", SourceConfig{Kind: KindGeneric, Signature: SignatureConfig{Header: "X-Sig", TimestampHeader: "X-Ts", Tolerance: 3 * time.Minute}}, 6 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cfg.ReplayWindow(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
 }
