@@ -33,6 +33,7 @@ var configDocs = map[string]string{
 	"comm100.site_id":                "Comm100 site id; without credentials actions run dry",
 	"comm100.email":                  "email of the agent whose credentials are used",
 	"comm100.client_id":              "OAuth client id, with comm100.password (set in the config file or BOT_COMM100__PASSWORD)",
+	"comm100.base64_bodies":          "send ticket message bodies and note texts base64-encoded, for sites whose Comm100 firewall blocks plain text",
 	"comm100.timeout":                "bound on one Comm100 call",
 	"comm100.rate_limit.calls":       "Comm100 budget: never more than this many calls in any window of comm100.rate_limit.per",
 	"comm100.rate_limit.per":         "window of the Comm100 budget",
