@@ -50,7 +50,10 @@ type Runtime struct {
 	Events EventPublisher
 	// Schedules cancels pending delayed jobs for schedule.cancel.
 	Schedules Canceller
-	Log       *slog.Logger
+	// TicketFields resolves ticket custom field names to ids, with the
+	// field list cached across jobs; nil resolves without a cache.
+	TicketFields *TicketFieldIDs
+	Log          *slog.Logger
 }
 
 // EventPublisher publishes events onto the EVENTS stream.

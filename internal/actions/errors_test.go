@@ -124,6 +124,7 @@ func TestRetryable(t *testing.T) {
 		{"comm100 bare 403", &comm100.APIError{Status: 403}, true},
 		{"comm100 403 permission denied", &comm100.APIError{Status: 403, Message: "Permission denied."}, false},
 		{"comm100 404", &comm100.APIError{Status: 404}, false},
+		{"chat not stored yet", fmt.Errorf("x: %w", comm100.ErrNotStoredYet), true},
 		{"http 502", &HTTPError{Status: 502}, true},
 		{"http 422", &HTTPError{Status: 422}, false},
 		{"timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), true},

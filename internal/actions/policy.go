@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/comm100bot/bot/internal/comm100"
 )
 
 // This file holds the pool's decisions as pure functions: from what is known
@@ -174,6 +176,9 @@ func (p Policy) pause(f Facts) Pause {
 			ra = p.RateLimitPause
 		}
 		return Pause{For: ra}
+	case errors.Is(f.Err, comm100.ErrNotStoredYet):
+		// Comm100 answered, about this job's chat: no outage.
+		return Pause{}
 	case f.Comm100:
 		// Comm100 failing: the whole pool backs off, growing with the
 		// failures in a row, then one call finds out whether it is back.

@@ -100,6 +100,8 @@ func TestDecide(t *testing.T) {
 				f.History = append([]Attempt{earlier(limit, time.Minute, 1), earlier(limit, 50*time.Second, 1)}, f.History...)
 			}},
 			want: Decision{Verdict: Retry, Delay: 250 * time.Millisecond, Pause: Pause{For: 250 * time.Millisecond, Probe: true}}},
+		{name: "a chat not stored yet: retried, Comm100 is not down", err: fmt.Errorf("attach chat: %w", comm100.ErrNotStoredYet),
+			want: Decision{Verdict: Retry, Delay: 250 * time.Millisecond}},
 		{name: "past the horizon: dead", err: unavailable,
 			change: []change{func(f *Facts) { f.Due = now.Add(-25 * time.Hour) }},
 			want:   Decision{Verdict: Dead, Reason: ReasonExhausted}},
