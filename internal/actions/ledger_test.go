@@ -83,6 +83,7 @@ func (f *flakyLedger) RecordDone(ctx context.Context, id string, r DoneRecord) e
 // TestKVLedger runs the real ledger through a job's life on an embedded
 // JetStream.
 func TestKVLedger(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	ctx := t.Context()
 	l, err := OpenLedger(ctx, b.js, time.Hour, 1)
@@ -130,6 +131,7 @@ func TestKVLedger(t *testing.T) {
 // are created with the configured replicas. A single server refuses more
 // than one, which shows the value reaches the server.
 func TestLedgerAndConsumerTakeReplicasFromConfig(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	if _, err := OpenLedger(t.Context(), b.js, time.Hour, 3); err == nil {
 		t.Error("a ledger of 3 replicas on a single server was accepted")

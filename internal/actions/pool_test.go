@@ -29,6 +29,7 @@ const ticketsPath = "/v4/ticketing/tickets"
 // in-memory one: one call, the job removed from the stream, its completion
 // event published, and a second copy of it acknowledged without a call.
 func TestPoolCarriesOutAJobOnce(t *testing.T) {
+	t.Parallel()
 	for _, ledger := range []string{"kv", "memory"} {
 		t.Run(ledger, func(t *testing.T) {
 			b := newBench(t)
@@ -101,6 +102,7 @@ func windowMax(reqs []comm100test.Request, per time.Duration) int {
 // budget on the pool and the simulator: the simulator never answers 403 and
 // no window holds more than the budget.
 func TestPoolKeepsTheBudget(t *testing.T) {
+	t.Parallel()
 	const budget, per, jobs = 5, time.Second, 15
 	b := newBench(t)
 	s := b.sim(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: budget, Per: per}}, budget, per)
@@ -124,9 +126,12 @@ func TestPoolKeepsTheBudget(t *testing.T) {
 // the time from the outage's end to the first ticket created after it.
 func outageRun(t *testing.T, outage time.Duration, jobs int) ([]comm100test.Request, time.Time, time.Duration) {
 	b := newBench(t)
-	from := time.Now()
-	s := b.sim(comm100test.Config{Faults: comm100test.Faults{OutageFrom: from, OutageFor: outage}}, 300, 5*time.Minute)
+	s := b.sim(comm100test.Config{}, 300, 5*time.Minute)
 	b.startPool(Config{Workers: 8, RetryInProcess: time.Second}, s.rt, poolOpts{limiter: s.limiter})
+	from := time.Now()
+	if err := s.SetFaults(comm100test.Faults{OutageFrom: from, OutageFor: outage}); err != nil {
+		t.Fatal(err)
+	}
 	for i := range jobs {
 		b.publish(ticketJob("outage-" + string(rune('a'+i%26)) + string(rune('a'+i/26))))
 	}
@@ -169,6 +174,7 @@ func thinning(reqs []comm100test.Request, from time.Time, outage time.Duration) 
 // every job completes after it, once, the calls made during the outage thin
 // out, and nothing reaches the DLQ.
 func TestPoolRidesOutAnOutage(t *testing.T) {
+	t.Parallel()
 	const outage, jobs = 4 * time.Second, 12
 	reqs, from, recovery := outageRun(t, outage, jobs)
 	first, second := thinning(reqs, from, outage)
@@ -204,6 +210,7 @@ func TestPoolRecoversFromALongOutageLong(t *testing.T) {
 // answered 404, lands in the DLQ with its story, and a redrive replays it
 // once the ticket exists.
 func TestPoolDeadLetterAndRedrive(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
@@ -239,6 +246,7 @@ func TestPoolDeadLetterAndRedrive(t *testing.T) {
 // denied" and "limit exceeded" with 403; one that says neither is tried
 // three times, then the job goes to the DLQ instead of retrying for a day.
 func TestPoolGivesUpABare403AfterThreeTries(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	var n atomic.Int32
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -264,6 +272,7 @@ func TestPoolGivesUpABare403AfterThreeTries(t *testing.T) {
 // of the wrong type is caught before the call and dead-lettered with the
 // reason; Comm100 is not called.
 func TestPoolRefusesABadRenderedParam(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
@@ -282,6 +291,7 @@ func TestPoolRefusesABadRenderedParam(t *testing.T) {
 // TestPoolDryRunAndUnknownAction: a dry-run job is logged, not sent; a job
 // of an action the catalogue does not have is dead-lettered.
 func TestPoolDryRunAndUnknownAction(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	reg := prometheus.NewRegistry()
@@ -306,6 +316,7 @@ func TestPoolDryRunAndUnknownAction(t *testing.T) {
 // with Retry-After pauses that host's calls for that long, and not another
 // host's.
 func TestPoolHonoursRetryAfterOfAnotherSystem(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	var mu sync.Mutex
 	var slowCalls []time.Time
@@ -354,6 +365,7 @@ func TestPoolHonoursRetryAfterOfAnotherSystem(t *testing.T) {
 // longer than the old code tried (about 1.2s); the pool holds the job and
 // keeps trying, so a copy delivered later finds the record: one call.
 func TestPoolKeepsTryingToRecordADoneJob(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	kv, err := OpenLedger(t.Context(), b.js, time.Hour, 1)
@@ -384,6 +396,7 @@ func TestPoolKeepsTryingToRecordADoneJob(t *testing.T) {
 // in flight and comes back a little later; the job is recorded and
 // acknowledged then, and nothing repeats the call.
 func TestPoolRecordsADoneJobAcrossANATSRestart(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	kv, err := OpenLedger(t.Context(), b.js, time.Hour, 1)
 	if err != nil {
@@ -417,6 +430,7 @@ func TestPoolRecordsADoneJobAcrossANATSRestart(t *testing.T) {
 // budget hands the job back at once. Its AckWait here is an hour, so only
 // that hand-back can make the job available again now; the next pool runs it.
 func TestPoolStopHandsBackWhatItHolds(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	s.limiter.Pause(time.Now().Add(time.Hour)) // the job waits for the budget
@@ -456,6 +470,7 @@ func TestPoolStopHandsBackWhatItHolds(t *testing.T) {
 // (the process was killed) cannot hand its job back; JetStream redelivers it
 // after the pool's AckWait, which the pool keeps short.
 func TestPoolJobOfAVanishedPoolComesBack(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	s.limiter.Pause(time.Now().Add(time.Hour))
@@ -483,6 +498,7 @@ func TestPoolJobOfAVanishedPoolComesBack(t *testing.T) {
 // a worker still holds it (its progress report was late) is not carried
 // out beside the first.
 func TestPoolHandsBackASecondDeliveryOfAJobInHand(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	release := make(chan struct{})
 	var n atomic.Int32
@@ -514,6 +530,7 @@ func TestPoolHandsBackASecondDeliveryOfAJobInHand(t *testing.T) {
 // TestQueueSchedulesAndCancels: delayed jobs wait as schedules; cancelling
 // a key removes its jobs, and the others fire when due.
 func TestQueueSchedulesAndCancels(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
@@ -549,6 +566,7 @@ func TestQueueSchedulesAndCancels(t *testing.T) {
 // TestQueueRefusesAnUnencodableJob: a value JSON cannot hold is refused as
 // such, so the rules can skip the job without holding back its event.
 func TestQueueRefusesAnUnencodableJob(t *testing.T) {
+	t.Parallel()
 	b := newBench(t)
 	j := ticketJob("inf")
 	j.Params["ratio"] = json.Number("x") // not a number JSON can write
