@@ -69,6 +69,15 @@ const (
 	EventsSubjects  = "events.>"
 	ActionsSubjects = "actions.>"
 	DeadSubjects    = "dlq.>"
+
+	// ParkedSubjectPrefix is where the DLQ keeps the events that a rule
+	// could not decode or evaluate: dlq.events.<source>.<type>. Dead jobs
+	// are on dlq.<action>.
+	ParkedSubjectPrefix = "dlq.events."
+
+	// EventIDHeader carries the event id on an event republished from the
+	// DLQ, whose message id is not the event id.
+	EventIDHeader = "Bot-Event-Id"
 )
 
 // Bus is a connection to JetStream, and the embedded server when there is one.
@@ -209,7 +218,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		},
 		{
 			Name:        DeadStream,
-			Description: "jobs that failed for good, with their attempts",
+			Description: "jobs that failed for good, with their attempts, and events that a rule could not evaluate",
 			Subjects:    []string{DeadSubjects},
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
