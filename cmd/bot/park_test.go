@@ -76,6 +76,7 @@ func TestEndToEndParkedEventIsListedAndRedriven(t *testing.T) {
 				return out.String()
 			}
 			list := dlq("list")
+			t.Logf("bot dlq list:\n%s", list)
 			row := regexp.MustCompile(`(?m)^(\d+)\s+\S+\s+chat\.ended:5000021\s+low-rating\s+evaluate\s+.*string.*$`).FindStringSubmatch(list)
 			if row == nil || !strings.Contains(list, "1 parked event(s)") {
 				t.Fatalf("bot dlq list does not show the parked event:\n%s", list)
