@@ -32,8 +32,8 @@ func TestLongDiskFullBotRecoversByItself(t *testing.T) {
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a, stop := runBot(t, filepath.Join(disk, "store"), simArgs...)
 	defer stop()
-	base := "http://" + a.Addr()
-	url := base + "/hooks/comm100"
+	admin := "http://" + a.AdminAddr()
+	url := "http://" + a.Addr() + "/hooks/comm100"
 
 	accepted := map[int]bool{}
 	id := 7000000
@@ -70,13 +70,13 @@ func TestLongDiskFullBotRecoversByItself(t *testing.T) {
 			t.Fatal("the full disk still takes events")
 		}
 	}
-	waitFor(t, "/readyz to report the store", 10*time.Second, func() bool { return readyStatus(t, base) == http.StatusServiceUnavailable })
+	waitFor(t, "/readyz to report the store", 10*time.Second, func() bool { return readyStatus(t, admin) == http.StatusServiceUnavailable })
 
 	freed := time.Now()
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "/readyz after space came back", 30*time.Second, func() bool { return readyStatus(t, base) == http.StatusOK })
+	waitFor(t, "/readyz after space came back", 30*time.Second, func() bool { return readyStatus(t, admin) == http.StatusOK })
 	ready := time.Since(freed)
 	waitFor(t, "a webhook to be taken again", 30*time.Second, func() bool { return post() == http.StatusAccepted })
 	waitFor(t, "a ticket for every accepted chat", 60*time.Second, func() bool { return len(ticketCalls(sim)) >= len(accepted) })

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -54,18 +54,16 @@ func (b *Bus) Ready(ctx context.Context) error {
 
 // storeErr is what keeps the embedded server from storing, nil if nothing.
 func (b *Bus) storeErr() error {
-	h := b.srv.Healthz(&server.HealthzOptions{})
-	if h.StatusCode != http.StatusOK {
-		cause := h.Error
-		for _, e := range h.Errors {
-			if cause == "" {
-				cause = e.Error
-			}
+	// Only what stops writes counts: the server's health also reports
+	// streams it has not finished creating, which a start of the pool (its
+	// buckets) would turn into a moment of "not ready".
+	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	for _, e := range h.Errors {
+		switch {
+		case e.Type == server.HealthzErrorJetStream,
+			e.Type == server.HealthzErrorStream && strings.Contains(e.Error, "write error"):
+			return &StoreError{Cause: e.Error, restart: true}
 		}
-		if cause == "" {
-			cause = h.Status
-		}
-		return &StoreError{Cause: cause, restart: true}
 	}
 	jsz, err := b.srv.Jsz(&server.JSzOptions{})
 	if err != nil {

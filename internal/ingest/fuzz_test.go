@@ -128,7 +128,8 @@ func FuzzAcceptedEventsDecode(f *testing.F) {
 		if rec.Code >= 500 {
 			t.Fatalf("answered %d %s with a working bus", rec.Code, rec.Body)
 		}
-		if rec.Code != http.StatusAccepted {
+		// 202, or 200 for a sender that waits for an answer of its own (a bot engine).
+		if rec.Code >= 300 {
 			var out struct{ Error string }
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Error == "" {
 				t.Fatalf("answered %d without a JSON error: %q", rec.Code, rec.Body)
@@ -139,11 +140,11 @@ func FuzzAcceptedEventsDecode(f *testing.F) {
 			return
 		}
 		if len(stored) != 1 {
-			t.Fatalf("answered 202 and stored %d events", len(stored))
+			t.Fatalf("answered %d and stored %d events", rec.Code, len(stored))
 		}
 		ev, err := event.Decode(stored[0])
 		if err != nil {
-			t.Fatalf("answered 202, but the rules consumer cannot decode the stored event: %v\n%s", err, stored[0])
+			t.Fatalf("answered %d, but the rules consumer cannot decode the stored event: %v\n%s", rec.Code, err, stored[0])
 		}
 		jobs, _ := eng.Match(ev, now) // evaluation errors are parked, not lost
 		for _, j := range jobs {
