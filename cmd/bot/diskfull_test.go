@@ -88,7 +88,7 @@ func TestLongDiskFullBotRecoversByItself(t *testing.T) {
 			CustomFields map[string]any `json:"customFields"`
 		}
 		_ = json.Unmarshal(c.Body, &b)
-		chats[fmt.Sprint(b.CustomFields["chat_id"])]++
+		chats[fmt.Sprint(b.CustomFields[comm100test.ChatIDField])]++ // the field named "Chat ID"
 	}
 	for id := range accepted {
 		if n := chats[fmt.Sprint(id)]; n != 1 {
