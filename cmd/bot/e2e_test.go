@@ -363,6 +363,11 @@ func TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain(t *testing.T) {
 	}
 	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) == 1 })
 	waitIdle(t, a)
+	// The job was stored after the event, so its id stays in the ACTIONS
+	// window a little longer than the event's in the EVENTS window: let both
+	// windows pass, or the repeat's job may be dropped before the pool sees it.
+	idle := time.Now()
+	waitFor(t, "the job's duplicate window to pass", 5*time.Second, func() bool { return time.Since(idle) > 1500*time.Millisecond })
 	// Repeat until the window has passed and the event is stored again.
 	waitFor(t, "a repeat after the duplicate window to be stored", 20*time.Second, func() bool {
 		status, _ := post(t, url, body)
