@@ -400,19 +400,22 @@ func (s *clusterSetup) tryBot(t testing.TB, name string) (*clusterBot, error) {
 	}
 	args := []string{
 		"--http.addr", "127.0.0.1:0",
+		"--http.admin_addr", "127.0.0.1:0",
 		"--nats.url", strings.Join(urls, ","),
 		"--nats.replicas", "3",
 		"--rules.dir", s.rulesDir,
 		"--rules.watch=false",
 		"--dispatch.workers", "4",
 	}
+	var environ []string
 	if s.sim != nil {
 		hs := httptest.NewServer(b.gate)
 		t.Cleanup(hs.Close)
 		site, email, key := s.sim.Credentials()
+		environ = append(environ, "BOT_COMM100__API_KEY="+key)
 		args = append(args,
 			"--comm100.base_url", hs.URL+comm100test.APIPrefix,
-			"--comm100.site_id", site, "--comm100.email", email, "--comm100.api_key", key,
+			"--comm100.site_id", site, "--comm100.email", email,
 			"--comm100.timeout", "5s",
 			"--comm100.rate_limit.calls", fmt.Sprint(s.calls),
 			"--comm100.rate_limit.per", s.per.String(),
@@ -424,7 +427,7 @@ func (s *clusterSetup) tryBot(t testing.TB, name string) (*clusterBot, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(fs, nil)
+	cfg, err := loadConfig(fs, environ)
 	if err != nil {
 		t.Fatal(err)
 	}

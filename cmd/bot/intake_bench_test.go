@@ -63,7 +63,7 @@ func benchBot(b *testing.B, args ...string) *app {
 	b.Helper()
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	configFlags(fs)
-	if err := fs.Parse(append([]string{"--http.addr", "127.0.0.1:0", "--rules.watch=false"}, args...)); err != nil {
+	if err := fs.Parse(append([]string{"--http.addr", "127.0.0.1:0", "--http.admin_addr", "127.0.0.1:0", "--rules.watch=false"}, args...)); err != nil {
 		b.Fatal(err)
 	}
 	cfg, err := loadConfig(fs, nil)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,7 +11,8 @@ import (
 )
 
 // TestREADMEDocumentsEveryAction keeps the README's action table in step with
-// the catalogue: every action and every parameter must appear in its row.
+// the catalogue: every action has a row, and the row names every parameter
+// with its type, in bold when it is required, as "`name` (type".
 func TestREADMEDocumentsEveryAction(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -31,9 +34,41 @@ func TestREADMEDocumentsEveryAction(t *testing.T) {
 		}
 		a, _ := cat.Lookup(name)
 		for _, p := range a.Params {
-			if !strings.Contains(row, "`"+p.Name+"`") {
-				t.Errorf("README row of %s does not mention param %s", name, p.Name)
+			want := "`" + p.Name + "` (" + p.Type.String()
+			if p.Required {
+				want = "**`" + p.Name + "`** (" + p.Type.String()
+			}
+			if !strings.Contains(row, want) {
+				t.Errorf("README row of %s does not show param %s as %q", name, p.Name, want+"…)")
 			}
 		}
+	}
+}
+
+// TestREADMEStoreDirsAreIgnored: every store directory the README tells
+// users to create is in .gitignore, so that a user following it does not
+// commit JetStream files.
+func TestREADMEStoreDirsAreIgnored(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore, err := os.ReadFile("../../.gitignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{"./data"} // the default nats.store_dir
+	for _, m := range regexp.MustCompile(`--nats\.store_dir[ =](\S+)`).FindAllStringSubmatch(string(readme), -1) {
+		dirs = append(dirs, m[1])
+	}
+	ignored := strings.Split(string(ignore), "\n")
+	for _, d := range dirs {
+		want := "/" + strings.Trim(strings.TrimPrefix(d, "./"), "/") + "/"
+		if !slices.Contains(ignored, want) {
+			t.Errorf(".gitignore lacks %s (the README's --nats.store_dir %s)", want, d)
+		}
+	}
+	if len(dirs) < 2 {
+		t.Errorf("found no --nats.store_dir in the README: %v", dirs)
 	}
 }

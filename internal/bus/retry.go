@@ -19,8 +19,8 @@ const (
 )
 
 // retryingJS is the JetStream the bot uses: its create-or-update calls for
-// streams, buckets and consumers try again while the cluster cannot answer
-// them yet. A clustered nats-server may leave unanswered the second of two
+// streams, buckets and consumers, and its stream look-ups, try again while
+// the cluster cannot answer them yet. A clustered nats-server may leave unanswered the second of two
 // identical creates that arrive together (replicas starting together), it
 // answers "no suitable peers" until its nodes know of each other, and it
 // answers nothing while it elects a leader. Every caller creates idempotently,
@@ -42,6 +42,14 @@ func (r retryingJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.Stre
 func (r retryingJS) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	return retryCreate(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
 		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	})
+}
+
+// Stream looks a stream up, again while the cluster cannot answer: the
+// pool opens ACTIONS when it starts, right after creating its consumer.
+func (r retryingJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	return retryCreate(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		return r.JetStream.Stream(ctx, name)
 	})
 }
 
