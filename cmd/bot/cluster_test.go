@@ -703,6 +703,7 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	idleAt := time.Now()
 	s.wg.Wait()
 
 	reqs := sim.Requests()
@@ -756,11 +757,12 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 	t.Logf("accepted %d of %d chats; tickets %d; duplicates %d; calls %d, at most %d in a window of %s (budget %d); "+
 		"webhooks refused %d times, longest stretch of refusals %s, longest held %s; "+
 		"last ticket %s after the node was lost, %s after the last chat, %s later than the budget allows at best; "+
+		"nothing pending %s after the node was lost; "+
 		"load %s; budget unreachable %.0f times, write conflicts %.0f (live bots); %d streams and consumers at 3 replicas",
 		len(s.accepted), sc.events, tickets, duplicates, len(reqs), most, sc.per, sc.calls,
 		refused, stretch.Round(time.Millisecond), held.Round(time.Millisecond),
 		lastTicket.Sub(nodeLost).Round(time.Millisecond), lastTicket.Sub(loadEnd).Round(time.Millisecond),
-		made[len(made)-1].Time.Sub(soonest).Round(time.Millisecond),
+		made[len(made)-1].Time.Sub(soonest).Round(time.Millisecond), idleAt.Sub(nodeLost).Round(time.Millisecond),
 		loadEnd.Sub(loadStart).Round(time.Millisecond), unreachable, conflicts, len(names))
 }
 
