@@ -40,6 +40,7 @@ Usage:
   bot rules test [DIR]              run the rules' inline tests
   bot rules eval --event FILE       show what the rules make of an event
   bot dlq list|show|redrive|purge   inspect and replay jobs that failed for good
+  bot bench [flags]                 load-test a bot (or one started in-process) and report its figures
   bot send SOURCE FILE              post a webhook body to a running bot, signed as its source would
   bot comm100 webhooks sync --public-url URL
                                     register the bot for every Comm100 live-chat event
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, environ []string, stdout, stderr io
 		return rulesCmd(ctx, rest, environ, stdout, stderr)
 	case "dlq":
 		return dlqCmd(ctx, rest, environ, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, rest, stdout, stderr)
 	case "send":
 		return sendCmd(ctx, rest, environ, stdout, stderr)
 	case "comm100":
