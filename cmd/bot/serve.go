@@ -140,11 +140,22 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, and comm100.api_key " +
 			"or comm100.password + comm100.client_id); Comm100 actions are logged, not sent")
 	}
-	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, events, log, a.reg)
+	// Ingest, the rules and the pool each talk to NATS on their own
+	// connection: on one socket, the pool's round trips would queue behind
+	// thousands of webhook and job publishes.
+	poolJS, err := a.bus.Connect("bot-pool")
 	if err != nil {
 		return nil, err
 	}
-	a.router, err = rules.NewRouter(a.bus.JS, a.engine.Load, &actions.Publisher{JS: a.bus.JS}, log, a.reg)
+	rulesJS, err := a.bus.Connect("bot-rules")
+	if err != nil {
+		return nil, err
+	}
+	a.pool, err = actions.NewPool(cfg.Dispatch, poolJS, a.catalog, rt, limiter, events, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.router, err = rules.NewRouter(rulesJS, a.engine.Load, &actions.Publisher{JS: rulesJS}, log, a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -77,6 +78,10 @@ type Bus struct {
 	JS   jetstream.JetStream
 	srv  *server.Server
 	log  *slog.Logger
+	url  string
+
+	mu    sync.Mutex
+	extra []*nats.Conn
 }
 
 // Open starts the embedded server if cfg.URL is empty, connects, and returns
@@ -94,8 +99,46 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		url = srv.ClientURL()
 		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir)
 	}
-	nc, err := nats.Connect(url,
-		nats.Name("bot"),
+	b.url = url
+	nc, err := b.connect("bot")
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	b.Conn = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open JetStream: %w", err)
+	}
+	b.JS = js
+	return b, nil
+}
+
+// Connect opens another connection to the same server, named name, for a
+// part of the bot whose traffic should not queue behind the others' on one
+// socket (the rules router and the worker pool each have their own). Close
+// closes it.
+func (b *Bus) Connect(name string) (jetstream.JetStream, error) {
+	nc, err := b.connect(name)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(b.url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open JetStream: %w", err)
+	}
+	b.mu.Lock()
+	b.extra = append(b.extra, nc)
+	b.mu.Unlock()
+	return js, nil
+}
+
+func (b *Bus) connect(name string) (*nats.Conn, error) {
+	log := b.log.With("conn", name)
+	return nats.Connect(b.url,
+		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.RetryOnFailedConnect(false),
@@ -113,18 +156,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
 		}),
 	)
-	if err != nil {
-		b.shutdownServer()
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
-	}
-	b.Conn = nc
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("open JetStream: %w", err)
-	}
-	b.JS = js
-	return b, nil
 }
 
 func startEmbedded(cfg Config) (*server.Server, error) {
@@ -160,16 +191,27 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 // Connected reports whether the client is currently connected.
 func (b *Bus) Connected() bool { return b.Conn != nil && b.Conn.IsConnected() }
 
-// Close drains the connection and stops the embedded server.
+// Close drains the connections and stops the embedded server.
 func (b *Bus) Close() {
-	if b.Conn != nil {
-		_ = b.Conn.Drain()
-		// Drain is asynchronous; wait a bounded time for it to finish.
-		deadline := time.Now().Add(5 * time.Second)
-		for !b.Conn.IsClosed() && time.Now().Before(deadline) {
+	b.mu.Lock()
+	conns := append(b.extra, b.Conn)
+	b.extra = nil
+	b.mu.Unlock()
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Drain()
+		}
+	}
+	// Drain is asynchronous; wait a bounded time for it to finish.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		for !c.IsClosed() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		b.Conn.Close()
+		c.Close()
 	}
 	b.shutdownServer()
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // Config configures webhook ingestion.
@@ -114,6 +116,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 			return
 		}
+		if r.Context().Err() != nil {
+			h.clientGone(name, "", err)
+			return
+		}
 		h.refuse(w, r, name, http.StatusBadRequest, "read", "could not read the body")
 		return
 	}
@@ -139,6 +145,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dup, err := h.pub.Publish(r.Context(), ev)
+	if err != nil && r.Context().Err() != nil {
+		// The sender hung up while the event was being stored: not a bus
+		// outage, and there is nobody left to answer.
+		h.clientGone(name, ev.ID, err)
+		return
+	}
 	if err != nil {
 		h.log.Warn("event not accepted: bus unavailable", "source", name, "event_id", ev.ID, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.RetryAfter.Seconds())))
@@ -152,8 +164,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.requests.WithLabelValues(name, "accepted").Inc()
-	h.log.Info("event accepted", "source", name, "event_id", ev.ID, "type", ev.Type)
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID})
+	h.log.Debug("event accepted", "source", name, "event_id", ev.ID, "type", ev.Type)
+	// {"id": "<event id>"}, as writeJSON would write it, without its map and encoder.
+	out := make([]byte, 0, len(ev.ID)+16)
+	out = append(out, `{"id":`...)
+	out, _ = event.AppendValue(out, ev.ID)
+	out = append(out, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(out)
+}
+
+// clientGone counts and logs a request whose sender went away before it
+// was answered. If the publish had already reached the bus the event may be
+// stored; a retry of the sender is then answered as a duplicate.
+func (h *Handler) clientGone(source, eventID string, err error) {
+	h.requests.WithLabelValues(source, "client_gone").Inc()
+	h.log.Info("webhook not answered: the client hung up", "source", source, "event_id", eventID, "err", err)
 }
 
 // refuse answers with a JSON error, counts it, and logs it without the body.

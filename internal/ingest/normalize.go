@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // decodeJSON decodes a JSON object keeping numbers exact.
@@ -31,6 +33,9 @@ func decodeJSON(body []byte) (map[string]any, error) {
 
 // decodeAnyJSON decodes one JSON value keeping numbers exact (json.Number).
 func decodeAnyJSON(body []byte) (any, error) {
+	if v, ok := event.FastDecode(body, true); ok {
+		return v, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any

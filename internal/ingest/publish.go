@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -28,7 +27,7 @@ type JetStreamPublisher struct {
 
 // Publish returns once JetStream has acknowledged the event.
 func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
-	payload, err := json.Marshal(ev)
+	payload, err := ev.AppendJSON(make([]byte, 0, 1024))
 	if err != nil {
 		return false, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
