@@ -130,7 +130,7 @@ func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
 	return resp, out
 }
 
-func fixture(t *testing.T, name string) string {
+func fixture(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/comm100/" + name + ".json")
 	if err != nil {
