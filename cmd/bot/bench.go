@@ -30,9 +30,12 @@ import (
 	"github.com/comm100bot/bot/internal/rules"
 )
 
-const benchUsage = `Usage: bot bench [flags]
-
-Posts real-shaped webhooks, each with a unique id, to a bot and reports
+func benchCommand() *command {
+	return &command{
+		name:    "bench",
+		args:    "[flags]",
+		summary: "load-test a bot (or one started in-process) and report its figures",
+		long: `Posts real-shaped webhooks, each with a unique id, to a bot and reports
 throughput, latency percentiles, refusals, the rules' and the pool's rates,
 the end-to-end latency (webhook accepted -> job done) and the peak RSS.
 
@@ -48,14 +51,16 @@ Examples:
   bot bench --floor --runs 5 --duration 10s --connections 64
   bot bench --rate 2000 --duration 5m
   bot bench --payload generic --extra-rules 1000
-  bot bench --url http://localhost:8080 --pid $(pidof bot)
-
-Flags:
-`
+  bot bench --url http://localhost:8080 --admin-url http://127.0.0.1:8081 --pid $(pidof bot)`,
+		run: benchCmd,
+	}
+}
 
 // benchOptions are the settings of one `bot bench`.
 type benchOptions struct {
 	URL         string
+	AdminURL    string
+	AdminToken  string
 	Connections int
 	Rate        float64
 	Duration    time.Duration
@@ -77,15 +82,17 @@ type benchOptions struct {
 	Workers     int
 }
 
-func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("bot bench", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchUsage)
-		fs.PrintDefaults()
-	}
+func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	stdout, stderr := e.stdout, e.stderr
+	fs := c.flagSet(e)
 	var o benchOptions
-	fs.StringVar(&o.URL, "url", "", "base URL of a running bot (http://host:port); empty starts one in this process")
+	for _, kv := range e.environ {
+		if v, ok := strings.CutPrefix(kv, "BOT_HTTP__ADMIN_TOKEN="); ok {
+			o.AdminToken = v
+		}
+	}
+	fs.StringVar(&o.URL, "url", "", "base URL of a running bot's webhooks (http://host:port); empty starts one in this process")
+	fs.StringVar(&o.AdminURL, "admin-url", "http://127.0.0.1:8081", "with --url: base URL of the bot's admin listener, whose /metrics give the rules' and the pool's rates (bearer token from BOT_HTTP__ADMIN_TOKEN)")
 	fs.IntVar(&o.Connections, "connections", 64, "HTTP connections (concurrent requests)")
 	fs.Float64Var(&o.Rate, "rate", 0, "webhooks per second to send, spread over the connections; 0 sends as fast as the connections allow")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each run sends webhooks")
@@ -105,14 +112,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
 	fs.StringVar(&o.GenericPath, "generic-path", "/hooks/bench", "path the generic webhooks are posted to")
 	fs.IntVar(&o.Workers, "workers", 0, "in-process bot only: dispatch.workers (0: the default)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil
-		}
+	if err := c.parse(fs, e, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bot bench takes no arguments, got %q", fs.Args())
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
 	}
 	rep, err := runBench(ctx, o, stderr)
 	if err != nil {
@@ -337,7 +341,7 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 		rep.Target = "in-process bot (" + b.describe + ")"
 		rep.RSSOf = "this process: bot, NATS, load generator and floor"
 	} else {
-		bot = &externalBot{base: strings.TrimSuffix(o.URL, "/")}
+		bot = &externalBot{base: strings.TrimSuffix(o.URL, "/"), admin: strings.TrimSuffix(o.AdminURL, "/"), token: o.AdminToken}
 		rep.Target = o.URL
 		if o.PID != 0 {
 			rep.RSSOf = "pid " + strconv.Itoa(o.PID)
@@ -883,7 +887,7 @@ func newPayloads(o benchOptions) (*payloads, error) {
 func uniqueLike(example string) func(n uint64) string {
 	if len(example) == 36 && strings.Count(example, "-") == 4 {
 		return func(n uint64) string {
-			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(n>>32), uint16(n>>16), n&0xfff, (n>>12)&0xfff, n)
+			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(n>>32), uint16(n>>16), n&0xfff, (n>>12)&0xfff, n&(1<<48-1))
 		}
 	}
 	return func(n uint64) string { return strconv.FormatUint(n, 10) }
@@ -1093,6 +1097,7 @@ func startBenchBot(ctx context.Context, o benchOptions, tmp string) (*benchBot, 
 	b := &benchBot{tap: &completionTap{}, done: make(chan error, 1)}
 	flags := []string{
 		"--http.addr", "127.0.0.1:0",
+		"--http.admin_addr", "127.0.0.1:0",
 		"--nats.listen", "127.0.0.1:-1",
 		"--nats.store_dir", filepath.Join(tmp, "nats"),
 		"--rules.dir", rulesDir,
@@ -1156,7 +1161,7 @@ func startBenchBot(ctx context.Context, o benchOptions, tmp string) (*benchBot, 
 		return nil, err
 	}
 	go func() { b.done <- b.app.run(actx) }()
-	if err := waitReady(ctx, "http://"+b.app.Addr()); err != nil {
+	if err := waitReady(ctx, "http://"+b.app.AdminAddr()); err != nil {
 		b.stop()
 		return nil, err
 	}
@@ -1202,7 +1207,7 @@ func (b *benchBot) BaseURL() string         { return "http://" + b.app.Addr() }
 func (b *benchBot) Pipeline() pipelineProbe { return b }
 
 func (b *benchBot) Counts(ctx context.Context) (int64, int64, error) {
-	return scrapeCounts(ctx, b.BaseURL())
+	return scrapeCounts(ctx, "http://"+b.app.AdminAddr(), "")
 }
 
 // Backlog reads the two durable consumers: what they have not been given
@@ -1228,13 +1233,13 @@ func (b *benchBot) Backlog(ctx context.Context, _, _ int64) (int64, int64, error
 }
 
 // externalBot is a bot at --url, observed through its /metrics.
-type externalBot struct{ base string }
+type externalBot struct{ base, admin, token string }
 
 func (e *externalBot) BaseURL() string         { return e.base }
 func (e *externalBot) Pipeline() pipelineProbe { return e }
 
 func (e *externalBot) Counts(ctx context.Context) (int64, int64, error) {
-	return scrapeCounts(ctx, e.base)
+	return scrapeCounts(ctx, e.admin, e.token)
 }
 
 // Backlog of an external bot: the accepted events not yet evaluated; its
@@ -1248,12 +1253,15 @@ var finishedOutcomes = []string{"done", "dry_run", "duplicate", "dead"}
 
 // scrapeCounts reads bot_rules_events_total and the finished jobs of
 // bot_jobs_total from the bot's /metrics.
-func scrapeCounts(ctx context.Context, base string) (events, jobs int64, err error) {
+func scrapeCounts(ctx context.Context, base, token string) (events, jobs int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return 0, 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -157,7 +157,7 @@ func TestComm100WebhooksSyncRefuses(t *testing.T) {
 		{"bad public url", []string{"comm100", "webhooks", "sync", "--public-url", "bot.example.com"}, "want an absolute http(s) URL"},
 		{"unknown source", []string{"comm100", "webhooks", "sync", "--public-url", "https://b", "--source", "shop"}, "not a configured source of kind comm100"},
 		{"no credentials", []string{"comm100", "webhooks", "sync", "--public-url", "https://b"}, "the Comm100 credentials are needed"},
-		{"unknown subcommand", []string{"comm100", "webhooks", "list"}, "unknown comm100 command"},
+		{"unknown subcommand", []string{"comm100", "webhooks", "list"}, "unknown command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
