@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -117,7 +118,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 			return
 		}
-		if r.Context().Err() != nil {
+		var ne net.Error
+		if r.Context().Err() != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			// Not a slow sender cut off by http.read_timeout: one that hung up.
 			h.clientGone(name, "", err)
 			return
 		}
