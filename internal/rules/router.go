@@ -2,7 +2,6 @@ package rules
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -161,7 +160,9 @@ type evaluated struct {
 // event to finish once the jobs are stored, or nil if it was finished here.
 func (r *Router) handle(_ context.Context, msg jetstream.Msg) *evaluated {
 	var ev event.Event
-	if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+	// Not json.Unmarshal: it would scan the whole event once more to
+	// validate it before the event's own one-pass decoder runs.
+	if err := ev.UnmarshalJSON(msg.Data()); err != nil {
 		r.log.Error("event cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
 		r.events.WithLabelValues("undecodable").Inc()
 		_ = msg.Term()
