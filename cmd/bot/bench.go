@@ -51,7 +51,10 @@ Examples:
   bot bench --floor --runs 5 --duration 10s --connections 64
   bot bench --rate 2000 --duration 5m
   bot bench --payload generic --extra-rules 1000
-  bot bench --url http://localhost:8080 --admin-url http://127.0.0.1:8081 --pid $(pidof bot)`,
+  bot bench --url http://localhost:8080 --admin-url http://127.0.0.1:8081 --pid $(pidof bot)
+
+On a machine shared with other work, figures vary from run to run: take the
+medians of several runs (--runs), each next to its floor (--floor)`,
 		run: benchCmd,
 	}
 }
