@@ -2,10 +2,11 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,14 +35,24 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	mux := http.NewServeMux()
 	h.Register(mux)
-	parts := bytes.Split([]byte(fixture(b, "chat_ended")), []byte("3356721"))
+	body := []byte(fixture(b, "chat_ended"))
+	var sample struct {
+		Chat struct {
+			ID string `json:"id"`
+		} `json:"chat"`
+	}
+	if err := json.Unmarshal(body, &sample); err != nil || sample.Chat.ID == "" {
+		b.Fatalf("chat_ended sample has no chat.id: %v", err)
+	}
+	// Each request gets its own chat id, so that none is a repeat.
+	parts := bytes.Split(body, []byte(sample.Chat.ID))
 	var seq atomic.Int64
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			body := bytes.Join(parts, []byte(strconv.FormatInt(1_000_000_000+seq.Add(1), 10)))
+			body := bytes.Join(parts, fmt.Appendf(nil, "8f14e45f-ceea-4e7a-9b21-%012x", seq.Add(1)))
 			req := httptest.NewRequest(http.MethodPost, "/hooks/comm100", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
