@@ -83,6 +83,7 @@ type benchOptions struct {
 	Comm100Path string
 	GenericPath string
 	Workers     int
+	Sync        string
 }
 
 func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
@@ -114,6 +115,7 @@ func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs.StringVar(&o.LogLevel, "log-level", "info", "in-process bot only: the bot's log level")
 	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
 	fs.StringVar(&o.GenericPath, "generic-path", "/hooks/bench", "path the generic webhooks are posted to")
+	fs.StringVar(&o.Sync, "sync", bus.SyncAlways, `in-process bot and floor: nats.sync of their embedded servers, "always" or an interval such as 1s`)
 	fs.IntVar(&o.Workers, "workers", 0, "in-process bot only: dispatch.workers (0: the default)")
 	if err := c.parse(fs, e, args); err != nil {
 		return err
@@ -352,7 +354,7 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 	}
 	var floor *floorServer
 	if o.Floor {
-		floor, err = startFloor(ctx, filepath.Join(tmp, "floor"))
+		floor, err = startFloor(ctx, filepath.Join(tmp, "floor"), o.Sync)
 		if err != nil {
 			return nil, err
 		}
@@ -1107,11 +1109,12 @@ func startBenchBot(ctx context.Context, o benchOptions, tmp string) (*benchBot, 
 		"--rules.watch=false",
 		"--log.level", o.LogLevel,
 		"--log.format", "text",
+		"--nats.sync", o.Sync,
 	}
 	if o.Workers > 0 {
 		flags = append(flags, "--dispatch.workers", strconv.Itoa(o.Workers))
 	}
-	b.describe = fmt.Sprintf("embedded NATS, rules of %s (%d files) + the bench rule + %d extra", o.RulesDir, shipped, o.ExtraRules)
+	b.describe = fmt.Sprintf("embedded NATS with sync %s, rules of %s (%d files) + the bench rule + %d extra", o.Sync, o.RulesDir, shipped, o.ExtraRules)
 	if o.Sim {
 		sim := comm100test.New(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: -1}})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -1315,8 +1318,8 @@ type floorServer struct {
 	done chan struct{}
 }
 
-func startFloor(ctx context.Context, dir string) (*floorServer, error) {
-	b, err := bus.Open(ctx, bus.Config{StoreDir: dir, Listen: "127.0.0.1:-1"}, slog.New(slog.DiscardHandler))
+func startFloor(ctx context.Context, dir, sync string) (*floorServer, error) {
+	b, err := bus.Open(ctx, bus.Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: sync}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, err
 	}

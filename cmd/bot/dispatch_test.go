@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 func writeRules(t *testing.T, src string) string {
@@ -117,13 +117,13 @@ func TestDelayedJobSurvivesRestartAndCancelledOneNeverFires(t *testing.T) {
 func TestJobRedeliveredAfterSuccessRunsOnce(t *testing.T) {
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
-	job := actions.Job{
+	j := job.Job{
 		ID: "e1/r/0", EventID: "e1", Rule: "r", Action: "comm100.ticket.create",
 		Params: map[string]any{"subject": "once"}, Created: time.Now(),
 	}
-	data, _ := json.Marshal(job)
+	data, _ := json.Marshal(j)
 	for i := range 2 {
-		msg := &nats.Msg{Subject: job.RunSubject(), Data: data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("copy-%d", i))
 		if _, err := a.bus.JS.PublishMsg(t.Context(), msg); err != nil {
 			t.Fatal(err)

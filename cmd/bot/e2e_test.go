@@ -21,6 +21,7 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/job"
 	"github.com/comm100bot/bot/internal/secret"
 )
 
@@ -243,10 +244,10 @@ func fieldCalls(sim *comm100test.Server) []comm100test.Request {
 func TestUnknownCustomFieldGoesToDLQNamingIt(t *testing.T) {
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
-	pub := &actions.Publisher{JS: a.bus.JS}
-	job := &actions.Job{ID: "ev-field/r/0", EventID: "ev-field", Rule: "r", Action: "comm100.ticket.create",
+	pub := &actions.Queue{JS: a.bus.JS}
+	j := &job.Job{ID: "ev-field/r/0", EventID: "ev-field", Rule: "r", Action: "comm100.ticket.create",
 		Params: map[string]any{"subject": "x", "custom_fields": map[string]any{"chat_id": "1"}}, Created: time.Now()}
-	if err := pub.Publish(t.Context(), job); err != nil {
+	if err := pub.Publish(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
 	dlq := &actions.DLQ{JS: a.bus.JS}
@@ -362,6 +363,11 @@ func TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain(t *testing.T) {
 	}
 	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) == 1 })
 	waitIdle(t, a)
+	// The job was stored after the event, so its id stays in the ACTIONS
+	// window a little longer than the event's in the EVENTS window: let both
+	// windows pass, or the repeat's job may be dropped before the pool sees it.
+	idle := time.Now()
+	waitFor(t, "the job's duplicate window to pass", 5*time.Second, func() bool { return time.Since(idle) > 1500*time.Millisecond })
 	// Repeat until the window has passed and the event is stored again.
 	waitFor(t, "a repeat after the duplicate window to be stored", 20*time.Second, func() bool {
 		status, _ := post(t, url, body)

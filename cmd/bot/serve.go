@@ -139,7 +139,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	rt := &actions.Runtime{
 		Log:       log,
 		Events:    events,
-		Schedules: &actions.Publisher{JS: a.bus.JS},
+		Schedules: &actions.Queue{JS: a.bus.JS},
 		// One cache of the ticket field list for every job, across reloads.
 		TicketFields: &actions.TicketFieldIDs{},
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
@@ -179,11 +179,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	a.pool, err = actions.NewPool(cfg.Dispatch, poolJS, a.catalog, rt, limiter, events, log, a.reg)
+	dispatch := cfg.Dispatch
+	dispatch.Replicas = cfg.NATS.Replicas
+	a.pool, err = actions.NewPool(dispatch, poolJS, a.catalog, rt, limiter, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
-	a.router, err = rules.NewRouter(rulesJS, a.engine.Load, &actions.Publisher{JS: rulesJS}, log, a.reg)
+	a.router, err = rules.NewRouter(rulesJS, a.engine.Load, &actions.Queue{JS: rulesJS}, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +256,7 @@ func (a *app) run(ctx context.Context) error {
 			}
 		})
 	}
+	start("bus watch", a.bus.Run)
 	start("worker pool", a.pool.Run)
 	start("rules", a.router.Run)
 	if *a.cfg.Rules.Watch {
@@ -300,10 +303,14 @@ func (a *app) run(ctx context.Context) error {
 	return nil
 }
 
-func (a *app) handleReady(w http.ResponseWriter, _ *http.Request) {
+func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.bus.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
 	switch {
-	case !a.bus.Connected():
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "NATS is not connected"})
 	case a.engine.Load() == nil:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no rules loaded"})
 	default:

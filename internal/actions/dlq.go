@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Attempt is one try at a job.
@@ -29,7 +31,7 @@ type Attempt struct {
 
 // DeadJob is a job that failed for good, with its story.
 type DeadJob struct {
-	Job      Job       `json:"job"`
+	Job      job.Job   `json:"job"`
 	Reason   string    `json:"reason"`
 	Error    string    `json:"error"`
 	Attempts []Attempt `json:"attempts"`
@@ -79,8 +81,8 @@ func (d *DLQ) List(ctx context.Context) ([]DeadLetter, error) {
 	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		dl, err := d.get(ctx, s, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // removed by a redrive
+		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, errNotJob) {
+			continue // removed by a redrive, or a parked event
 		}
 		if err != nil {
 			return nil, err
@@ -104,6 +106,9 @@ func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLet
 	if err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
+	if strings.HasPrefix(raw.Subject, bus.ParkedSubjectPrefix) {
+		return nil, fmt.Errorf("DLQ entry %d: %w", seq, errNotJob)
+	}
 	dl := &DeadLetter{Seq: seq}
 	if err := json.Unmarshal(raw.Data, &dl.DeadJob); err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", seq, err)
@@ -113,21 +118,21 @@ func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLet
 
 // Redrive puts the dead letter's job back on ACTIONS to run now, with a new
 // retry horizon, and removes it from the DLQ.
-func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*Job, error) {
+func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job, error) {
 	dl, err := d.Get(ctx, seq)
 	if err != nil {
 		return nil, err
 	}
-	job := dl.Job
-	job.Created = now.UTC()
-	job.RunAt = time.Time{}
-	data, err := json.Marshal(&job)
+	j := dl.Job
+	j.Created = now.UTC()
+	j.RunAt = time.Time{}
+	data, err := json.Marshal(&j)
 	if err != nil {
 		return nil, err
 	}
-	msg := &nats.Msg{Subject: job.RunSubject(), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
 	// A new message id: the original one may still be in the duplicate window.
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", job.ID, seq))
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", j.ID, seq))
 	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
 	}
@@ -138,7 +143,7 @@ func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*Job, err
 	if err := s.DeleteMsg(ctx, seq); err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
 	}
-	return &job, nil
+	return &j, nil
 }
 
 // Purge removes every dead letter and returns how many there were.
@@ -157,15 +162,24 @@ func (d *DLQ) Purge(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-// Size returns how many dead letters there are.
+// Size returns how many dead jobs there are.
 func (d *DLQ) Size(ctx context.Context) (uint64, error) {
 	s, err := d.JS.Stream(ctx, bus.DeadStream)
 	if err != nil {
 		return 0, err
 	}
-	info, err := s.Info(ctx)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.DeadSubjects))
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Msgs, nil
+	var n uint64
+	for subject, c := range info.State.Subjects {
+		if !strings.HasPrefix(subject, bus.ParkedSubjectPrefix) {
+			n += c
+		}
+	}
+	return n, nil
 }
+
+// errNotJob is a DLQ entry that is a parked event (see rules.Parking), not a dead job.
+var errNotJob = errors.New("a parked event, not a dead job")

@@ -17,13 +17,9 @@ import (
 //
 // They give exactly what encoding/json gives, or give up: the decoder on
 // anything unusual (invalid JSON, escapes it does not handle, invalid UTF-8,
-// deep nesting), the encoder on a type it does not know. The callers then
+// nesting near MaxDepth), the encoder on a type it does not know. The callers then
 // run encoding/json, which also produces its usual errors. The tests compare
 // both on the samples and under fuzzing.
-
-// maxFastDepth is the nesting the fast decoder handles; deeper documents go
-// to encoding/json, which allows 10000 levels.
-const maxFastDepth = 500
 
 // FastDecode decodes the single JSON value that is data (surrounding white
 // space allowed). With keepNumbers, numbers are json.Number, as a
@@ -62,10 +58,13 @@ func (d *fastDecoder) space() {
 }
 
 func (d *fastDecoder) value(depth int) (any, bool) {
-	if d.i >= len(d.data) || depth > maxFastDepth {
+	if d.i >= len(d.data) {
 		return nil, false
 	}
 	switch c := d.data[d.i]; {
+	case (c == '{' || c == '[') && depth+1 >= MaxDepth:
+		// Near MaxDepth the slow path decides, and refuses what is too deep.
+		return nil, false
 	case c == '{':
 		return d.object(depth)
 	case c == '[':

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/comm100bot/bot/internal/event"
@@ -153,6 +154,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The sender hung up while the event was being stored: not a bus
 		// outage, and there is nobody left to answer.
 		h.clientGone(name, ev.ID, err)
+		return
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Retrying cannot help: the stored event would be larger than the bus takes.
+		h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", "the event is larger than the bus takes; send a smaller body")
 		return
 	}
 	if err != nil {

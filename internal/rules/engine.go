@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Engine is a compiled, immutable set of rules, indexed by event topic. It is
@@ -45,21 +45,34 @@ type Outcome struct {
 	// Reason says why a rule did not match, or why an action was skipped.
 	Reason string
 	// Jobs are the rendered jobs of a matched rule.
-	Jobs []actions.Job
+	Jobs []job.Job
 	// Err is an evaluation error (the rule is then treated as not matched).
 	Err error
 }
 
+// EvalError is a rule that could not be evaluated against an event: its
+// condition failed to run, or an action could not be rendered. The rule then
+// produces no jobs for the event.
+type EvalError struct {
+	Rule string
+	Err  error
+}
+
+func (e *EvalError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Err) }
+
+func (e *EvalError) Unwrap() error { return e.Err }
+
 // Match returns the jobs the event produces, and the evaluation errors of
-// rules that could not be evaluated (those rules produce no jobs).
-func (e *Engine) Match(ev *event.Event, now time.Time) ([]actions.Job, []error) {
+// rules that could not be evaluated (each an *EvalError; those rules produce
+// no jobs).
+func (e *Engine) Match(ev *event.Event, now time.Time) ([]job.Job, []error) {
 	var buf [16]int
 	cands := e.index.match(ev.Topic(), buf[:0])
 	if len(cands) == 0 {
 		return nil, nil
 	}
 	env := newEnv(ev, now)
-	var jobs []actions.Job
+	var jobs []job.Job
 	var errs []error
 	for _, i := range cands {
 		o := e.evaluate(e.rules[i], ev, env, now)
@@ -105,7 +118,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 	if r.When != nil {
 		v, err := run(r.When, env)
 		if err != nil {
-			o.Err = fmt.Errorf("rule %q: when: %w", r.Name, err)
+			o.Err = &EvalError{Rule: r.Name, Err: fmt.Errorf("when: %w", err)}
 			o.Reason = "when: " + err.Error()
 			return o
 		}
@@ -119,7 +132,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 		if a.If != nil {
 			v, err := run(a.If, env)
 			if err != nil {
-				o.Err = fmt.Errorf("rule %q: action %d: if: %w", r.Name, a.Index+1, err)
+				o.Err = &EvalError{Rule: r.Name, Err: fmt.Errorf("action %d: if: %w", a.Index+1, err)}
 				return o
 			}
 			if b, _ := v.(bool); !b {
@@ -128,7 +141,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 		}
 		job, err := a.job(r, ev, env, now)
 		if err != nil {
-			o.Err = fmt.Errorf("rule %q: action %d (%s): %w", r.Name, a.Index+1, a.Do, err)
+			o.Err = &EvalError{Rule: r.Name, Err: fmt.Errorf("action %d (%s): %w", a.Index+1, a.Do, err)}
 			return o
 		}
 		o.Jobs = append(o.Jobs, job)
@@ -136,17 +149,17 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 	return o
 }
 
-func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions.Job, error) {
+func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, error) {
 	params := map[string]any{}
 	if a.With != nil {
 		p, err := a.With.render(env)
 		if err != nil {
-			return actions.Job{}, fmt.Errorf("with.%w", err)
+			return job.Job{}, fmt.Errorf("with.%w", err)
 		}
 		params = p.(map[string]any)
 	}
-	j := actions.Job{
-		ID:       actions.JobID(ev.ID, r.Name, a.Index),
+	j := job.Job{
+		ID:       job.ID(ev.ID, r.Name, a.Index),
 		EventID:  ev.ID,
 		Rule:     r.Name,
 		Index:    a.Index,
@@ -163,7 +176,7 @@ func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions
 	if a.Key != nil {
 		k, err := a.Key.render(env)
 		if err != nil {
-			return actions.Job{}, fmt.Errorf("key: %w", err)
+			return job.Job{}, fmt.Errorf("key: %w", err)
 		}
 		j.Key = fmt.Sprint(k)
 	}

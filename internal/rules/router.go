@@ -15,38 +15,65 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // JobPublisher makes jobs durable on the ACTIONS stream. PublishAsync sends
 // a job without waiting: the job is stored once its future says Ok.
 type JobPublisher interface {
-	PublishAsync(j *actions.Job) (jetstream.PubAckFuture, error)
+	PublishAsync(j *job.Job) (jetstream.PubAckFuture, error)
 }
 
 // Router consumes the EVENTS stream, runs every event through the current
 // rules, and publishes the resulting jobs. An event is acknowledged only once
 // all its jobs are durable; a crash before that redelivers the event, and the
-// deterministic job ids absorb the repeats.
+// deterministic job ids absorb the repeats. An event that cannot be decoded,
+// or that a rule cannot evaluate, is parked on the DLQ with the rule and the
+// error before it is acknowledged.
 type Router struct {
 	js      jetstream.JetStream
 	current func() *Engine
 	jobs    JobPublisher
+	parking *Parking
 	log     *slog.Logger
 	now     func() time.Time
 
 	events *prometheus.CounterVec
+	parked *prometheus.CounterVec
+	// storeWarn keeps "job not stored" to one line per period while the
+	// bus cannot store. Only the goroutine that finishes events uses it.
+	storeWarn throttle
 }
 
 // NewRouter returns a router that evaluates events with current().
 func NewRouter(js jetstream.JetStream, current func() *Engine, jobs JobPublisher, log *slog.Logger, reg prometheus.Registerer) (*Router, error) {
-	r := &Router{js: js, current: current, jobs: jobs, log: log, now: time.Now}
+	r := &Router{js: js, current: current, jobs: jobs, parking: &Parking{JS: js}, log: log, now: time.Now,
+		storeWarn: throttle{every: 30 * time.Second}}
 	r.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bot_rules_events_total",
 		Help: "Events evaluated by the rules engine, by outcome (matched, unmatched, error, undecodable).",
 	}, []string{"outcome"})
+	r.parked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bot_rules_parked_total",
+		Help: "Events parked on the DLQ, by reason (undecodable, evaluate, unencodable); one per event and failing rule.",
+	}, []string{"reason"})
+	waiting := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bot_dlq_events",
+		Help: "Parked events waiting in the dead-letter stream.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := r.parking.Size(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
 	if reg != nil {
-		if err := reg.Register(r.events); err != nil {
-			return nil, fmt.Errorf("register rules metrics: %w", err)
+		for _, c := range []prometheus.Collector{r.events, r.parked, waiting} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register rules metrics: %w", err)
+			}
 		}
 	}
 	return r, nil
@@ -90,9 +117,10 @@ const storeTimeout = 10 * time.Second
 // Events are pipelined: the loop decodes and evaluates each event and sends
 // its jobs with asynchronous publishes, without waiting; a second goroutine
 // waits for the PubAcks of each event's jobs, in order, and only then
-// acknowledges the event (or hands it back if a job was not stored). So
-// hundreds of events share each round trip to the server, and an event is
-// still acknowledged only after all its jobs are durable.
+// acknowledges the event (or parks its failures first, or hands it back if a
+// job was not stored). So hundreds of events share each round trip to the
+// server, and an event is still acknowledged only after all its jobs are
+// durable.
 func (r *Router) consume(ctx context.Context) error {
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, bus.EventsStream, jetstream.ConsumerConfig{
 		Durable:       bus.RulesConsumer,
@@ -116,13 +144,14 @@ func (r *Router) consume(ctx context.Context) error {
 
 	inFlight := make(chan *evaluated, maxEventsInFlight)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for e := range inFlight {
-			r.finish(e)
-		}
-	})
 	// Events already evaluated are finished even when ctx is done: their
 	// jobs are on their way, and a redelivery would only repeat them.
+	fctx := context.WithoutCancel(ctx)
+	wg.Go(func() {
+		for e := range inFlight {
+			r.finish(fctx, e)
+		}
+	})
 	defer wg.Wait()
 	defer close(inFlight)
 	for {
@@ -147,43 +176,49 @@ func (r *Router) consume(ctx context.Context) error {
 type evaluated struct {
 	msg     jetstream.Msg
 	log     *slog.Logger
-	jobs    []actions.Job
+	jobs    []job.Job
 	futures []jetstream.PubAckFuture
-	// failed is set when a job could not even be sent.
-	failed error
-	// errs counts the rules and jobs that failed for good (the event is
-	// acknowledged all the same).
-	errs int
+	// failed are the rules and jobs that failed for good: parked on the DLQ
+	// before the event is acknowledged.
+	failed []ParkedEvent
+	// notStored is set when a job could not be stored: the event is
+	// redelivered.
+	notStored error
 }
 
 // handle decodes and evaluates one event and sends its jobs. It returns the
 // event to finish once the jobs are stored, or nil if it was finished here.
-func (r *Router) handle(_ context.Context, msg jetstream.Msg) *evaluated {
-	var ev event.Event
-	// Not json.Unmarshal: it would scan the whole event once more to
-	// validate it before the event's own one-pass decoder runs.
-	if err := ev.UnmarshalJSON(msg.Data()); err != nil {
-		r.log.Error("event cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
+func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
+	ev, err := event.Decode(msg.Data())
+	if err != nil {
+		log := r.log.With("event_id", storedEventID(msg), "subject", msg.Subject())
+		log.Error("event cannot be decoded; parked", "err", err)
 		r.events.WithLabelValues("undecodable").Inc()
-		_ = msg.Term()
+		r.park(ctx, msg, log, []ParkedEvent{{EventID: storedEventID(msg), Reason: ParkUndecodable, Error: err.Error()}})
 		return nil
 	}
 	log := r.log.With("event_id", ev.ID, "type", ev.Type)
-	jobs, errs := r.current().Match(&ev, r.now())
+	jobs, errs := r.current().Match(ev, r.now())
+	e := &evaluated{msg: msg, log: log, jobs: jobs}
 	for _, err := range errs {
-		log.Warn("rule could not be evaluated", "err", err)
+		pe := ParkedEvent{EventID: ev.ID, Reason: ParkEvaluate, Error: err.Error()}
+		var ee *EvalError
+		if errors.As(err, &ee) {
+			pe.Rule, pe.Error = ee.Rule, ee.Err.Error()
+		}
+		log.Warn("rule could not be evaluated; event parked", "rule", pe.Rule, "err", pe.Error)
+		e.failed = append(e.failed, pe)
 	}
-	e := &evaluated{msg: msg, log: log, jobs: jobs, errs: len(errs)}
 	for i := range jobs {
 		f, err := r.jobs.PublishAsync(&jobs[i])
 		switch {
 		case errors.Is(err, actions.ErrUnencodable):
 			// One bad value must not hold back the event's other jobs.
-			log.Error("rule produced a job that cannot be stored; skipped", "rule", jobs[i].Rule, "err", err)
-			e.errs++
+			log.Error("rule produced a job that cannot be stored; event parked", "rule", jobs[i].Rule, "err", err)
+			e.failed = append(e.failed, ParkedEvent{EventID: ev.ID, Rule: jobs[i].Rule, Reason: ParkUnencodable, Error: err.Error()})
 			continue
 		case err != nil:
-			e.failed = err
+			e.notStored = err
 			return e
 		}
 		e.futures = append(e.futures, f)
@@ -191,34 +226,36 @@ func (r *Router) handle(_ context.Context, msg jetstream.Msg) *evaluated {
 	return e
 }
 
-// finish waits until every job of the event is stored, then acknowledges the
-// event; if a job was not stored, the event is handed back for redelivery,
-// and the job ids absorb the jobs that were.
-func (r *Router) finish(e *evaluated) {
+// finish waits until every job of the event is stored, then parks its
+// failures, if any, and acknowledges it. If a job was not stored, the event
+// is handed back for redelivery, and the job ids absorb the jobs that were.
+func (r *Router) finish(ctx context.Context, e *evaluated) {
 	timeout := time.NewTimer(storeTimeout)
 	defer timeout.Stop()
 	for _, f := range e.futures {
-		if e.failed != nil {
+		if e.notStored != nil {
 			break
 		}
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			e.failed = err
+			e.notStored = err
 		case <-timeout.C:
-			e.failed = fmt.Errorf("no PubAck within %s", storeTimeout)
+			e.notStored = fmt.Errorf("no PubAck within %s", storeTimeout)
 		}
 	}
-	if e.failed != nil {
-		e.log.Warn("job not stored; the event will be redelivered", "err", e.failed)
-		_ = e.msg.NakWithDelay(time.Second)
+	if e.notStored != nil {
+		if ok, suppressed := r.storeWarn.allow(r.now()); ok {
+			e.log.Warn("job not stored; the event will be redelivered", "err", e.notStored, "similar_warnings_suppressed", suppressed)
+		}
+		_ = e.msg.NakWithDelay(redeliveryDelay(e.msg))
 		return
 	}
 	for i := range e.jobs {
 		e.log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
 	}
 	switch {
-	case e.errs > 0:
+	case len(e.failed) > 0:
 		r.events.WithLabelValues("error").Inc()
 	case len(e.jobs) > 0:
 		r.events.WithLabelValues("matched").Inc()
@@ -228,5 +265,55 @@ func (r *Router) finish(e *evaluated) {
 	if len(e.jobs) > 0 {
 		e.log.Debug("event matched", "jobs", len(e.jobs))
 	}
+	if len(e.failed) > 0 {
+		r.park(ctx, e.msg, e.log, e.failed)
+		return
+	}
 	_ = e.msg.Ack()
+}
+
+// park stores the failures of an event on the DLQ, then acknowledges it.
+// If the DLQ cannot take them the event is redelivered instead, and
+// evaluated again: it is never acknowledged with a failure unrecorded.
+func (r *Router) park(ctx context.Context, msg jetstream.Msg, log *slog.Logger, failed []ParkedEvent) {
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	for i := range failed {
+		pe := &failed[i]
+		pe.Subject = msg.Subject()
+		pe.Parked = r.now().UTC()
+		if err := r.parking.Put(ctx, pe, seq, msg.Data()); err != nil {
+			log.Warn("event could not be parked; it will be redelivered", "rule", pe.Rule, "err", err)
+			_ = msg.NakWithDelay(redeliveryDelay(msg))
+			return
+		}
+		r.parked.WithLabelValues(pe.Reason).Inc()
+	}
+	_ = msg.Ack()
+}
+
+// storedEventID is the id of a stored event that could not be decoded: the
+// message id ingest gave it, or the id a redrive carried along.
+func storedEventID(msg jetstream.Msg) string {
+	h := msg.Headers()
+	if id := h.Get(bus.EventIDHeader); id != "" {
+		return id
+	}
+	return h.Get(jetstream.MsgIDHeader)
+}
+
+// redeliveryDelay backs off with the deliveries of an event whose jobs
+// could not be stored: 1s, 2s, 4s ... up to 30s, so that a bus that cannot
+// store is not asked again for every event every second.
+func redeliveryDelay(msg jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 0 {
+		n = md.NumDelivered
+	}
+	if n > 6 {
+		return 30 * time.Second
+	}
+	return min(time.Duration(1<<(n-1))*time.Second, 30*time.Second)
 }

@@ -88,7 +88,7 @@ func benchmarkRouter(b *testing.B, extra int) {
 		b.Fatal("events not stored")
 	}
 
-	r, err := NewRouter(bs.JS, func() *Engine { return eng }, &actions.Publisher{JS: bs.JS}, slog.New(slog.DiscardHandler), nil)
+	r, err := NewRouter(bs.JS, func() *Engine { return eng }, &actions.Queue{JS: bs.JS}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
