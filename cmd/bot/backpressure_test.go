@@ -56,6 +56,8 @@ func readyStatus(t *testing.T, base string) int {
 // are refused with 503 (nothing is lost: nothing was accepted), the bot is
 // not ready; then the server comes back on the same port and store, the bot
 // reconnects by itself, and an event accepted afterwards is carried out.
+// Not parallel: the server comes back on its old port, which a test
+// running beside it could take in between.
 func TestEndToEndBusComesBack(t *testing.T) {
 	store := t.TempDir()
 	ns := startNATS(t, -1, store)
@@ -98,6 +100,7 @@ func TestEndToEndBusComesBack(t *testing.T) {
 // TestServeBoundsSlowClients opens a request that promises a body and never
 // sends it: http.read_timeout must end it, instead of a connection held forever.
 func TestServeBoundsSlowClients(t *testing.T) {
+	t.Parallel()
 	a := startBot(t, "--http.read_timeout", "300ms")
 	conn, err := net.Dial("tcp", a.Addr())
 	if err != nil {

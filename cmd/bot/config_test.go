@@ -28,6 +28,7 @@ func loadTestConfig(t *testing.T, yaml string, environ ...string) (*Config, erro
 }
 
 func TestConfigSources(t *testing.T) {
+	t.Parallel()
 	cfg, err := loadTestConfig(t, `
 sources:
   shop:
@@ -61,6 +62,7 @@ sources:
 }
 
 func TestConfigSourceErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, yaml, err string }{
 		{"unknown key", "sources:\n  shop:\n    kind: generic\n    sekret: x\n", `unknown config key "sources.shop.sekret"`},
 		{"bad expression", "sources:\n  shop:\n    kind: generic\n    type: body.(\n", "sources.shop.type: "},
@@ -79,6 +81,7 @@ func TestConfigSourceErrors(t *testing.T) {
 
 // TestDeployExampleConfigLoads keeps deploy/bot.example.yaml valid.
 func TestDeployExampleConfigLoads(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	configFlags(fs)
 	if err := fs.Parse([]string{"--config", "../../deploy/bot.example.yaml"}); err != nil {

@@ -143,6 +143,7 @@ func ticketCalls(sim *comm100test.Server) []comm100test.Request {
 }
 
 func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
+	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
 	url := "http://" + a.Addr() + "/hooks/comm100"
@@ -192,6 +193,7 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 }
 
 func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
+	t.Parallel()
 	a := startBot(t)
 	base := "http://" + a.Addr()
 	tests := []struct {
@@ -234,6 +236,7 @@ func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
 }
 
 func TestEndToEndBusDownAnswers503(t *testing.T) {
+	t.Parallel()
 	// An external NATS server that the test can stop under the running bot.
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {

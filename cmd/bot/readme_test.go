@@ -11,6 +11,7 @@ import (
 // TestREADMEDocumentsEveryAction keeps the README's action table in step with
 // the catalogue: every action and every parameter must appear in its row.
 func TestREADMEDocumentsEveryAction(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
