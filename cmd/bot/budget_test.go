@@ -118,24 +118,25 @@ func testBudget(t *testing.T, calls int, per time.Duration, jobs int) {
 // once, nothing reaches the DLQ, and the calls made during the outage stay
 // few: the pool backs off as one and probes with one call at a time,
 // instead of every queued job retrying on its own. The outage lasts until
-// four calls have failed, three pauses of the pool;
-// TestOutageDelaysJobsAndLosesNoneLong runs a minute's outage.
+// three calls have failed, two pauses of the pool, with two workers (the
+// failures of calls made at once each lengthen the pause, and the test
+// would wait it out); TestOutageDelaysJobsAndLosesNoneLong runs a minute's
+// outage with eight.
 func TestOutageDelaysJobsAndLosesNone(t *testing.T) {
 	t.Parallel()
-	testOutage(t, 4, 0, 10)
+	testOutage(t, 2, 3, 0, 10)
 }
 
 // TestOutageDelaysJobsAndLosesNoneLong: 50 jobs through a 60 s outage.
 func TestOutageDelaysJobsAndLosesNoneLong(t *testing.T) {
 	testenv.Long(t)
 	t.Parallel()
-	testOutage(t, 1, 60*time.Second, 50)
+	testOutage(t, 8, 1, 60*time.Second, 50)
 }
 
-// testOutage queues jobs into an outage that ends once minFailed calls have
-// failed over at least minSpan.
-func testOutage(t *testing.T, minFailed int, minSpan time.Duration, jobs int) {
-	const workers = 8
+// testOutage queues jobs for workers into an outage that ends once
+// minFailed calls have failed over at least minSpan.
+func testOutage(t *testing.T, workers, minFailed int, minSpan time.Duration, jobs int) {
 	sim, simArgs := startSim(t, comm100test.Config{Faults: comm100test.Faults{OutageFrom: time.Now(), OutageFor: 24 * time.Hour}})
 	a := startBot(t, append(simArgs, "--dispatch.retry_in_process", "3s", "--dispatch.workers", fmt.Sprint(workers))...)
 	queueJobs(t, a, jobs, "outage")
