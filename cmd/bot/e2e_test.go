@@ -116,7 +116,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// waitIdle waits until both durable consumers have nothing pending or unacknowledged.
+// waitIdle waits until both durable consumers have nothing pending or
+// unacknowledged, and are being read: the rules and the workers have
+// finished starting and wait for more.
 func waitIdle(t *testing.T, a *app) {
 	t.Helper()
 	idle := func(stream, consumer string) bool {
@@ -125,7 +127,7 @@ func waitIdle(t *testing.T, a *app) {
 			return false
 		}
 		info, err := c.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumWaiting > 0
 	}
 	waitFor(t, "the rules and workers to be idle", 10*time.Second, func() bool {
 		return idle(bus.EventsStream, bus.RulesConsumer) && idle(bus.ActionsStream, bus.WorkerConsumer)
