@@ -94,7 +94,7 @@ func TestEndToEndBusComesBack(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, "the bot to notice the bus is away", 10*time.Second, func() bool { return readyStatus(t, base) == http.StatusServiceUnavailable })
+	waitFor(t, "the bot to notice the bus is away", 10*time.Second, func() bool { return readyStatus(t, "http://"+a.AdminAddr()) == http.StatusServiceUnavailable })
 	body, err := os.ReadFile("../../rules/testdata/chat_ended_low_rating.json")
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestEndToEndBusComesBack(t *testing.T) {
 	}
 
 	startNATS(t, port, store)
-	waitFor(t, "the bot to reconnect", 20*time.Second, func() bool { return readyStatus(t, base) == http.StatusOK })
+	waitFor(t, "the bot to reconnect", 20*time.Second, func() bool { return readyStatus(t, "http://"+a.AdminAddr()) == http.StatusOK })
 	// The connection is back; JetStream may need a moment more to take
 	// events: the sender retries on 503, as Retry-After tells it to.
 	waitFor(t, "the event to be accepted", 20*time.Second, func() bool {

@@ -23,6 +23,7 @@ import (
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/ingest"
+	"github.com/comm100bot/bot/internal/secret"
 )
 
 // Config is the whole configuration of `bot serve`. Field comments are the
@@ -46,12 +47,26 @@ type LogConfig struct {
 	Format string `koanf:"format"`
 }
 
-// HTTPConfig configures the HTTP server.
+// HTTPConfig configures the two HTTP listeners: the webhook listener, which
+// answers only POST /hooks/..., and the admin listener (health, readiness,
+// metrics, reload).
 type HTTPConfig struct {
-	// Addr to listen on. Default ":8080".
+	// Addr of the webhook listener. Default ":8080".
 	Addr string `koanf:"addr"`
+	// AdminAddr of the admin listener: GET /healthz, GET /readyz, GET
+	// /metrics, POST /-/reload. Default "127.0.0.1:8081" (this host only).
+	AdminAddr string `koanf:"admin_addr"`
+	// AdminToken, when set, must arrive as "Authorization: Bearer <token>" on
+	// GET /metrics and POST /-/reload (health and readiness stay open, for
+	// probes). Config file or BOT_HTTP__ADMIN_TOKEN only. Default empty.
+	AdminToken secret.String `koanf:"admin_token"`
 	// MaxBodyBytes is the largest webhook body accepted. Default 1048576 (1 MiB).
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// MaxHeaderBytes bounds the request line and headers; larger requests
+	// get 431. Default 65536 (64 KiB).
+	MaxHeaderBytes int64 `koanf:"max_header_bytes"`
+	// ReadHeaderTimeout bounds reading the request line and headers. Default 5s.
+	ReadHeaderTimeout time.Duration `koanf:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request. Default 10s.
 	ReadTimeout time.Duration `koanf:"read_timeout"`
 	// WriteTimeout bounds writing a whole answer. Default 30s.
@@ -78,8 +93,17 @@ func (c *Config) defaults() {
 	if c.HTTP.Addr == "" {
 		c.HTTP.Addr = ":8080"
 	}
+	if c.HTTP.AdminAddr == "" {
+		c.HTTP.AdminAddr = "127.0.0.1:8081"
+	}
 	if c.HTTP.MaxBodyBytes == 0 {
 		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	if c.HTTP.MaxHeaderBytes == 0 {
+		c.HTTP.MaxHeaderBytes = 64 << 10
+	}
+	if c.HTTP.ReadHeaderTimeout == 0 {
+		c.HTTP.ReadHeaderTimeout = 5 * time.Second
 	}
 	if c.HTTP.ReadTimeout == 0 {
 		c.HTTP.ReadTimeout = 10 * time.Second
@@ -119,6 +143,18 @@ func (c *Config) validate() error {
 	if c.HTTP.MaxBodyBytes < 1 {
 		return fmt.Errorf("http.max_body_bytes: want a positive number, got %d", c.HTTP.MaxBodyBytes)
 	}
+	if c.HTTP.MaxHeaderBytes < 1 {
+		return fmt.Errorf("http.max_header_bytes: want a positive number, got %d", c.HTTP.MaxHeaderBytes)
+	}
+	for key, d := range map[string]time.Duration{"http.read_header_timeout": c.HTTP.ReadHeaderTimeout,
+		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout} {
+		if d < 0 {
+			return fmt.Errorf("%s: want a positive duration, got %s", key, d)
+		}
+	}
+	if c.HTTP.AdminAddr == c.HTTP.Addr && !strings.HasSuffix(c.HTTP.Addr, ":0") {
+		return fmt.Errorf("http.admin_addr: must differ from http.addr (%s): webhooks and the admin endpoints have listeners of their own", c.HTTP.Addr)
+	}
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		return fmt.Errorf("nats.replicas: want 1 to 5, got %d", c.NATS.Replicas)
 	}
@@ -141,28 +177,90 @@ func (c *Config) validate() error {
 	return c.Dispatch.Validate()
 }
 
-// configFlags adds a flag for every scalar config key, named by its path
-// (--http.addr, --comm100.rate_limit.calls), plus --config.
-func configFlags(fs *pflag.FlagSet) {
+// coverReplays raises nats.dedup_window to the longest replay window of the
+// sources, since a signed request whose timestamp is still within its
+// tolerance passes its check again and must be recognised as a duplicate.
+// It returns the source that raised it, or "".
+func (c *Config) coverReplays() (raisedFor string) {
+	for _, name := range slices.Sorted(maps.Keys(c.Sources)) {
+		if w := c.Sources[name].ReplayWindow(); w > c.NATS.DedupWindow {
+			c.NATS.DedupWindow = w
+			raisedFor = name
+		}
+	}
+	return raisedFor
+}
+
+// configFlags adds --config and a flag for each config key named in keys, or
+// for every key when keys is empty, named by its path (--http.addr,
+// --comm100.rate_limit.calls), with its description and default. Secrets and
+// the keys of sources are never flags: they come from the config file or the
+// environment, so that they do not show in process lists or shell history.
+func configFlags(fs *pflag.FlagSet, keys ...string) {
 	fs.String("config", "", "config file (default bot.yaml if present)")
-	for _, k := range configKeys(reflect.TypeFor[Config](), "") {
-		if k.isMap {
+	var defaults Config
+	defaults.defaults()
+	for _, k := range flagKeys() {
+		if len(keys) > 0 && !slices.Contains(keys, k.path) {
 			continue
 		}
-		switch k.typ {
-		case reflect.TypeFor[time.Duration]():
-			fs.Duration(k.path, 0, "")
-		default:
-			switch k.typ.Kind() {
-			case reflect.String:
-				fs.String(k.path, "", "")
-			case reflect.Int, reflect.Int64:
-				fs.Int64(k.path, 0, "")
-			case reflect.Bool:
-				fs.Bool(k.path, false, "")
+		desc := configDocs[k.path]
+		def := configValue(reflect.ValueOf(defaults), k.path)
+		switch {
+		case k.typ == reflect.TypeFor[time.Duration]():
+			fs.Duration(k.path, time.Duration(def.Int()), desc)
+		case k.typ.Kind() == reflect.String:
+			fs.String(k.path, def.String(), desc)
+		case k.typ.Kind() == reflect.Int || k.typ.Kind() == reflect.Int64:
+			fs.Int64(k.path, def.Int(), desc)
+		case k.typ.Kind() == reflect.Bool:
+			fs.Bool(k.path, def.Bool(), desc)
+		}
+	}
+}
+
+// flagKeys are the config keys that can be set by flags: every scalar key
+// but the secrets and the keys of sources.
+func flagKeys() []configKey {
+	var out []configKey
+	for _, k := range configKeys(reflect.TypeFor[Config](), "") {
+		if k.isMap || strings.Contains(k.path, "*") || k.typ == reflect.TypeFor[secret.String]() {
+			continue
+		}
+		switch k.typ.Kind() {
+		case reflect.String, reflect.Int, reflect.Int64, reflect.Bool:
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// configValue is the value at a key path of a config struct; pointers are
+// followed (nil gives the zero value).
+func configValue(v reflect.Value, path string) reflect.Value {
+	for _, name := range strings.Split(path, ".") {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v = reflect.Zero(v.Type().Elem())
+			} else {
+				v = v.Elem()
+			}
+		}
+		t := v.Type()
+		for i := range t.NumField() {
+			if t.Field(i).Tag.Get("koanf") == name {
+				v = v.Field(i)
+				break
 			}
 		}
 	}
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return reflect.Zero(v.Type().Elem())
+		}
+		v = v.Elem()
+	}
+	return v
 }
 
 // loadConfig reads the config file, then BOT_ environment variables, then

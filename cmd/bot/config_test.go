@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 
+	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/ingest"
 )
 
@@ -93,5 +95,88 @@ func TestDeployExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Comm100.Domain != "dash11.comm100.io" || cfg.Sources["shop"].Kind != "generic" {
 		t.Errorf("example config read as %+v", cfg)
+	}
+}
+
+// TestDedupWindowCoversSignatureTolerance: a signed request passes its
+// check until its timestamp is older than the tolerance (and a timestamp may
+// be ahead of the clock by as much), so the duplicate window is raised to
+// twice the longest tolerance; a longer configured window stays.
+func TestDedupWindowCoversSignatureTolerance(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		want       time.Duration
+		raisedFor  string
+	}{
+		{"default comm100 source", "{}", 2 * time.Minute, ""},
+		{"github signs no timestamp", "sources:\n  gh: {kind: generic, preset: github, secret: s}\n", 2 * time.Minute, ""},
+		{"stripe", "sources:\n  pay: {kind: generic, preset: stripe, secret: s}\n", 10 * time.Minute, "pay"},
+		{"hmac with a tolerance", "sources:\n  shop: {kind: generic, secret: s, signature: {header: X-S, timestamp_header: X-T, tolerance: 7m}}\n", 14 * time.Minute, "shop"},
+		{"a longer window stays", "nats: {dedup_window: 1h}\nsources:\n  pay: {kind: generic, preset: stripe, secret: s}\n", time.Hour, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadTestConfig(t, tt.yaml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raisedFor := cfg.coverReplays()
+			if cfg.NATS.DedupWindow != tt.want || raisedFor != tt.raisedFor {
+				t.Errorf("dedup window %s raised for %q, want %s for %q", cfg.NATS.DedupWindow, raisedFor, tt.want, tt.raisedFor)
+			}
+		})
+	}
+
+	// The running bot's EVENTS stream has the raised window.
+	dir := t.TempDir()
+	a := startBot(t, "--config", writeFile(t, dir, "bot.yaml", "sources:\n  pay: {kind: generic, preset: stripe, secret: whsec_x}\n"))
+	s, err := a.bus.JS.Stream(t.Context(), bus.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Duplicates != 10*time.Minute {
+		t.Errorf("EVENTS duplicate window %s, want 10m", info.Config.Duplicates)
+	}
+}
+
+// TestDeployReachesTheAdminListener: the deploy files probe the admin
+// listener, which they bind for the probes, and publish only the webhook
+// port.
+func TestDeployReachesTheAdminListener(t *testing.T) {
+	t.Parallel()
+	read := func(name string) string {
+		b, err := os.ReadFile("../../deploy/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	k8s := read("k8s/bot.yaml")
+	for _, want := range []string{
+		`{ name: BOT_HTTP__ADMIN_ADDR, value: ":8081" }`,
+		"readinessProbe:\n            httpGet: { path: /readyz, port: admin }",
+		"livenessProbe:\n            httpGet: { path: /healthz, port: admin }",
+		"ports: [{ port: 80, targetPort: http, name: http }]",
+	} {
+		if !strings.Contains(k8s, want) {
+			t.Errorf("k8s/bot.yaml lacks %q", want)
+		}
+	}
+	compose := read("compose.yaml")
+	for _, want := range []string{`BOT_HTTP__ADMIN_ADDR: ":8081"`, `"127.0.0.1:8091:8081"`, `"127.0.0.1:8092:8081"`} {
+		if !strings.Contains(compose, want) {
+			t.Errorf("compose.yaml lacks %q", want)
+		}
+	}
+	if strings.Contains(compose, `"8081:8081"`) || strings.Contains(compose, `"0.0.0.0:`) {
+		t.Errorf("compose.yaml publishes the admin port beyond the host's loopback")
+	}
+	if !strings.Contains(read("Dockerfile"), "EXPOSE 8080 8081") {
+		t.Errorf("Dockerfile does not name the admin port")
 	}
 }

@@ -29,104 +29,179 @@ func connectBus(ctx context.Context, cfg *Config) (*bus.Bus, error) {
 	return b, nil
 }
 
-func dlqCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, "usage: bot dlq list | show SEQ | redrive SEQ... | redrive --all | purge\n")
-		return exitError{"no dlq command"}
+// dlqFlags are the config keys a dlq command reads: where the bus is.
+var dlqFlags = []string{"nats.url", "nats.listen"}
+
+func dlqCommand() *command {
+	const where = `
+It connects to the NATS server of the running bot: nats.url, or the embedded
+server's nats.listen address, from the config file (--config, default bot.yaml
+if present), BOT_ environment variables or the flags below.`
+	return &command{
+		name:    "dlq",
+		summary: "inspect and replay jobs that failed for good (connects to the running bot's NATS)",
+		subs: []*command{
+			{name: "list", args: "[flags]", summary: "list the dead letters",
+				long: "Lists the dead letters: jobs that failed for good, with their rule,\naction, attempts and last error.\n" + where,
+				run:  dlqList},
+			{name: "show", args: "[flags] SEQ", summary: "show one dead letter with its job and every attempt",
+				long: "Shows dead letter SEQ (the SEQ column of bot dlq list) as JSON: the job,\nthe reason and every attempt.\n" + where,
+				run:  dlqShow},
+			{name: "redrive", args: "[flags] SEQ... | --all", summary: "send dead letters back to the worker pool",
+				long: "Sends the dead letters SEQ... (or every one, with --all) back to the\nworker pool as new attempts of their jobs, and removes them from the DLQ.\n" + where,
+				run:  dlqRedrive},
+			{name: "purge", args: "[flags]", summary: "delete every dead letter",
+				long: "Deletes every dead letter.\n" + where,
+				run:  dlqPurge},
+		},
 	}
-	sub := args[0]
-	fs := pflag.NewFlagSet("bot dlq "+sub, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFlags(fs)
-	all := fs.Bool("all", false, "redrive every dead letter")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+}
+
+// dlqParse parses a dlq command's flags, which fs gets besides its own, and
+// loads the configuration.
+func dlqParse(c *command, e *cmdEnv, fs *pflag.FlagSet, args []string) (*Config, error) {
+	configFlags(fs, dlqFlags...)
+	if err := c.parse(fs, e, args); err != nil {
+		return nil, err
 	}
-	cfg, err := loadConfig(fs, environ)
-	if err != nil {
-		return err
-	}
+	return loadConfig(fs, e.environ)
+}
+
+// dlqOpen connects to the DLQ of the running bot.
+func dlqOpen(ctx context.Context, cfg *Config) (*actions.DLQ, func(), error) {
 	b, err := connectBus(ctx, cfg)
 	if err != nil {
+		return nil, nil, err
+	}
+	return &actions.DLQ{JS: b.JS}, b.Close, nil
+}
+
+// dlqSeqs reads dead-letter ids.
+func dlqSeqs(args []string) ([]uint64, error) {
+	var out []uint64
+	for _, a := range args {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a dead-letter id (the SEQ column of bot dlq list)", a)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func dlqList(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
+	cfg, err := dlqParse(c, e, fs, args)
+	if err != nil {
 		return err
 	}
-	defer b.Close()
-	dlq := &actions.DLQ{JS: b.JS}
-	seqs := func() ([]uint64, error) {
-		var out []uint64
-		for _, a := range fs.Args() {
-			n, err := strconv.ParseUint(a, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a dead-letter id (the SEQ column of bot dlq list)", a)
-			}
-			out = append(out, n)
-		}
-		return out, nil
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
 	}
-	switch sub {
-	case "list":
+	dlq, closeBus, err := dlqOpen(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	list, err := dlq.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tFAILED\tRULE\tACTION\tATTEMPTS\tREASON\tERROR")
+	for _, d := range list {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Failed.Format(time.RFC3339), d.Job.Rule,
+			d.Job.Action, len(d.Attempts), d.Reason, truncate(d.Error, 80))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(e.stdout, "%d dead letter(s)\n", len(list))
+	return nil
+}
+
+func dlqShow(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
+	cfg, err := dlqParse(c, e, fs, args)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return c.usageError(e, "want one SEQ")
+	}
+	ids, err := dlqSeqs(fs.Args())
+	if err != nil {
+		return err
+	}
+	dlq, closeBus, err := dlqOpen(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	d, err := dlq.Get(ctx, ids[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, indentJSON(d, ""))
+	return nil
+}
+
+func dlqRedrive(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
+	all := fs.Bool("all", false, "redrive every dead letter")
+	cfg, err := dlqParse(c, e, fs, args)
+	if err != nil {
+		return err
+	}
+	ids, err := dlqSeqs(fs.Args())
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 && !*all {
+		return c.usageError(e, "want SEQ... or --all")
+	}
+	dlq, closeBus, err := dlqOpen(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	if *all {
 		list, err := dlq.List(ctx)
 		if err != nil {
 			return err
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SEQ\tFAILED\tRULE\tACTION\tATTEMPTS\tREASON\tERROR")
 		for _, d := range list {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Failed.Format(time.RFC3339), d.Job.Rule,
-				d.Job.Action, len(d.Attempts), d.Reason, truncate(d.Error, 80))
+			ids = append(ids, d.Seq)
 		}
-		_ = tw.Flush()
-		fmt.Fprintf(stdout, "%d dead letter(s)\n", len(list))
-		return nil
-	case "show":
-		ids, err := seqs()
-		if err != nil {
-			return err
-		}
-		if len(ids) != 1 {
-			return fmt.Errorf("usage: bot dlq show SEQ")
-		}
-		d, err := dlq.Get(ctx, ids[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, indentJSON(d, ""))
-		return nil
-	case "redrive":
-		ids, err := seqs()
-		if err != nil {
-			return err
-		}
-		if *all {
-			list, err := dlq.List(ctx)
-			if err != nil {
-				return err
-			}
-			for _, d := range list {
-				ids = append(ids, d.Seq)
-			}
-		}
-		if len(ids) == 0 {
-			return fmt.Errorf("usage: bot dlq redrive SEQ... | --all")
-		}
-		for _, id := range ids {
-			job, err := dlq.Redrive(ctx, id, time.Now())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "redriven %d: %s (%s)\n", id, job.ID, job.Action)
-		}
-		return nil
-	case "purge":
-		n, err := dlq.Purge(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "purged %d dead letter(s)\n", n)
-		return nil
-	default:
-		return fmt.Errorf("bot dlq: unknown command %q; want list, show, redrive or purge", sub)
 	}
+	for _, id := range ids {
+		job, err := dlq.Redrive(ctx, id, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "redriven %d: %s (%s)\n", id, job.ID, job.Action)
+	}
+	return nil
+}
+
+func dlqPurge(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
+	cfg, err := dlqParse(c, e, fs, args)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
+	}
+	dlq, closeBus, err := dlqOpen(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	n, err := dlq.Purge(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "purged %d dead letter(s)\n", n)
+	return nil
 }
 
 func truncate(s string, n int) string {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -17,8 +18,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/pflag"
 
+	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/secret"
 )
 
 // startBot runs the real wiring in-process on a free port with a temporary
@@ -30,22 +33,34 @@ func startBot(t *testing.T, args ...string) *app {
 }
 
 // runBot starts the bot on storeDir and returns it with a stop function
-// that shuts it down and waits (also called when the test ends).
+// that shuts it down and waits (also called when the test ends). Secrets
+// are not flags: args may still name them ("--comm100.api_key", "k"), and
+// they are passed as the BOT_ environment variables a user would set.
 func runBot(t *testing.T, storeDir string, args ...string) (*app, func()) {
 	t.Helper()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	configFlags(fs)
 	base := []string{
 		"--http.addr", "127.0.0.1:0",
+		"--http.admin_addr", "127.0.0.1:0",
 		"--nats.listen", "127.0.0.1:-1",
 		"--nats.store_dir", storeDir,
 		"--rules.dir", "../../rules",
 		"--log.level", "debug",
 	}
-	if err := fs.Parse(append(base, args...)); err != nil {
+	var flags, environ []string
+	for i := 0; i < len(args); i++ {
+		if key, ok := strings.CutPrefix(args[i], "--"); ok && isSecretKey(key) && i+1 < len(args) {
+			environ = append(environ, "BOT_"+strings.ToUpper(strings.ReplaceAll(key, ".", "__"))+"="+args[i+1])
+			i++
+			continue
+		}
+		flags = append(flags, args[i])
+	}
+	if err := fs.Parse(append(base, flags...)); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(fs, nil)
+	cfg, err := loadConfig(fs, environ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +84,16 @@ func runBot(t *testing.T, storeDir string, args ...string) (*app, func()) {
 	}
 	t.Cleanup(stop)
 	return a, stop
+}
+
+// isSecretKey reports whether key is a config key of a secret.
+func isSecretKey(key string) bool {
+	for _, k := range configKeys(reflect.TypeFor[Config](), "") {
+		if k.path == key && k.typ == reflect.TypeFor[secret.String]() {
+			return true
+		}
+	}
+	return false
 }
 
 func startSim(t *testing.T, cfg comm100test.Config) (*comm100test.Server, []string) {
@@ -151,8 +176,9 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 	url := "http://" + a.Addr() + "/hooks/comm100"
 
 	status, body := post(t, url, "../../rules/testdata/chat_ended_low_rating.json")
-	if status != http.StatusAccepted || body["id"] != "chat.ended:3356721" {
-		t.Fatalf("first post: got %d %v, want 202 with id chat.ended:3356721", status, body)
+	const eventID = "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"
+	if status != http.StatusAccepted || body["id"] != eventID {
+		t.Fatalf("first post: got %d %v, want 202 with id %s", status, body, eventID)
 	}
 	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) >= 1 })
 
@@ -174,11 +200,13 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 		t.Errorf("ticket call query %q lacks siteId", c.Query)
 	}
 	var ticket struct {
-		Subject  string `json:"subject"`
-		Priority string `json:"priority"`
-		Message  struct {
-			Body string `json:"body"`
-		} `json:"message"`
+		Subject      string         `json:"subject"`
+		Priority     string         `json:"priority"`
+		CustomFields map[string]any `json:"customFields"`
+		Messages     []struct {
+			SentByType string `json:"sentByType"`
+			Body       string `json:"body"`
+		} `json:"messages"`
 	}
 	if err := json.Unmarshal(c.Body, &ticket); err != nil {
 		t.Fatal(err)
@@ -189,8 +217,54 @@ func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
 	if ticket.Priority != "high" {
 		t.Errorf("priority: got %q, want high", ticket.Priority)
 	}
-	if !strings.Contains(ticket.Message.Body, "Jane Cooper: I already did, twice.\nAlex (Agent)") {
-		t.Errorf("message does not hold the transcript as lines: %q", ticket.Message.Body)
+	// The rule names the custom field "Chat ID"; Comm100 gets its id.
+	if got := ticket.CustomFields[comm100test.ChatIDField]; got != "8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90" || len(ticket.CustomFields) != 1 {
+		t.Errorf("custom fields: got %v, want the chat GUID under the id of Chat ID", ticket.CustomFields)
+	}
+	if len(ticket.Messages) != 1 || ticket.Messages[0].SentByType != "agent" ||
+		!strings.Contains(ticket.Messages[0].Body, "Jane Cooper: I already did, twice.\n[09:49:58] Alex") {
+		t.Errorf("first message does not hold the transcript as lines: %+v", ticket.Messages)
+	}
+	if n := len(fieldCalls(sim)); n != 1 {
+		t.Errorf("got %d calls to ticketing/fields, want 1", n)
+	}
+}
+
+// fieldCalls are the simulator's calls to the ticket field list.
+func fieldCalls(sim *comm100test.Server) []comm100test.Request {
+	var out []comm100test.Request
+	for _, r := range sim.Requests() {
+		if r.Path == "/v4/ticketing/fields" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestUnknownCustomFieldGoesToDLQNamingIt: a rule naming a ticket custom field
+// that does not exist fails for good, and the dead letter says which field.
+func TestUnknownCustomFieldGoesToDLQNamingIt(t *testing.T) {
+	t.Parallel()
+	sim, simArgs := startSim(t, comm100test.Config{})
+	a := startBot(t, simArgs...)
+	pub := &actions.Publisher{JS: a.bus.JS}
+	job := &actions.Job{ID: "ev-field/r/0", EventID: "ev-field", Rule: "r", Action: "comm100.ticket.create",
+		Params: map[string]any{"subject": "x", "custom_fields": map[string]any{"chat_id": "1"}}, Created: time.Now()}
+	if err := pub.Publish(t.Context(), job); err != nil {
+		t.Fatal(err)
+	}
+	dlq := &actions.DLQ{JS: a.bus.JS}
+	var dead []actions.DeadLetter
+	waitFor(t, "the job to reach the DLQ", 10*time.Second, func() bool {
+		dead, _ = dlq.List(t.Context())
+		return len(dead) == 1
+	})
+	if d := dead[0]; d.Reason != "permanent failure" || !strings.Contains(d.Error, `custom field "chat_id"`) ||
+		!strings.Contains(d.Error, `"Chat ID"`) {
+		t.Errorf("dead letter: reason %q error %q, want a permanent failure naming chat_id and the known fields", d.Reason, d.Error)
+	}
+	if n := len(ticketCalls(sim)); n != 0 {
+		t.Errorf("got %d ticket calls, want none", n)
 	}
 }
 
@@ -263,12 +337,55 @@ func TestEndToEndBusDownAnswers503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("got %d Retry-After=%q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	ready, err := http.Get("http://" + a.Addr() + "/readyz")
+	ready, err := http.Get("http://" + a.AdminAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ready.Body.Close()
 	if ready.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("readyz with the bus down: got %d, want 503", ready.StatusCode)
+	}
+}
+
+// TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain pins what the README says
+// of repeats older than nats.dedup_window: the event is stored again and its
+// rules run again, but each job that already succeeded is recognised by its
+// id in the jobs_done bucket and acknowledged without a second call.
+func TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain(t *testing.T) {
+	t.Parallel()
+	rules := writeRules(t, `rules:
+  - name: ticket
+    on: comm100.chat.ended
+    actions:
+      - do: comm100.ticket.create
+        with: { subject: "Chat {{ data.chat.id }}" }
+`)
+	sim, simArgs := startSim(t, comm100test.Config{})
+	a := startBot(t, append(simArgs, "--rules.dir", rules, "--nats.dedup_window", "1s")...)
+	url := "http://" + a.Addr() + "/hooks/comm100"
+	body := "../../rules/testdata/chat_ended_low_rating.json"
+	if status, _ := post(t, url, body); status != http.StatusAccepted {
+		t.Fatalf("first post: got %d, want 202", status)
+	}
+	waitFor(t, "the ticket call", 10*time.Second, func() bool { return len(ticketCalls(sim)) == 1 })
+	waitIdle(t, a)
+	// Repeat until the event is stored again and its job reaches the
+	// workers: the window of EVENTS and then that of ACTIONS, counted from
+	// when the first job was stored, must have passed.
+	recognised := func() bool {
+		return metricValue(t, a, `bot_jobs_total{action="comm100.ticket.create",outcome="duplicate"}`) != ""
+	}
+	waitFor(t, "a repeat after the duplicate window to reach the workers", 30*time.Second, func() bool {
+		if recognised() {
+			return true
+		}
+		if status, _ := post(t, url, body); status != http.StatusAccepted && status != http.StatusOK {
+			t.Fatalf("repeat: got %d, want 202, or 200 inside the window", status)
+		}
+		return false
+	})
+	waitIdle(t, a)
+	if n := len(ticketCalls(sim)); n != 1 {
+		t.Errorf("got %d ticket calls, want 1", n)
 	}
 }

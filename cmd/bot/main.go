@@ -31,48 +31,12 @@ type exitError struct{ msg string }
 
 func (e exitError) Error() string { return e.msg }
 
-const usage = `bot: Comm100 automation from webhooks, rules and a rate-limited worker pool.
-
-Usage:
-  bot serve [flags]                 run the bot: webhooks, rules, workers
-  bot sim [flags]                   run the Comm100 API simulator
-  bot rules check [DIR]             load and compile the rule files
-  bot rules test [DIR]              run the rules' inline tests
-  bot rules eval --event FILE       show what the rules make of an event
-  bot dlq list|show|redrive|purge   inspect and replay jobs that failed for good
-  bot send SOURCE FILE              post a webhook body to a running bot, signed as its source would
-  bot comm100 webhooks sync --public-url URL
-                                    register the bot for every Comm100 live-chat event
-
-Run "bot COMMAND --help" for the flags of a command.
-`
-
 // run is the whole program, with its environment passed in so that tests can
 // run it in-process.
 func run(ctx context.Context, args []string, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitError{"no command"}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return serveCmd(ctx, rest, environ, stdout, stderr)
-	case "sim":
-		return simCmd(ctx, rest, stdout, stderr)
-	case "rules":
-		return rulesCmd(ctx, rest, environ, stdout, stderr)
-	case "dlq":
-		return dlqCmd(ctx, rest, environ, stdout, stderr)
-	case "send":
-		return sendCmd(ctx, rest, environ, stdout, stderr)
-	case "comm100":
-		return comm100Cmd(ctx, rest, environ, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	err := commandTree().dispatch(ctx, &cmdEnv{environ: environ, stdout: stdout, stderr: stderr}, args)
+	if errors.Is(err, errHelpShown) {
 		return nil
-	default:
-		fmt.Fprintf(stderr, "bot: unknown command %q\n\n%s", cmd, usage)
-		return exitError{"unknown command"}
 	}
+	return err
 }

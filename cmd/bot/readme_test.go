@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,5 +38,34 @@ func TestREADMEDocumentsEveryAction(t *testing.T) {
 				t.Errorf("README row of %s does not mention param %s", name, p.Name)
 			}
 		}
+	}
+}
+
+// TestREADMEStoreDirsAreIgnored: every store directory the README tells
+// users to create is in .gitignore, so that a user following it does not
+// commit JetStream files.
+func TestREADMEStoreDirsAreIgnored(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore, err := os.ReadFile("../../.gitignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{"./data"} // the default nats.store_dir
+	for _, m := range regexp.MustCompile(`--nats\.store_dir[ =](\S+)`).FindAllStringSubmatch(string(readme), -1) {
+		dirs = append(dirs, m[1])
+	}
+	ignored := strings.Split(string(ignore), "\n")
+	for _, d := range dirs {
+		want := "/" + strings.Trim(strings.TrimPrefix(d, "./"), "/") + "/"
+		if !slices.Contains(ignored, want) {
+			t.Errorf(".gitignore lacks %s (the README's --nats.store_dir %s)", want, d)
+		}
+	}
+	if len(dirs) < 2 {
+		t.Errorf("found no --nats.store_dir in the README: %v", dirs)
 	}
 }

@@ -42,7 +42,7 @@ func chatEnded(t *testing.T, id int) []byte {
 
 func metricValue(t *testing.T, a *app, name string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + a.Addr() + "/metrics")
+	resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestHotReload(t *testing.T) {
 	waitFor(t, "the broken reload to be refused", 10*time.Second, func() bool {
 		return metricValue(t, a, "bot_rules_reload_success") == "0"
 	})
-	resp, err := http.Post("http://"+a.Addr()+"/-/reload", "", nil)
+	resp, err := http.Post("http://"+a.AdminAddr()+"/-/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,14 +21,14 @@ func TestEventsAndJobsSurviveTheBus(t *testing.T) {
       - do: comm100.ticket.create
         with:
           subject: "Views {{ data.visitor.page_views }}"
-          custom_fields: { views: "{{ data.visitor.page_views }}" }
+          custom_fields: { Chat ID: "{{ data.visitor.page_views }}" }
   - name: divides-by-zero
     on: comm100.chat.ended
     actions:
       - do: comm100.ticket.create
         with:
           subject: broken
-          custom_fields: { ratio: "{{ data.visitor.page_views / 0 }}" }
+          custom_fields: { Chat ID: "{{ data.visitor.page_views / 0 }}" }
 `)
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, append(simArgs, "--rules.dir", rules)...)
@@ -49,8 +49,9 @@ func TestEventsAndJobsSurviveTheBus(t *testing.T) {
 		CustomFields map[string]json.RawMessage
 	}
 	_ = json.Unmarshal(calls[0].Body, &body)
-	if body.Subject != "Views 9007199254740993" || string(body.CustomFields["views"]) != "9007199254740993" {
-		t.Errorf("got subject %q views %s, want the number exact", body.Subject, body.CustomFields["views"])
+	views := body.CustomFields[comm100test.ChatIDField] // the field named "Chat ID"
+	if body.Subject != "Views 9007199254740993" || string(views) != "9007199254740993" {
+		t.Errorf("got subject %q views %s, want the number exact", body.Subject, views)
 	}
 	if got := metricValue(t, a, `bot_rules_events_total{outcome="error"}`); got != "1" {
 		t.Errorf("events with errors: got %q, want 1", got)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -19,32 +20,58 @@ import (
 	"github.com/comm100bot/bot/internal/rules"
 )
 
-func rulesCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitError{"no rules command"}
+func rulesCheckCommand() *command {
+	return &command{
+		name:    "check",
+		args:    "[DIR]",
+		summary: "load and compile every rule file",
+		long: `Loads and compiles every rule file in DIR (default ./rules; *.yaml and *.yml,
+sub-folders included, testdata and dot-folders skipped) and prints
+"file:line:col: message" for every error. Exits 1 on any error, and when DIR
+does not exist or holds no rule file.`,
+		run: rulesCheck,
 	}
-	switch args[0] {
-	case "check":
-		return rulesCheck(args[1:], stdout, stderr)
-	case "test":
-		return rulesTest(args[1:], stdout, stderr)
-	case "eval":
-		return rulesEval(args[1:], stdout, stderr)
+}
+
+func rulesTestCommand() *command {
+	return &command{
+		name:    "test",
+		args:    "[DIR]",
+		summary: "run the inline tests of the rule files",
+		long: `Runs the inline tests (tests:) of every rule file in DIR (default ./rules),
+prints each result and "N passed, N failed". Exits 1 on a failure, on a rule
+error, and when DIR does not exist or holds no rule file.`,
+		run: rulesTest,
+	}
+}
+
+func rulesEvalCommand() *command {
+	return &command{
+		name:    "eval",
+		args:    "--event FILE [flags]",
+		summary: "show what the rules make of an event; sends nothing",
+		long: `Shows which rules match the event in FILE, why the others do not, and the
+actions the matching rules would run, rendered. Sends nothing. With --source,
+FILE is a webhook body posted to that Comm100 source; without it, FILE is a
+canonical event (id, source, type, time, data).`,
+		run: rulesEval,
+	}
+}
+
+// rulesDir is the directory argument of check and test.
+func rulesDir(c *command, e *cmdEnv, fs *pflag.FlagSet) (string, error) {
+	switch fs.NArg() {
+	case 0:
+		return "./rules", nil
+	case 1:
+		return fs.Arg(0), nil
 	default:
-		fmt.Fprintf(stderr, "bot rules: unknown command %q\n\n%s", args[0], usage)
-		return exitError{"unknown command"}
+		return "", c.usageError(e, "want at most one directory, got %d arguments", fs.NArg())
 	}
 }
 
-func rulesDir(args []string) string {
-	if len(args) > 0 {
-		return args[0]
-	}
-	return "./rules"
-}
-
-// loadRules loads a rules directory and prints every error to stderr.
+// loadRules loads a rules directory and prints every error to stderr. A
+// directory that holds no rule file is an error: a wrong path must not pass.
 func loadRules(dir string, stderr io.Writer) (*rules.Engine, error) {
 	eng, err := rules.LoadDir(dir, actions.NewCatalog(), eventShapes())
 	if err != nil {
@@ -56,18 +83,31 @@ func loadRules(dir string, stderr io.Writer) (*rules.Engine, error) {
 			fmt.Fprintf(stderr, "%d error(s)\n", len(list))
 			return nil, exitError{"rules have errors"}
 		}
-		return nil, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("rules: %s does not exist", dir)
+		}
+		return nil, fmt.Errorf("rules in %s: %w", dir, err)
+	}
+	if eng.Files() == 0 {
+		return nil, fmt.Errorf("rules: no rule files (*.yaml, *.yml) in %s", dir)
 	}
 	return eng, nil
 }
 
-func rulesCheck(args []string, stdout, stderr io.Writer) error {
-	dir := rulesDir(args)
-	eng, err := loadRules(dir, stderr)
+func rulesCheck(_ context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
+	if err := c.parse(fs, e, args); err != nil {
+		return err
+	}
+	dir, err := rulesDir(c, e, fs)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %d rules in %d files, all valid\n", dir, len(eng.Rules()), eng.Files())
+	eng, err := loadRules(dir, e.stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: %d rules in %d files, all valid\n", dir, len(eng.Rules()), eng.Files())
 	return nil
 }
 
@@ -84,11 +124,20 @@ func decodeWebhook(source string, body []byte, received time.Time) (*event.Event
 	return ingest.DecodeComm100(source, body, received)
 }
 
-func rulesTest(args []string, stdout, stderr io.Writer) error {
-	eng, err := loadRules(rulesDir(args), stderr)
+func rulesTest(_ context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
+	if err := c.parse(fs, e, args); err != nil {
+		return err
+	}
+	dir, err := rulesDir(c, e, fs)
 	if err != nil {
 		return err
 	}
+	eng, err := loadRules(dir, e.stderr)
+	if err != nil {
+		return err
+	}
+	stdout := e.stdout
 	passed, failed := 0, 0
 	for _, r := range eng.RunTests(decodeWebhook) {
 		if r.Passed() {
@@ -109,18 +158,21 @@ func rulesTest(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func rulesEval(args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("bot rules eval", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+func rulesEval(_ context.Context, c *command, e *cmdEnv, args []string) error {
+	stdout, stderr := e.stdout, e.stderr
+	fs := c.flagSet(e)
 	eventFile := fs.String("event", "", "event file: a webhook body (with --source) or a canonical event")
 	source := fs.String("source", "", "source the body was posted to, e.g. comm100; empty if the file is a canonical event")
 	dir := fs.String("rules", "./rules", "rules directory")
-	at := fs.String("now", "", "evaluate as of this RFC 3339 time (default: now)")
-	if err := fs.Parse(args); err != nil {
+	at := fs.String("now", "", "evaluate as of this RFC 3339 time (default: the current time)")
+	if err := c.parse(fs, e, args); err != nil {
 		return err
 	}
 	if *eventFile == "" {
-		return fmt.Errorf("--event FILE is required")
+		return c.usageError(e, "--event FILE is required")
+	}
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
 	}
 	now := time.Now()
 	if *at != "" {

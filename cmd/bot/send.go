@@ -18,36 +18,38 @@ import (
 	"github.com/comm100bot/bot/internal/ingest"
 )
 
-const sendUsage = `Usage: bot send [flags] SOURCE FILE
-
-Posts FILE (or - for standard input) to a running bot as a webhook of the
+func sendCommand() *command {
+	return &command{
+		name:    "send",
+		args:    "[flags] SOURCE FILE",
+		summary: "post a webhook body to a running bot, as its source's sender would",
+		long: `Posts FILE (or - for standard input) to a running bot as a webhook of the
 configured source SOURCE would arrive: to /hooks/SOURCE, with the source's URL
-token, signed with its secret or carrying its credential. Prints the answer.
-Exits 1 unless the bot answered 2xx.
+token, signed with its secret or carrying its credential, read from the same
+configuration as the bot (--config, BOT_ variables). Prints the answer. Exits 1
+unless the bot answered 2xx.`,
+		run: sendCmd,
+	}
+}
 
-Flags:
-`
-
-func sendCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("bot send", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := fs.String("url", "http://localhost:8080", "address of the running bot")
+func sendCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	stdout := e.stdout
+	fs := c.flagSet(e)
+	base := fs.String("url", "http://localhost:8080", "address of the running bot's webhook listener (http.addr)")
 	config := fs.String("config", "", "config file holding the source (default bot.yaml if present; BOT_ variables apply)")
 	headers := fs.StringArray("header", nil, `extra request header "Name: value", repeatable (e.g. "X-GitHub-Event: push")`)
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the whole request")
-	fs.Usage = func() { fmt.Fprint(stderr, sendUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := c.parse(fs, e, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
-		fs.Usage()
-		return exitError{"bot send: want SOURCE and FILE"}
+		return c.usageError(e, "want SOURCE and FILE")
 	}
 	name, file := fs.Arg(0), fs.Arg(1)
 
 	cfs := pflag.NewFlagSet("config", pflag.ContinueOnError)
 	cfs.String("config", *config, "")
-	cfg, err := loadConfig(cfs, environ)
+	cfg, err := loadConfig(cfs, e.environ)
 	if err != nil {
 		return err
 	}

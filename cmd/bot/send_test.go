@@ -52,10 +52,14 @@ sources:
 		wantErr bool
 		want    string
 	}{
-		{"comm100 with token", []string{"--config", config, "comm100", "../../rules/testdata/chat_ended_low_rating.json"}, false, `202 Accepted` + "\n" + `{"id":"chat.ended:3356721"}`},
+		{"comm100 with token", []string{"--config", config, "comm100", "../../rules/testdata/chat_ended_low_rating.json"}, false, `202 Accepted` + "\n" + `{"id":"chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}`},
 		{"generic hmac", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `{"id":"d-1"}`},
 		{"repeat", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `200 OK` + "\n" + `{"duplicate":true,"id":"d-1"}`},
-		{"github preset", []string{"--config", config, "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: g-1", "github", issue}, false, `{"id":"g-1"}`},
+		{"github preset", []string{"--config", config, "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: g-1", "github", issue}, false, `202 Accepted` + "\n" + `{"id":"issues:`},
+		// GitHub does not sign X-GitHub-Delivery: the same signed body under
+		// another delivery id is a replay, and a duplicate.
+		{"github replay under a new delivery id", []string{"--config", config, "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: g-2", "github", issue}, false, `200 OK` + "\n" + `{"duplicate":true,"id":"issues:`},
+		{"github without the event header", []string{"--config", config, "github", issue}, true, `400 Bad Request` + "\n" + `{"error":"missing X-GitHub-Event header: the event type of source github comes from it"}`},
 		{"wrong secret", []string{"--config", wrong, "shop", order}, true, `401 Unauthorized` + "\n" + `{"error":"X-Shop-Signature signature does not match the body"}`},
 		{"unknown source", []string{"--config", config, "crm", order}, true, ""},
 	}

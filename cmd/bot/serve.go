@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/spf13/pflag"
 
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
@@ -27,18 +25,39 @@ import (
 	"github.com/comm100bot/bot/internal/rules"
 )
 
-func serveCmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("bot serve", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		args:    "[flags]",
+		summary: "run the bot: webhooks, rules, workers",
+		long: `Runs the whole bot: the webhook listener (http.addr, POST /hooks/SOURCE),
+the admin listener (http.admin_addr: GET /healthz, GET /readyz, GET /metrics,
+POST /-/reload), the rules and the worker pool. Without nats.url it embeds a
+NATS server; without Comm100 credentials actions run dry.
+
+The configuration is read from the config file (--config, default bot.yaml if
+present), then BOT_ environment variables (BOT_HTTP__ADDR sets http.addr),
+then these flags. Secrets (comm100.api_key, comm100.password,
+http.admin_token) and the keys of sources are not flags: set them in the
+config file or the environment.`,
+		run: serveCmd,
+	}
+}
+
+func serveCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	fs := c.flagSet(e)
 	configFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := c.parse(fs, e, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(fs, environ)
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := loadConfig(fs, e.environ)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	log := newLogger(cfg.Log, e.stderr)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -57,8 +76,10 @@ type app struct {
 	pool    *actions.Pool
 	router  *rules.Router
 	ingest  *ingest.Handler
-	ln      net.Listener
-	srv     *http.Server
+	// The webhook listener answers POST /hooks/... only; the admin
+	// listener the health, readiness, metrics and reload endpoints.
+	ln, adminLn   net.Listener
+	srv, adminSrv *http.Server
 }
 
 // newApp builds and connects everything and binds the HTTP listener, so that
@@ -72,6 +93,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 
+	configured := cfg.NATS.DedupWindow
+	if source := cfg.coverReplays(); source != "" {
+		log.Info("nats.dedup_window raised to cover the replay window of a signed source: twice its timestamp tolerance",
+			"dedup_window", cfg.NATS.DedupWindow, "configured", configured, "source", source)
+	}
 	a.bus, err = bus.Open(ctx, cfg.NATS, log)
 	if err != nil {
 		return nil, err
@@ -90,6 +116,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Log:       log,
 		Events:    events,
 		Schedules: &actions.Publisher{JS: a.bus.JS},
+		// One cache of the ticket field list for every job, across reloads.
+		TicketFields: &actions.TicketFieldIDs{},
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
 			cfg.Dispatch.AttemptTimeout),
 	}
@@ -130,32 +158,50 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 
-	mux := http.NewServeMux()
-	a.ingest.Register(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	hooks := newRouter("not found; webhooks are posted to /hooks/<source>")
+	a.ingest.Register(hooks.mux)
+	admin := newRouter("not found; the admin endpoints are /healthz, /readyz, /metrics and /-/reload")
+	admin.handle(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.handleReady)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("POST /-/reload", a.handleReload)
+	}))
+	admin.handle(http.MethodGet, "/readyz", http.HandlerFunc(a.handleReady))
+	admin.handle(http.MethodGet, "/metrics", requireBearer(cfg.HTTP.AdminToken, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
+	admin.handle(http.MethodPost, "/-/reload", requireBearer(cfg.HTTP.AdminToken, http.HandlerFunc(a.handleReload)))
 
-	a.ln, err = net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("http.addr %s: %w", cfg.HTTP.Addr, err)
+	if a.ln, err = listen("http.addr", cfg.HTTP); err != nil {
+		return nil, err
 	}
-	a.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       cfg.HTTP.ReadTimeout,
-		WriteTimeout:      cfg.HTTP.WriteTimeout,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	if a.adminLn, err = listen("http.admin_addr", cfg.HTTP); err != nil {
+		a.ln.Close()
+		return nil, err
 	}
+	if !isLoopback(cfg.HTTP.AdminAddr) && cfg.HTTP.AdminToken == "" {
+		log.Warn("the admin listener is reachable from other hosts and http.admin_token is not set: "+
+			"anybody who reaches it can read the metrics and reload the rules", "admin_addr", a.AdminAddr())
+	}
+	a.srv = newHTTPServer(cfg.HTTP, hooks, log)
+	a.adminSrv = newHTTPServer(cfg.HTTP, admin, log)
 	return a, nil
 }
 
-// Addr is the address the HTTP server listens on.
+// listen binds the address of key ("http.addr" or "http.admin_addr").
+func listen(key string, cfg HTTPConfig) (net.Listener, error) {
+	addr := cfg.Addr
+	if key == "http.admin_addr" {
+		addr = cfg.AdminAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", key, addr, err)
+	}
+	return jsonListener{Listener: ln, maxHeaderBytes: cfg.MaxHeaderBytes}, nil
+}
+
+// Addr is the address the webhook listener listens on.
 func (a *app) Addr() string { return a.ln.Addr().String() }
+
+// AdminAddr is the address the admin listener listens on.
+func (a *app) AdminAddr() string { return a.adminLn.Addr().String() }
 
 // run serves until ctx is done or a part fails, then shuts everything down:
 // HTTP first (no new events), then the router and the pool (jobs in hand
@@ -191,18 +237,25 @@ func (a *app) run(ctx context.Context) error {
 			}
 		}
 	})
-	wg.Go(func() {
-		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			cancel(fmt.Errorf("http: %w", err))
-		}
-	})
-	a.log.Info("bot serving", "addr", a.Addr(), "dry_run", a.pool.DryRun())
+	for _, s := range []struct {
+		name string
+		srv  *http.Server
+		ln   net.Listener
+	}{{"http", a.srv, a.ln}, {"admin http", a.adminSrv, a.adminLn}} {
+		wg.Go(func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				cancel(fmt.Errorf("%s: %w", s.name, err))
+			}
+		})
+	}
+	a.log.Info("bot serving", "addr", a.Addr(), "admin_addr", a.AdminAddr(), "dry_run", a.pool.DryRun())
 
 	<-ctx.Done()
 	a.log.Info("shutting down")
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer scancel()
 	_ = a.srv.Shutdown(sctx)
+	_ = a.adminSrv.Shutdown(sctx)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err

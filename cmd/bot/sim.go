@@ -4,21 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 )
 
-func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("bot sim", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+func simCommand() *command {
+	return &command{
+		name:    "sim",
+		args:    "[flags]",
+		summary: "run the Comm100 API simulator",
+		long: `Runs a simulator of the Comm100 v4 API on a local port, for trying the bot
+without a Comm100 tenant, and prints the settings that point the bot at it.
+GET /_sim/requests lists every call it took; GET /_sim/state shows what it
+holds; POST /_sim/faults and POST /_sim/seed change its faults and its data.`,
+		run: simCmd,
+	}
+}
+
+func simCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	stdout := e.stdout
+	fs := c.flagSet(e)
 	addr := fs.String("addr", "127.0.0.1:8089", "address to listen on")
 	siteID := fs.String("site-id", comm100test.DefaultSiteID, "site id the simulator accepts")
 	email := fs.String("email", comm100test.DefaultEmail, "agent email the simulator accepts")
@@ -29,8 +39,11 @@ func simCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rateLimit := fs.String("rate-limit", fmt.Sprintf("%d/%s", comm100test.DefaultCalls, "5m"), `per-client-IP budget "CALLS/WINDOW" (sliding window), or "off"`)
 	failRate := fs.Float64("fail-rate", 0, "share of API calls, 0 to 1, answered 500")
 	latency := fs.Duration("latency", 0, "delay added to every answer")
-	if err := fs.Parse(args); err != nil {
+	if err := c.parse(fs, e, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
 	}
 	rl, err := parseRateLimit(*rateLimit)
 	if err != nil {
@@ -69,7 +82,7 @@ Control:
   curl %s/_sim/requests     every call
   curl %s/_sim/state        tickets, contacts, chats, ...
   curl -d '{"fail_rate":0.2,"latency":"300ms","outage_for":"1m"}' %s/_sim/faults
-  curl -d '{"chats":[{"visitorId":"v1"}]}' %s/_sim/seed
+  curl -d '{"chats":[{"guid":"8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}],"ticketFields":[{"name":"Order Number"}]}' %s/_sim/seed
 `, base, limit, *failRate, *latency,
 		base, comm100test.APIPrefix, *siteID, *email, *apiKey, base, comm100test.TokenPath, *password, *clientID,
 		base, base, base, base)

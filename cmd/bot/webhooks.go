@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 
@@ -25,39 +24,39 @@ var liveChatSubscriptions = []string{
 	"agentStatusChanges",
 }
 
-const comm100Usage = `Usage: bot comm100 webhooks sync --public-url URL [flags]
-
-Registers the bot's webhook endpoint (URL/hooks/SOURCE[/TOKEN]) for every
+func webhooksSyncCommand() *command {
+	return &command{
+		name:    "sync",
+		args:    "--public-url URL [flags]",
+		summary: "register the bot for every Comm100 live-chat event",
+		long: `Registers the bot's webhook endpoint (URL/hooks/SOURCE[/TOKEN]) for every
 Comm100 live-chat event through Comm100's webhook API. Idempotent: the
 subscriptions already there are kept, and stale ones pointing at this bot's
 endpoint (another event, a duplicate, an old token) are removed. Needs the
-Comm100 credentials of the configuration.
-
-Flags:
-`
-
-func comm100Cmd(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || args[0] != "webhooks" || args[1] != "sync" {
-		fmt.Fprint(stderr, comm100Usage)
-		return exitError{"unknown comm100 command"}
+Comm100 credentials of the configuration (--config, BOT_ variables).`,
+		run: comm100Cmd,
 	}
-	fs := pflag.NewFlagSet("bot comm100 webhooks sync", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+}
+
+func comm100Cmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	stdout := e.stdout
+	fs := c.flagSet(e)
 	public := fs.String("public-url", "", "the bot's address as Comm100 reaches it, e.g. https://bot.example.com (required)")
 	name := fs.String("source", "comm100", "the comm100 source the webhooks post to")
 	config := fs.String("config", "", "config file (default bot.yaml if present; BOT_ variables apply)")
 	dryRun := fs.Bool("dry-run", false, "print what would change, change nothing")
-	fs.Usage = func() { fmt.Fprint(stderr, comm100Usage); fs.PrintDefaults() }
-	if err := fs.Parse(args[2:]); err != nil {
+	if err := c.parse(fs, e, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
+	}
 	if *public == "" {
-		fs.Usage()
-		return exitError{"--public-url is required"}
+		return c.usageError(e, "--public-url is required")
 	}
 	cfs := pflag.NewFlagSet("config", pflag.ContinueOnError)
 	cfs.String("config", *config, "")
-	cfg, err := loadConfig(cfs, environ)
+	cfg, err := loadConfig(cfs, e.environ)
 	if err != nil {
 		return err
 	}

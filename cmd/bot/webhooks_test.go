@@ -29,16 +29,19 @@ func TestComm100WebhooksSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ids []comm100.ID
 	for _, h := range [][2]string{
-		{"chatEnds", target}, // kept (the simulator's ids are numbers)
+		{"chatEnds", target}, // kept
 		{"chatEnds", target}, // duplicate: removed
 		{"chatStarts", "https://bot.example.com/hooks/comm100/old"}, // old token: removed
 		{"chatEnds", "https://crm.example.com/comm100"},             // someone else's: kept
 		{"chatEnds", "https://bot.example.com/hooks/comm100-eu"},    // another source: kept
 	} {
-		if _, err := client.CreateWebhook(t.Context(), h[0], h[1]); err != nil {
+		hook, err := client.CreateWebhook(t.Context(), h[0], h[1])
+		if err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, hook.ID)
 	}
 	dir := t.TempDir()
 	config := filepath.Join(dir, "bot.yaml")
@@ -93,8 +96,9 @@ func TestComm100WebhooksSync(t *testing.T) {
 	if diff := cmp.Diff(want, state()); diff != "" {
 		t.Errorf("after the first sync (-want +got):\n%s\noutput:\n%s", diff, out)
 	}
-	for _, line := range []string{"kept     chatEnds                   1", "created  chatStarts", "removed  chatEnds                   2",
-		"removed  chatStarts                 3 (https://bot.example.com/hooks/comm100/<token>)"} {
+	for _, line := range []string{"kept     chatEnds                   " + string(ids[0]), "created  chatStarts",
+		"removed  chatEnds                   " + string(ids[1]),
+		"removed  chatStarts                 " + string(ids[2]) + " (https://bot.example.com/hooks/comm100/<token>)"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("output lacks %q:\n%s", line, out)
 		}
@@ -182,7 +186,7 @@ func TestComm100WebhooksSyncRefuses(t *testing.T) {
 		{"bad public url", []string{"comm100", "webhooks", "sync", "--public-url", "bot.example.com"}, "want an absolute http(s) URL"},
 		{"unknown source", []string{"comm100", "webhooks", "sync", "--public-url", "https://b", "--source", "shop"}, "not a configured source of kind comm100"},
 		{"no credentials", []string{"comm100", "webhooks", "sync", "--public-url", "https://b"}, "the Comm100 credentials are needed"},
-		{"unknown subcommand", []string{"comm100", "webhooks", "list"}, "unknown comm100 command"},
+		{"unknown subcommand", []string{"comm100", "webhooks", "list"}, "unknown command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

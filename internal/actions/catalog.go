@@ -46,7 +46,10 @@ type Runtime struct {
 	Events EventPublisher
 	// Schedules cancels pending delayed jobs for schedule.cancel.
 	Schedules Canceller
-	Log       *slog.Logger
+	// TicketFields resolves ticket custom field names to ids, with the
+	// field list cached across jobs; nil resolves without a cache.
+	TicketFields *TicketFieldIDs
+	Log          *slog.Logger
 }
 
 // Canceller cancels the pending delayed jobs of a key.

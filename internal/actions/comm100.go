@@ -3,8 +3,12 @@ package actions
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/comm100bot/bot/internal/comm100"
 )
@@ -21,6 +25,7 @@ type Comm100 interface {
 	AttachChatToTicket(ctx context.Context, chatID, ticketID string) error
 	AttachOfflineMessageToTicket(ctx context.Context, msgID, ticketID string) error
 	SetAgentStatus(ctx context.Context, agentID, status string) error
+	TicketFields(ctx context.Context) ([]comm100.TicketField, error)
 	Do(ctx context.Context, method, path string, query url.Values, body, out any) error
 }
 
@@ -29,7 +34,7 @@ var ticketFields = []Param{
 	{Name: "status", Doc: "new, pendingInternal, pendingExternal, onHold or resolved"},
 	{Name: "assignee_id", Doc: "agent id to assign to"},
 	{Name: "department_id", Doc: "department id to assign to"},
-	{Name: "custom_fields", Doc: "object of custom field values"},
+	{Name: "custom_fields", Doc: "object of custom field values, keyed by field name or field id (GUID)"},
 	{Name: "tag_ids", Doc: "list of tag ids"},
 }
 
@@ -81,7 +86,7 @@ func comm100Actions() []*Action {
 			Doc: "Finds a contact by identity (email, else phone) and updates it, or creates it. Result: contact_id, created.",
 			Params: []Param{
 				{Name: "email", Doc: "email identity; email or phone is required"},
-				{Name: "phone", Doc: "phone identity"},
+				{Name: "phone", Doc: "phone number, an SMS identity"},
 				{Name: "name", Doc: "contact name"},
 				{Name: "custom_fields", Doc: "object of custom field values"},
 			},
@@ -91,7 +96,7 @@ func comm100Actions() []*Action {
 			Name: "comm100.chat.attach_to_ticket", Comm100: true,
 			Doc: "Attaches a chat transcript to a ticket.",
 			Params: []Param{
-				{Name: "chat_id", Required: true, Doc: "the chat"},
+				{Name: "chat_id", Required: true, Doc: "the chat: its integer id, or the GUID a live-chat webhook carries"},
 				{Name: "ticket_id", Required: true, Doc: "the ticket"},
 			},
 			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
@@ -106,7 +111,7 @@ func comm100Actions() []*Action {
 			Name: "comm100.offline_message.attach_to_ticket", Comm100: true,
 			Doc: "Attaches an offline message to a ticket.",
 			Params: []Param{
-				{Name: "offline_message_id", Required: true, Doc: "the offline message"},
+				{Name: "offline_message_id", Required: true, Doc: "the offline message: its integer id, or the GUID of its webhook"},
 				{Name: "ticket_id", Required: true, Doc: "the ticket"},
 			},
 			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
@@ -155,6 +160,9 @@ func createTicket(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if custom, err = rt.ticketFields().resolve(ctx, rt.Comm100, custom); err != nil {
+		return nil, fmt.Errorf("create ticket: %w", err)
+	}
 	t := comm100.NewTicket{
 		Subject:              subject,
 		Priority:             p.String("priority"),
@@ -189,6 +197,9 @@ func updateTicket(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 	custom, tags, err := p.customAndTags()
 	if err != nil {
 		return nil, err
+	}
+	if custom, err = rt.ticketFields().resolve(ctx, rt.Comm100, custom); err != nil {
+		return nil, fmt.Errorf("update ticket %s: %w", id, err)
 	}
 	u := comm100.TicketUpdate{
 		Subject:              p.String("subject"),
@@ -234,8 +245,9 @@ func upsertContact(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 	if e := strings.TrimSpace(p.String("email")); e != "" {
 		ids = append(ids, comm100.ContactIdentity{Type: "Email", Value: e})
 	}
+	// A phone number is an SMS identity: the contact page lists no "Phone" type.
 	if ph := strings.TrimSpace(p.String("phone")); ph != "" {
-		ids = append(ids, comm100.ContactIdentity{Type: "Phone", Value: ph})
+		ids = append(ids, comm100.ContactIdentity{Type: "SMS", Value: ph})
 	}
 	if len(ids) == 0 {
 		return nil, Permanent(fmt.Errorf(`param "email" or "phone" is required`))
@@ -337,4 +349,117 @@ func (p Params) requireTwo(a, b string) (string, string, error) {
 		return "", "", err
 	}
 	return va, vb, nil
+}
+
+// TicketFieldIDs turns the custom field names a rule writes into the field
+// ids Comm100 keys ticket custom fields by. It keeps the list of GET
+// ticketing/fields and fetches it again when a name is not in it (at most
+// once per refreshFloor, so that a rule naming a field that does not exist
+// does not spend the call budget on every job). A key that is a GUID is
+// taken as a field id as it is. The zero value is ready to use; it is safe
+// for concurrent use.
+type TicketFieldIDs struct {
+	mu      sync.Mutex
+	fields  []comm100.TicketField
+	fetched time.Time
+	now     func() time.Time
+}
+
+// refreshFloor is the least time between two fetches of the field list.
+const refreshFloor = 30 * time.Second
+
+// ticketFields returns the runtime's cache, or a fresh one when none is set.
+func (rt *Runtime) ticketFields() *TicketFieldIDs {
+	if rt.TicketFields != nil {
+		return rt.TicketFields
+	}
+	return &TicketFieldIDs{}
+}
+
+// resolve returns custom with every field name replaced by its id. A name
+// no custom field has is a permanent error that names it.
+func (f *TicketFieldIDs) resolve(ctx context.Context, c Comm100, custom map[string]any) (map[string]any, error) {
+	if len(custom) == 0 {
+		return custom, nil
+	}
+	out := make(map[string]any, len(custom))
+	for _, key := range slices.Sorted(maps.Keys(custom)) {
+		id := key
+		if !comm100.IsGUID(key) {
+			var err error
+			if id, err = f.id(ctx, c, key); err != nil {
+				return nil, err
+			}
+		}
+		if _, dup := out[id]; dup {
+			return nil, Permanent(fmt.Errorf("custom field %q: given twice, by name and by id", key))
+		}
+		out[id] = custom[key]
+	}
+	return out, nil
+}
+
+// id finds the id of the custom field called name: an exact match, else the
+// one field whose name matches in any letter case.
+func (f *TicketFieldIDs) id(ctx context.Context, c Comm100, name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id, ok, err := f.lookup(name); ok || err != nil {
+		return id, err
+	}
+	// A miss: the field may be new, so fetch the list again, unless it was
+	// fetched a moment ago.
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
+	if f.fields == nil || now().Sub(f.fetched) >= refreshFloor {
+		fields, err := c.TicketFields(ctx)
+		if err != nil {
+			return "", fmt.Errorf("custom field %q: list the ticket fields: %w", name, err)
+		}
+		f.fields, f.fetched = fields, now()
+		if id, ok, err := f.lookup(name); ok || err != nil {
+			return id, err
+		}
+	}
+	var names []string
+	for _, fl := range f.fields {
+		if !fl.IsSystem {
+			names = append(names, fmt.Sprintf("%q", fl.Name))
+		}
+	}
+	known := "none"
+	if len(names) > 0 {
+		known = strings.Join(names, ", ")
+	}
+	return "", Permanent(fmt.Errorf("custom field %q: no ticket custom field has this name (custom fields: %s); "+
+		"create it under Ticketing & Messaging > Settings > Fields & Mappings, or give its id", name, known))
+}
+
+// lookup searches the cached list; f.mu must be held.
+func (f *TicketFieldIDs) lookup(name string) (string, bool, error) {
+	var fold []comm100.TicketField
+	for _, fl := range f.fields {
+		if fl.Name == name {
+			return checkCustom(fl, name)
+		}
+		if strings.EqualFold(fl.Name, name) {
+			fold = append(fold, fl)
+		}
+	}
+	switch len(fold) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return checkCustom(fold[0], name)
+	}
+	return "", false, Permanent(fmt.Errorf("custom field %q: %d fields have this name in other letter cases; write it exactly", name, len(fold)))
+}
+
+func checkCustom(fl comm100.TicketField, name string) (string, bool, error) {
+	if fl.IsSystem {
+		return "", false, Permanent(fmt.Errorf("custom field %q: %q is a system field; set it with its own param", name, fl.Name))
+	}
+	return string(fl.ID), true, nil
 }

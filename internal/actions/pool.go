@@ -599,6 +599,7 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, act *Action, job *
 		p.attempts.WithLabelValues(job.Action, "transient").Inc()
 		switch d := rateLimitPause(err, p.cfg.RateLimitPause); {
 		case p.limiter == nil || !act.Comm100:
+		case errors.Is(err, comm100.ErrNotStoredYet): // Comm100 answered: no outage
 		case d > 0:
 			p.limiter.Pause(time.Now().Add(d))
 			p.pauses.Inc()

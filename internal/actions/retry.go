@@ -21,6 +21,11 @@ func Retryable(err error) bool {
 	if errors.As(err, &pe) {
 		return false
 	}
+	if errors.Is(err, comm100.ErrNotStoredYet) {
+		// A chat or offline message looked up by the GUID of its webhook,
+		// which Comm100 stores some seconds later.
+		return true
+	}
 	var ae *comm100.APIError
 	if errors.As(err, &ae) {
 		return ae.Temporary()

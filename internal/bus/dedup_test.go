@@ -19,7 +19,7 @@ var dedupIDs = flag.Int("dedup-ids", 0, "measure the memory of this many remembe
 // of an embedded server that remembers N event ids, less the heap of the same
 // server after the same N events published without ids. Streams keep one
 // message (MaxMsgs 1) so that only the remembered ids grow. The README states
-// the result. Run with: go test ./internal/bus -run DedupWindowMemory -v -dedup-ids 200000
+// the result. Run with: go test ./internal/bus -run DedupWindowMemory -v -dedup-ids 500000
 func TestDedupWindowMemory(t *testing.T) {
 	if *dedupIDs == 0 {
 		t.Skip("set -dedup-ids N to measure")
@@ -29,7 +29,7 @@ func TestDedupWindowMemory(t *testing.T) {
 		name   string
 		format string
 	}{
-		{"comm100 id (chat.ended:<chat id>, 18 bytes)", "chat.ended:%07d"},
+		{"comm100 live-chat id (chat.ended:<chat GUID>, 47 bytes)", "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c%08d"},
 		{"uuid (36 bytes)", "72d3162e-cc78-11e3-81ab-4c93%08d"},
 	} {
 		without := heapAfter(t, n, "")

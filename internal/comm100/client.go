@@ -43,6 +43,10 @@ type Config struct {
 	// ClientID of the OAuth client (Control Panel > Global Settings >
 	// Security > OAuth Client); sent with the password grant. v2 omits it.
 	ClientID string `koanf:"client_id"`
+	// Base64Bodies sends ticket message bodies and note texts as
+	// "data:text/plain;base64,...", as the Message and Note pages advise when
+	// Comm100's firewall blocks the plain text. Default false: plain text.
+	Base64Bodies bool `koanf:"base64_bodies"`
 	// Timeout of one HTTP call. Default 30s.
 	Timeout time.Duration `koanf:"timeout"`
 	// RateLimit is the call budget the bot keeps to.

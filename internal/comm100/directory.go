@@ -5,7 +5,6 @@ import (
 	"iter"
 	"net/url"
 	"strconv"
-	"time"
 )
 
 // Department is a group of agents.
@@ -23,30 +22,18 @@ type Campaign struct {
 	Description string `json:"description,omitempty"`
 }
 
-// Visitor is a website visitor as the visitors list returns it.
+// Visitor is a website visitor as global/visitors returns it.
 type Visitor struct {
-	ID             ID        `json:"id"`
-	Name           string    `json:"name,omitempty"`
-	Email          string    `json:"email,omitempty"`
-	Phone          string    `json:"phone,omitempty"`
-	Company        string    `json:"company,omitempty"`
-	Status         string    `json:"status,omitempty"`
-	IP             string    `json:"ip,omitempty"`
-	City           string    `json:"city,omitempty"`
-	State          string    `json:"state,omitempty"`
-	Country        string    `json:"country,omitempty"`
-	Language       string    `json:"language,omitempty"`
-	TimeZone       string    `json:"timeZone,omitempty"`
-	CampaignID     ID        `json:"campaignId,omitempty"`
-	PageViews      int       `json:"pageViews,omitempty"`
-	Visits         int       `json:"visits,omitempty"`
-	Chats          int       `json:"chats,omitempty"`
-	FirstVisitTime time.Time `json:"firstVisitTime,omitzero"`
-	VisitTime      time.Time `json:"visitTime,omitzero"`
+	ID             ID     `json:"id"`
+	Name           string `json:"name,omitempty"`
+	Email          string `json:"email,omitempty"`
+	NumberOfVisits int    `json:"numberOfVisits"`
+	NumberOfChats  int    `json:"numberOfChats"`
 }
 
 // VisitorQuery narrows and orders the visitors list. Zero fields are left
-// to the server's defaults.
+// to the server's defaults. The visitor page lists no parameters for the
+// list; these are the paging parameters of Comm100's other lists.
 type VisitorQuery struct {
 	PageSize  int    // items per page; Comm100's default is 10
 	SortBy    string // a field name
@@ -68,8 +55,9 @@ func (c *Client) Campaigns(ctx context.Context) ([]Campaign, error) {
 	return collect(list[Campaign](ctx, c, "livechat/campaigns", nil, "campaigns"))
 }
 
-// Visitors iterates over GET global/visitors, fetching the pages as the
-// loop goes; an error ends the loop:
+// Visitors iterates over GET global/visitors ({"visitors": [...],
+// "nextPage", "previousPage", "total"}), fetching the pages as the loop
+// goes; an error ends the loop:
 //
 //	for v, err := range client.Visitors(ctx, comm100.VisitorQuery{PageSize: 100}) {
 //		if err != nil { return err }

@@ -3,6 +3,7 @@ package comm100
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,18 +23,20 @@ func TestEveryEndpoint(t *testing.T) {
 	ctx, c := t.Context(), e.client
 	t0 := time.Date(2025, 3, 17, 9, 0, 0, 0, time.UTC)
 	seed, err := e.sim.Seed(comm100test.Seed{
-		Chats: []comm100test.Chat{{VisitorID: "v1", StartTime: t0, EndTime: t0.Add(5 * time.Minute), AgentIDs: []string{"a1"},
-			Messages: []comm100test.ChatMessage{{SenderType: "visitor", Content: "hello", Time: t0}}}},
-		OfflineMessages: []comm100test.OfflineMessage{{Name: "Jane", Email: "jane@example.com", Content: "call me", Time: t0}},
-		Agents:          []comm100test.Agent{{ID: "a1", Email: "alex@example.com", TimeZone: "China Standard Time"}},
+		Chats: []comm100test.Chat{{StartTime: t0, EndTime: t0.Add(5 * time.Minute), DepartmentID: "d1",
+			Messages: `[{"senderName":"Jane","message":"hello"}]`}},
+		OfflineMessages: []comm100test.OfflineMessage{{Name: "Jane", Email: "jane@example.com", Message: "call me", CreatedTime: t0}},
+		Agents:          []comm100test.Agent{{ID: goldenAgent, Email: "alex@example.com", TimeZone: "China Standard Time"}},
 		Departments:     []comm100test.Department{{Name: "Sales"}, {Name: "Support"}},
 		Campaigns:       []comm100test.Campaign{{Name: "Website"}},
+		Visitors:        []comm100test.Visitor{{Name: "Vincent", Email: "vincent@example.com", NumberOfVisits: 2, NumberOfChats: 1}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	chatID := ID(strconv.FormatInt(seed.Chats[0].ID, 10))
-	msgID := seed.OfflineMessages[0].ID
+	chatGUID := seed.Chats[0].GUID
+	msgGUID := seed.OfflineMessages[0].GUID
 
 	must := func(err error) {
 		t.Helper()
@@ -43,14 +46,27 @@ func TestEveryEndpoint(t *testing.T) {
 	}
 	tag, err := c.CreateTag(ctx, "vip")
 	must(err)
-	ticket, err := c.CreateTicket(ctx, NewTicket{Subject: "Refund", Priority: "high", Message: &TicketMessage{Body: "please"}})
+	fields, err := c.TicketFields(ctx)
 	must(err)
-	if ticket.ID != "1001" || ticket.Status != "new" {
-		t.Errorf("created ticket: got id %q status %q, want 1001 new", ticket.ID, ticket.Status)
+	var chatField ID
+	for _, f := range fields {
+		if f.Name == "Chat ID" && !f.IsSystem {
+			chatField = f.ID
+		}
+	}
+	if chatField != comm100test.ChatIDField {
+		t.Fatalf("ticket fields %+v: want the custom field Chat ID", fields)
+	}
+	ticket, err := c.CreateTicket(ctx, NewTicket{Subject: "Refund", Priority: "high", Message: &TicketMessage{Body: "please"},
+		CustomFields: map[string]any{string(chatField): chatGUID}})
+	must(err)
+	if ticket.ID != "1001" || ticket.Status != "new" || ticket.ChannelID != "Internal" || ticket.CustomFields[string(chatField)] != chatGUID {
+		t.Errorf("created ticket: got %+v", ticket)
 	}
 	updated, err := c.UpdateTicket(ctx, string(ticket.ID), TicketUpdate{Status: "pendingInternal", TagIDs: []string{string(tag.ID)}})
 	must(err)
-	if updated.Status != "pendingInternal" || updated.Priority != "high" || !slices.Equal(updated.TagIDs, []string{string(tag.ID)}) {
+	if updated.Status != "pendingInternal" || updated.Priority != "high" || !slices.Equal(updated.TagIDs, []string{string(tag.ID)}) ||
+		updated.LastUpdatedTime.IsZero() {
 		t.Errorf("updated ticket: got %+v", updated)
 	}
 	cleared, err := c.UpdateTicket(ctx, string(ticket.ID), TicketUpdate{TagIDs: []string{}})
@@ -62,7 +78,7 @@ func TestEveryEndpoint(t *testing.T) {
 	must(err)
 	note, err := c.AddTicketNote(ctx, NewNote{TicketID: ticket.ID, Text: "check the order"})
 	must(err)
-	if reply.TicketID != ticket.ID || note.TicketID != ticket.ID || note.ID == "" {
+	if reply.TicketID != ticket.ID || reply.SentByType != "agent" || reply.Time.IsZero() || note.TicketID != ticket.ID || note.ID == "" {
 		t.Errorf("reply %+v, note %+v: want both on ticket %s", reply, note, ticket.ID)
 	}
 	tags, err := c.Tags(ctx)
@@ -89,33 +105,41 @@ func TestEveryEndpoint(t *testing.T) {
 		t.Errorf("updated contact: got %+v", renamed)
 	}
 
-	chat, err := c.Chat(ctx, string(chatID))
-	must(err)
-	if chat.ID != chatID || len(chat.Messages) != 1 || chat.Messages[0].Content != "hello" {
-		t.Errorf("chat: got %+v", chat)
+	for _, id := range []string{string(chatID), chatGUID} {
+		chat, err := c.Chat(ctx, id)
+		must(err)
+		if chat.ID != chatID || chat.Status != "normal" || len(chat.Messages.Items) != 1 || chat.Messages.Items[0]["message"] != "hello" {
+			t.Errorf("chat %s: got %+v", id, chat)
+		}
 	}
-	chats, err := c.SearchChats(ctx, ChatQuery{TimeFrom: t0.Add(-time.Hour), AgentID: "a1"})
+	page, err := c.SearchChats(ctx, ChatQuery{Filters: []Filter{{Name: "departmentId", Operator: "is", Value: []string{"d1"}}}})
 	must(err)
-	if len(chats) != 1 || chats[0].ID != chatID {
-		t.Errorf("search: got %+v", chats)
+	if len(page.Chats) != 1 || page.Chats[0].ID != chatID || page.Total != 1 {
+		t.Errorf("search: got %+v", page)
 	}
-	later, err := c.SearchChats(ctx, ChatQuery{TimeFrom: t0.Add(time.Hour)})
+	other, err := c.SearchChats(ctx, ChatQuery{Filters: []Filter{{Name: "time", Operator: "is",
+		Value: []string{t0.Add(time.Hour).Format(time.RFC3339), t0.Add(2 * time.Hour).Format(time.RFC3339)}}}})
 	must(err)
-	if len(later) != 0 {
-		t.Errorf("search after the chat: got %+v, want none", later)
+	if len(other.Chats) != 0 || other.Total != 0 {
+		t.Errorf("search after the chat: got %+v, want none", other)
 	}
-	must(c.AttachChatToTicket(ctx, string(chatID), string(ticket.ID)))
-	om, err := c.OfflineMessage(ctx, msgID)
+	must(c.AttachChatToTicket(ctx, chatGUID, string(ticket.ID)))
+	attached, err := c.Chat(ctx, string(chatID))
 	must(err)
-	if om.Content != "call me" {
+	if attached.PreChatTicketID != ticket.ID {
+		t.Errorf("chat after attaching: preChatTicketId %q, want %s", attached.PreChatTicketID, ticket.ID)
+	}
+	om, err := c.OfflineMessage(ctx, msgGUID)
+	must(err)
+	if om.Message != "call me" || om.GUID != ID(msgGUID) || !IsIntID(string(om.ID)) || !om.CreatedTime.Equal(t0) {
 		t.Errorf("offline message: got %+v", om)
 	}
-	must(c.AttachOfflineMessageToTicket(ctx, msgID, string(ticket.ID)))
+	must(c.AttachOfflineMessageToTicket(ctx, msgGUID, string(ticket.ID)))
 
-	must(c.SetAgentStatus(ctx, "a1", "online"))
+	must(c.SetAgentStatus(ctx, goldenAgent, "online"))
 	live, err := c.LiveChatAgents(ctx)
 	must(err)
-	if len(live) != 1 || live[0].Status != "online" {
+	if len(live) != 1 || live[0].Status != "Online" {
 		t.Errorf("live chat agents: got %+v", live)
 	}
 	agents, err := c.Agents(ctx)
@@ -133,11 +157,19 @@ func TestEveryEndpoint(t *testing.T) {
 	if len(camps) != 1 {
 		t.Errorf("campaigns: got %+v", camps)
 	}
+	var visitors []Visitor
+	for v, err := range c.Visitors(ctx, VisitorQuery{}) {
+		must(err)
+		visitors = append(visitors, v)
+	}
+	if len(visitors) != 1 || visitors[0].NumberOfVisits != 2 || visitors[0].NumberOfChats != 1 {
+		t.Errorf("visitors: got %+v", visitors)
+	}
 
 	hook, err := c.CreateWebhook(ctx, "chatEnds", "https://bot.example/hooks/comm100/tok")
 	must(err)
-	if hook.ID != "1" {
-		t.Errorf("webhook id (a JSON number): got %q, want 1", hook.ID)
+	if !IsGUID(string(hook.ID)) {
+		t.Errorf("webhook id: got %q, want a GUID", hook.ID)
 	}
 	hook2, err := c.UpdateWebhook(ctx, string(hook.ID), "offlineMessageIsSubmitted", hook.TargetURL)
 	must(err)
@@ -159,15 +191,12 @@ func TestEveryEndpoint(t *testing.T) {
 		t.Errorf("state: %d messages, %d notes, %d webhooks, %d contacts; want 2, 1, 0, 1",
 			len(st.Messages), len(st.Notes), len(st.Webhooks), len(st.Contacts))
 	}
-	if st.Chats[0].TicketID != 1001 || st.OfflineMessages[0].TicketID != 1001 || st.Agents[0].Status != "online" {
-		t.Errorf("state: chat on ticket %d, offline message on ticket %d, agent %s; want 1001, 1001, online",
-			st.Chats[0].TicketID, st.OfflineMessages[0].TicketID, st.Agents[0].Status)
+	if st.Messages[0].Body != "please" || st.Messages[0].SentByType != "agent" || st.Messages[0].ChannelID != "Internal" {
+		t.Errorf("first message of the ticket: got %+v", st.Messages[0])
 	}
-	// The reply went out with an integer ticketId, as the API expects.
-	for _, r := range e.sim.Requests() {
-		if r.Path == "/v4/ticketing/messages" && !strings.Contains(string(r.Body), `"ticketId":1001`) {
-			t.Errorf("reply body %s: want an integer ticketId", r.Body)
-		}
+	if st.Chats[0].PreChatTicketID != 1001 || st.OfflineMessages[0].TicketID != 1001 || st.Agents[0].Status != "Online" {
+		t.Errorf("state: chat on ticket %d, offline message on ticket %d, agent %s; want 1001, 1001, Online",
+			st.Chats[0].PreChatTicketID, st.OfflineMessages[0].TicketID, st.Agents[0].Status)
 	}
 }
 
@@ -181,10 +210,10 @@ func TestNotFound(t *testing.T) {
 		"contact":         func() error { _, err := c.UpdateContact(ctx, "nope", Contact{Name: "x"}); return err },
 		"chat":            func() error { _, err := c.Chat(ctx, "7"); return err },
 		"attach chat":     func() error { return c.AttachChatToTicket(ctx, "7", "7") },
-		"offline message": func() error { _, err := c.OfflineMessage(ctx, "nope"); return err },
-		"attach offline":  func() error { return c.AttachOfflineMessageToTicket(ctx, "nope", "7") },
+		"offline message": func() error { _, err := c.OfflineMessage(ctx, "77"); return err },
+		"attach offline":  func() error { return c.AttachOfflineMessageToTicket(ctx, "77", "7") },
 		"agent":           func() error { return c.SetAgentStatus(ctx, "nope", "away") },
-		"webhook":         func() error { return c.DeleteWebhook(ctx, "7") },
+		"webhook":         func() error { return c.DeleteWebhook(ctx, goldenTag) },
 		"id with a slash": func() error { _, err := c.Chat(ctx, "7/../../ticketing/tags"); return err },
 	}
 	for name, call := range tests {
@@ -373,5 +402,46 @@ func TestID(t *testing.T) {
 		if got := string(id.jsonValue()); got != want {
 			t.Errorf("ID(%q).jsonValue() = %s, want %s", id, got, want)
 		}
+	}
+}
+
+// TestWebhookIDsResolve checks the ids live-chat webhooks carry: a GUID is
+// turned into the integer id before :AttachToTicket, a GUID Comm100 has not
+// stored yet is a temporary failure (it stores a chat some seconds after it
+// ends), and an id that is neither is refused without a call.
+func TestWebhookIDsResolve(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	ctx, c := t.Context(), e.client
+	if _, err := c.CreateTicket(ctx, NewTicket{Subject: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	const unknown = "db120346-2fa5-4957-a62b-e6765ab2691b"
+	for name, call := range map[string]func() error{
+		"chat":            func() error { return c.AttachChatToTicket(ctx, unknown, "1001") },
+		"offline message": func() error { return c.AttachOfflineMessageToTicket(ctx, unknown, "1001") },
+	} {
+		t.Run(name+" not stored yet", func(t *testing.T) {
+			err := call()
+			if !errors.Is(err, ErrNotStoredYet) || !IsTemporary(err) || IsPermanent(err) {
+				t.Errorf("got %v, want a temporary ErrNotStoredYet", err)
+			}
+			if !strings.Contains(fmt.Sprint(err), unknown) || !strings.Contains(fmt.Sprint(err), "not stored") {
+				t.Errorf("error %q: want it to name the id and say why", err)
+			}
+		})
+	}
+	for name, call := range map[string]func() error{
+		"chat":            func() error { return c.AttachChatToTicket(ctx, "chat-77", "1001") },
+		"offline message": func() error { return c.AttachOfflineMessageToTicket(ctx, "0x1f", "1001") },
+	} {
+		t.Run(name+" neither integer nor GUID", func(t *testing.T) {
+			n := len(e.sim.Requests())
+			if err := call(); err == nil || !strings.Contains(err.Error(), "neither an integer nor a GUID") {
+				t.Errorf("got %v, want an error saying the id is neither an integer nor a GUID", err)
+			}
+			if len(e.sim.Requests()) != n {
+				t.Error("a call was made")
+			}
+		})
 	}
 }

@@ -27,7 +27,9 @@ var (
 
 // APIError is a non-2xx answer from the Comm100 API or its token endpoint.
 // Comm100 sends a JSON body {"code": 400000, "message": "..."}; Code and
-// Message hold it when present.
+// Message hold it when present. Keys are matched in any letter case
+// ("Message"), and "ErrorMessage" and OAuth's "error"/"error_description"
+// are read when "message" is absent.
 type APIError struct {
 	Method     string
 	Path       string // relative to the API base, without the query
@@ -126,16 +128,22 @@ func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
 func newAPIError(method, path string, resp *http.Response, body []byte, now time.Time, scrub func(string) string) *APIError {
 	e := &APIError{Method: method, Path: path, Status: resp.StatusCode}
 	var eb struct {
-		Code        json.Number `json:"code"`
-		Message     string      `json:"message"`
-		Error       string      `json:"error"`
-		Description string      `json:"error_description"`
+		Code         json.RawMessage `json:"code"`
+		Message      string          `json:"message"`
+		ErrorMessage string          `json:"errorMessage"`
+		Error        string          `json:"error"`
+		Description  string          `json:"error_description"`
 	}
+	// encoding/json matches keys in any letter case: "Message", "ErrorMessage".
 	if json.Unmarshal(body, &eb) == nil {
-		if n, err := eb.Code.Int64(); err == nil {
-			e.Code = int(n)
+		var code flexNumber
+		if len(eb.Code) > 0 && code.UnmarshalJSON(eb.Code) == nil {
+			e.Code = int(code)
 		}
 		e.Message = eb.Message
+		if e.Message == "" {
+			e.Message = eb.ErrorMessage
+		}
 		if e.Message == "" {
 			e.Message = eb.Error
 			if eb.Description != "" {

@@ -87,9 +87,12 @@ func TestErrorsOverHTTP(t *testing.T) {
 		limited   bool
 	}{
 		{
-			name:   "validation",
-			call:   func(c *Client) error { _, err := c.CreateTicket(t.Context(), NewTicket{}); return err },
-			status: 400, code: 400000, msg: "Parameter 'subject' is required.",
+			name: "validation",
+			call: func(c *Client) error {
+				_, err := c.CreateTicket(t.Context(), NewTicket{Subject: "x", Priority: "critical"})
+				return err
+			},
+			status: 400, code: 400000, msg: "Parameter 'priority' must be one of urgent, high, normal, low.",
 		},
 		{
 			name: "unknown ticket",
@@ -157,5 +160,34 @@ func TestTransportErrorIsNotAPIError(t *testing.T) {
 	var ae *APIError
 	if err == nil || errors.As(err, &ae) || strings.Contains(err.Error(), "siteId") {
 		t.Errorf("got %v, want a transport error without the URL", err)
+	}
+}
+
+// TestErrorBodies reads the error bodies Comm100 answers with in the letter
+// cases and names seen: {code, message}, "Message", "ErrorMessage", a code
+// sent as a string, and OAuth's error/error_description.
+func TestErrorBodies(t *testing.T) {
+	tests := []struct {
+		body string
+		code int
+		msg  string
+	}{
+		{`{"code":400000,"message":"Parameter 'timeFrom' is required."}`, 400000, "Parameter 'timeFrom' is required."},
+		{`{"Code":400000,"Message":"The request is invalid."}`, 400000, "The request is invalid."},
+		{`{"ErrorMessage":"Ticket not found."}`, 0, "Ticket not found."},
+		{`{"errorMessage":"Ticket not found.","message":""}`, 0, "Ticket not found."},
+		{`{"code":"404000","message":"Not found."}`, 404000, "Not found."},
+		{`{"code":"E42","message":"Odd code."}`, 0, "Odd code."},
+		{`{"error":"invalid_grant","error_description":"The refresh token is not valid."}`, 0, "invalid_grant: The refresh token is not valid."},
+		{`Bad Request`, 0, "Bad Request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			resp := &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{}}
+			e := newAPIError(http.MethodPost, "ticketing/tickets", resp, []byte(tt.body), time.Now(), nil)
+			if e.Code != tt.code || e.Message != tt.msg {
+				t.Errorf("got code %d message %q, want %d %q", e.Code, e.Message, tt.code, tt.msg)
+			}
+		})
 	}
 }

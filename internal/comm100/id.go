@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 )
 
 // ID is an identifier that Comm100 sends as a JSON number on some platforms
@@ -63,4 +64,76 @@ func pathID(what, id string) (string, error) {
 		return "", fmt.Errorf("comm100: %s id is empty", what)
 	}
 	return url.PathEscape(id), nil
+}
+
+// IsGUID reports whether s is a GUID, in the dashed form the REST API uses
+// ("16c2cc3a-1b15-4b4f-9298-1cd04d6cec15") or the 32 hex digits of
+// ticket-trigger payloads ("8086c96675144efaa3140762462a62d8").
+func IsGUID(s string) bool {
+	switch len(s) {
+	case 36:
+		for i, r := range s {
+			switch i {
+			case 8, 13, 18, 23:
+				if r != '-' {
+					return false
+				}
+			default:
+				if !isHex(r) {
+					return false
+				}
+			}
+		}
+		return true
+	case 32:
+		for _, r := range s {
+			if !isHex(r) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// SameGUID reports whether a and b are the same GUID, whatever their case
+// and whether they are written with dashes.
+func SameGUID(a, b string) bool {
+	if !IsGUID(a) || !IsGUID(b) {
+		return false
+	}
+	return strings.EqualFold(strings.ReplaceAll(a, "-", ""), strings.ReplaceAll(b, "-", ""))
+}
+
+// IsIntID reports whether s is a positive decimal integer, the form of
+// ticket, REST chat and REST offline-message ids.
+func IsIntID(s string) bool {
+	if s == "" || s[0] == '0' {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(r rune) bool {
+	return (r >= '0' && r <= '9') || (r >= 'a' && r <= 'f') || (r >= 'A' && r <= 'F')
+}
+
+// Enum is a value that some shards send as a string ("normal") and others as
+// a number (0): the chat page gives chat status as both. It decodes from
+// either and keeps the text.
+type Enum string
+
+// UnmarshalJSON accepts a string or a number.
+func (e *Enum) UnmarshalJSON(b []byte) error {
+	var id ID
+	if err := id.UnmarshalJSON(b); err != nil {
+		return fmt.Errorf("enum: want a string or a number, got %s", b)
+	}
+	*e = Enum(id)
+	return nil
 }

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,13 +13,15 @@ import (
 )
 
 // liveChatTypes maps the "event" field of Comm100 live-chat webhooks to
-// canonical event types.
+// canonical event types (the knowledge base's "Reference for Webhook event"
+// pages; see internal/comm100/SOURCES.md).
 var liveChatTypes = map[string]string{
 	"chat_request":              "chat.requested",
 	"chat_requested":            "chat.requested",
 	"chat_started":              "chat.started",
 	"chat_ended":                "chat.ended",
 	"chat_wrapped_up":           "chat.wrapped_up",
+	"chat_wraped_up":            "chat.wrapped_up", // a spelling of Comm100's design notes
 	"chat_transferred":          "chat.transferred",
 	"offline_message_submitted": "offline_message.submitted",
 	"online":                    "agent.status_changed",
@@ -32,18 +36,25 @@ type comm100Shape int
 const (
 	shapeUnknown       comm100Shape = iota
 	shapeLiveChat                   // §5.1: snake_case, "event": "chat_ended"
-	shapeTicketTrigger              // §5.2: PascalCase, "TriggerId", "TicketInfo"
-	shapeChatbot                    // §5.3: camelCase, "eventType", "chatId"
+	shapeTicketTrigger              // §5.2: PascalCase, "TriggerId", "TicketInfo" (any letter case)
+	shapeChatbot                    // §5.3: camelCase, "eventType", "chatId" (intent webhook)
+	shapeBotEngine                  // third-party bot engine: "event": "questionAsked", "chatId"
 	shapeEnvelope                   // §5.4: "event", "eventId", "payload"
 )
 
+// botEngineEvents are the events Comm100 posts to a third-party bot engine
+// (Comm100's "Third-Party Bot Engine" design and the knowledge base's "How to
+// Connect My Own Bot to Comm100 Live Chat Using Webhook"). They share the
+// "event" key with the live-chat webhooks, whose names are snake_case.
+var botEngineEvents = []string{"questionAsked", "intentClicked", "locationShared", "formSubmitted", "chatJoined"}
+
 // comm100ShapeOf tells the webhooks apart by the keys they carry.
 func comm100ShapeOf(raw map[string]any) comm100Shape {
-	_, hasEvent := raw["event"].(string)
+	event, hasEvent := raw["event"].(string)
 	_, hasEventID := raw["eventId"]
 	_, hasPayload := raw["payload"]
-	_, hasTicket := raw["TicketInfo"]
-	_, hasTrigger := raw["TriggerId"]
+	hasTicket := hasKeyFold(raw, "TicketInfo")
+	hasTrigger := hasKeyFold(raw, "TriggerId")
 	_, hasEventType := raw["eventType"].(string)
 	_, hasChatID := raw["chatId"]
 	_, hasBotID := raw["botId"]
@@ -54,10 +65,22 @@ func comm100ShapeOf(raw map[string]any) comm100Shape {
 		return shapeTicketTrigger
 	case hasEventType && (hasChatID || hasBotID):
 		return shapeChatbot
+	case hasEvent && slices.Contains(botEngineEvents, event) && (hasChatID || hasBotID):
+		return shapeBotEngine
 	case hasEvent:
 		return shapeLiveChat
 	}
 	return shapeUnknown
+}
+
+// hasKeyFold reports whether m has key in any letter case.
+func hasKeyFold(m map[string]any, key string) bool {
+	for k := range m {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // newComm100Decoder decodes every Comm100 webhook shape. auth (the shared-
@@ -98,11 +121,13 @@ func normalizeComm100Raw(source string, shape comm100Shape, raw map[string]any, 
 	case shapeTicketTrigger:
 		return normalizeTicketTrigger(source, raw, body, received)
 	case shapeChatbot:
-		return normalizeChatbot(source, raw, body, received)
+		return normalizeChatbot(source, raw, "eventType", body, received)
+	case shapeBotEngine:
+		return normalizeChatbot(source, raw, "event", body, received)
 	case shapeEnvelope:
 		return normalizeEnvelope(source, raw, received)
 	}
-	return nil, fmt.Errorf(`body is not a Comm100 webhook: want "event" (live chat), "TicketInfo" (ticket trigger), "eventType" (chatbot) or "eventId" (classic)`)
+	return nil, fmt.Errorf(`body is not a Comm100 webhook: want "event" (live chat, or a bot engine's "questionAsked"), "TicketInfo" (ticket trigger), "eventType" (chatbot) or "eventId" (classic)`)
 }
 
 // normalizeLiveChat handles the live-chat webhooks (§5.1): snake_case, no
@@ -190,6 +215,11 @@ func normalizeLiveChat(source string, raw map[string]any, body []byte, received 
 // triggers well: the name is what rules match on.
 func normalizeTicketTrigger(source string, raw map[string]any, body []byte, received time.Time) (*event.Event, error) {
 	data, _ := normalizeValue("", camelKeys(raw)).(map[string]any)
+	// "TicketInfo" comes in any letter case ("ticketInfo" in the content
+	// review webhook); so may the other top-level names.
+	for _, k := range []string{"siteId", "triggerId", "triggerName", "channelId", "channelAccountId", "ticketInfo"} {
+		foldKey(data, k)
+	}
 	// "Ticket reply received" → ticket.reply_received, not ticket.ticket_reply_received.
 	trigger := strings.TrimPrefix(snakeCase(firstString(data, "triggerName")), "ticket_")
 	if trigger == "" {
@@ -211,13 +241,30 @@ func normalizeTicketTrigger(source string, raw map[string]any, body []byte, rece
 	}, nil
 }
 
-// normalizeChatbot handles chatbot webhooks (§5.3): type
-// "chatbot.<eventType>" in snake_case, subject the chat id.
-func normalizeChatbot(source string, raw map[string]any, body []byte, received time.Time) (*event.Event, error) {
+// foldKey renames the key of m that equals key in another letter case to key,
+// unless m has key already.
+func foldKey(m map[string]any, key string) {
+	if _, ok := m[key]; ok {
+		return
+	}
+	for _, k := range sortedKeys(m) {
+		if strings.EqualFold(k, key) {
+			m[key] = m[k]
+			delete(m, k)
+			return
+		}
+	}
+}
+
+// normalizeChatbot handles chatbot webhooks (§5.3), whose kind is under
+// "eventType", and the third-party bot-engine webhook, whose kind is under
+// "event": type "chatbot.<kind>" in snake_case ("chatbot.question_asked" for
+// both), subject the chat id.
+func normalizeChatbot(source string, raw map[string]any, kindKey string, body []byte, received time.Time) (*event.Event, error) {
 	data, _ := normalizeValue("", raw).(map[string]any)
-	kind := snakeCase(firstString(data, "eventType"))
+	kind := snakeCase(firstString(data, kindKey))
 	if kind == "" {
-		return nil, fmt.Errorf("Comm100 chatbot webhook has no eventType")
+		return nil, fmt.Errorf("Comm100 chatbot webhook has no %s", kindKey)
 	}
 	chatID := firstString(data, "chatId")
 	typ := "chatbot." + kind
@@ -229,6 +276,34 @@ func normalizeChatbot(source string, raw map[string]any, body []byte, received t
 		Subject: chatID,
 		Data:    data,
 	}, nil
+}
+
+// comm100Reply answers a third-party bot-engine webhook the way its sender
+// waits for: {"id": <GUID>, "answer": [...]} (Comm100's "Third-Party Bot
+// Engine" design), with 200. The bot stores the event for the rules and
+// gives no answer of its own: the answer list is empty, so the visitor sees
+// nothing from the bot. The id is a GUID made from the event id, the same
+// for a repeat; event_id and duplicate say what the bot did. Every other
+// webhook gets the usual answer.
+func comm100Reply(ev *event.Event, usual map[string]any) (int, any, bool) {
+	kind, _ := ev.Data["event"].(string)
+	if !strings.HasPrefix(ev.Type, "chatbot.") || !slices.Contains(botEngineEvents, kind) {
+		return 0, nil, false
+	}
+	out := map[string]any{"id": guidFrom(ev.ID), "answer": []any{}, "event_id": ev.ID}
+	if usual["duplicate"] == true {
+		out["duplicate"] = true
+	}
+	return http.StatusOK, out, true
+}
+
+// guidFrom makes a GUID (version 5 layout) from s, the same for the same s.
+func guidFrom(s string) string {
+	sum := sha256.Sum256([]byte("comm100bot:" + s))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x50
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // normalizeEnvelope handles classic-platform webhooks (§5.4), which carry

@@ -95,13 +95,13 @@ func TestNormalizeComm100Contract(t *testing.T) {
 		"time":              ev.Time.Format(time.RFC3339),
 	}
 	want := map[string]any{
-		"id":                "chat.ended:3356721",
+		"id":                "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90",
 		"type":              "chat.ended",
-		"chat.id":           "3356721",
+		"chat.id":           "8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90",
 		"chat.rating":       int64(1),
 		"chat.waiting_time": int64(6),
 		"chat.end_time":     "2024-11-22T09:00:12Z",
-		"transcript lines":  4,
+		"transcript lines":  6,
 		"visitor.name":      "Jane Cooper",
 		"time":              "2024-11-22T09:00:12Z",
 	}
@@ -122,6 +122,8 @@ func TestNormalizeComm100Refuses(t *testing.T) {
 		{"agent without operator", `{"event":"away"}`, "has no operator_id"},
 		{"trigger without ticket id", `{"TriggerId":"x","TicketInfo":{}}`, "has no TicketInfo.Id"},
 		{"chatbot without type", `{"eventType":"","chatId":1}`, "has no eventType"},
+		{"bot engine event as a number", `{"event":0,"chatId":"nocn7iKiekCiMG0IrzaEYw","question":"hi"}`, "is not a Comm100 webhook"},
+		{"bot engine event without chat or bot", `{"event":"questionAsked","question":"hi"}`, `unknown Comm100 event "questionAsked"`},
 		{"classic without id", `{"event":"ticket.Created","payload":{}}`, "has no eventId"},
 		{"classic with bad name", `{"event":"..","eventId":"1"}`, "is not an event name"},
 	}
@@ -147,6 +149,8 @@ func TestNormalizeComm100IDs(t *testing.T) {
 		{"ticket trigger retried", `{"TriggerName":"T","TicketInfo":{"Id":1,"TotalReplies":1}}`, `{"TriggerName":"T","TicketInfo":{"Id":1,"TotalReplies":1}}`, true},
 		{"ticket trigger fired again", `{"TriggerName":"T","TicketInfo":{"Id":1,"TotalReplies":1}}`, `{"TriggerName":"T","TicketInfo":{"Id":1,"TotalReplies":2}}`, false},
 		{"classic event id number or string", `{"event":"ticket.Created","eventId":42}`, `{"event":"ticket.Created","eventId":"42"}`, true},
+		{"TicketInfo in any letter case", `{"TriggerName":"T","TicketInfo":{"Id":1}}`, `{"TriggerName":"T","TicketInfo":{"Id":1}}`, true},
+		{"wrap-up in either spelling", `{"event":"chat_wrapped_up","chat_id":"8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}`, `{"event":"chat_wraped_up","chat_id":"8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,6 +166,27 @@ func TestNormalizeComm100IDs(t *testing.T) {
 				t.Errorf("ids %q and %q: same = %v, want %v", a.ID, b.ID, a.ID == b.ID, tt.sameID)
 			}
 		})
+	}
+}
+
+// TestTicketInfoInAnyCase: the ticket-trigger payload is recognised and read
+// whatever the letter case of "TicketInfo" and its keys.
+func TestTicketInfoInAnyCase(t *testing.T) {
+	for _, body := range []string{
+		`{"TriggerName":"Status changed","TicketInfo":{"Id":7,"Status":5}}`,
+		`{"triggerName":"Status changed","ticketInfo":{"id":7,"status":5}}`,
+		`{"TRIGGERNAME":"Status changed","TICKETINFO":{"ID":7,"STATUS":5}}`,
+		`{"triggername":"Status changed","ticketinfo":{"id":7,"status":5}}`,
+	} {
+		ev, err := normalizeComm100("comm100", []byte(body), received)
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		info, _ := ev.Data["ticketInfo"].(map[string]any)
+		if ev.Type != "ticket.status_changed" || ev.Subject != "7" || info["status"] != int64(5) {
+			t.Errorf("%s: got type %s subject %s data %v", body, ev.Type, ev.Subject, ev.Data)
+		}
 	}
 }
 

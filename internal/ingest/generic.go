@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ const defaultGenericType = "webhook"
 type field struct {
 	key  string // config key, for messages
 	prog *vm.Program
+	// headers the expression reads, as written in it, to say which is
+	// missing when the expression gives nothing.
+	headers []string
 }
 
 // newGenericDecoder compiles the type, id and subject expressions of a
@@ -40,11 +44,11 @@ func newGenericDecoder(name string, cfg SourceConfig) (decodeFunc, error) {
 		if src == "" {
 			continue
 		}
-		prog, err := compileField(src)
+		prog, headers, err := compileField(src)
 		if err != nil {
 			return nil, fmt.Errorf("sources.%s.%s: %w", name, e.key, err)
 		}
-		fields[i] = &field{key: e.key, prog: prog}
+		fields[i] = &field{key: e.key, prog: prog, headers: headers}
 	}
 	typ, id, subject := fields[0], fields[1], fields[2]
 
@@ -61,8 +65,14 @@ func newGenericDecoder(name string, cfg SourceConfig) (decodeFunc, error) {
 				return nil, err
 			}
 			if ev.Type == "" {
+				if missing := typ.missingHeaders(r.Header); len(missing) > 0 {
+					return nil, fmt.Errorf("missing %s header: the event type of source %s comes from it", strings.Join(missing, ", "), name)
+				}
 				return nil, fmt.Errorf("the type expression gave no type")
 			}
+		}
+		if id == nil && p.idFromBody {
+			ev.ID = ev.Type + ":" + bodyHash(body)
 		}
 		if id != nil {
 			if ev.ID, err = id.eval(env); err != nil {
@@ -81,12 +91,26 @@ func newGenericDecoder(name string, cfg SourceConfig) (decodeFunc, error) {
 	}, nil
 }
 
-// compileField compiles an expression over body, headers and query.
-func compileField(src string) (*vm.Program, error) {
-	return expr.Compile(src,
+// compileField compiles an expression over body, headers and query, and
+// returns the names of the headers it reads.
+func compileField(src string) (*vm.Program, []string, error) {
+	lower := &lowerHeaderKeys{}
+	prog, err := expr.Compile(src,
 		expr.Env(exprEnv{}),
-		expr.Patch(lowerHeaderKeys{}),
+		expr.Patch(lower),
 	)
+	return prog, lower.names, err
+}
+
+// missingHeaders lists the headers the expression reads that h lacks.
+func (f *field) missingHeaders(h http.Header) []string {
+	var out []string
+	for _, name := range f.headers {
+		if h.Get(name) == "" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // eval runs the expression and renders a scalar result as a string; nil is "".
@@ -133,10 +157,10 @@ func newExprEnv(body any, r *http.Request) exprEnv {
 
 // lowerHeaderKeys rewrites headers["X-GitHub-Event"] and headers.Foo to the
 // lower-case names exprEnv uses, so that header names match whatever their
-// case, as in HTTP.
-type lowerHeaderKeys struct{}
+// case, as in HTTP, and remembers the names as written.
+type lowerHeaderKeys struct{ names []string }
 
-func (lowerHeaderKeys) Visit(node *ast.Node) {
+func (l *lowerHeaderKeys) Visit(node *ast.Node) {
 	m, ok := (*node).(*ast.MemberNode)
 	if !ok {
 		return
@@ -145,6 +169,10 @@ func (lowerHeaderKeys) Visit(node *ast.Node) {
 		return
 	}
 	if s, ok := m.Property.(*ast.StringNode); ok {
+		// Compilation may visit a node again, once it is lower case.
+		if !slices.ContainsFunc(l.names, func(n string) bool { return strings.EqualFold(n, s.Value) }) {
+			l.names = append(l.names, s.Value)
+		}
 		s.Value = strings.ToLower(s.Value)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // Config configures webhook ingestion.
@@ -85,8 +87,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("source")
 	src, ok := h.sources[name]
 	if !ok {
-		// Not the name as a label: anybody can make up names.
-		h.refuse(w, r, "unknown", http.StatusNotFound, "unknown_source", fmt.Sprintf("unknown source %q", name))
+		// Anybody can make up names, of any length: not as a label, not in
+		// the answer, and in the log only a short, printable prefix.
+		h.refuse(w, r, "unknown", http.StatusNotFound, "unknown_source", "unknown source", "name_prefix", namePrefix(name))
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -148,19 +151,55 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if dup {
 		h.requests.WithLabelValues(name, "duplicate").Inc()
 		h.log.Debug("duplicate event", "source", name, "event_id", ev.ID)
-		writeJSON(w, http.StatusOK, map[string]any{"id": ev.ID, "duplicate": true})
+		answer(w, src, ev, http.StatusOK, map[string]any{"id": ev.ID, "duplicate": true})
 		return
 	}
 	h.requests.WithLabelValues(name, "accepted").Inc()
 	h.log.Info("event accepted", "source", name, "event_id", ev.ID, "type", ev.Type)
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": ev.ID})
+	answer(w, src, ev, http.StatusAccepted, map[string]any{"id": ev.ID})
+}
+
+// answer writes the answer to a stored event: the source's own when its
+// sender waits for one in a shape of its own (a bot engine waits for the
+// bot's answer), else status and body.
+func answer(w http.ResponseWriter, src *source, ev *event.Event, status int, body map[string]any) {
+	if src.reply != nil {
+		if st, b, ok := src.reply(ev, body); ok {
+			writeJSON(w, st, b)
+			return
+		}
+	}
+	writeJSON(w, status, body)
 }
 
 // refuse answers with a JSON error, counts it, and logs it without the body.
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, status int, reason, msg string) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, source string, status int, reason, msg string, attrs ...any) {
 	h.requests.WithLabelValues(source, reason).Inc()
-	h.log.Info("webhook refused", "source", source, "status", status, "reason", reason, "err", msg, "remote", r.RemoteAddr)
+	h.log.Info("webhook refused", append([]any{"source", source, "status", status, "reason", reason, "err", msg, "remote", r.RemoteAddr}, attrs...)...)
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// maxNamePrefix is how much of an unknown source name is logged.
+const maxNamePrefix = 32
+
+// namePrefix is the start of a source name as it may be logged: at most
+// maxNamePrefix bytes, every byte that could not be a source name shown as
+// '?', and "..." when it was cut.
+func namePrefix(name string) string {
+	cut := len(name) > maxNamePrefix
+	if cut {
+		name = name[:maxNamePrefix]
+	}
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '?'
+		}
+	}
+	if cut {
+		return string(b) + "..."
+	}
+	return string(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -149,17 +149,17 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 		{
 			name: "comm100 live chat",
 			req:  func() *http.Request { return ts.signed(t, "comm100", fixture(t, "chat_started")) },
-			want: event.Event{ID: "chat.started:3356902", Source: "comm100", Type: "chat.started", Subject: "3356902", Time: testNow},
+			want: event.Event{ID: "chat.started:c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Source: "comm100", Type: "chat.started", Subject: "c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Time: testNow},
 		},
 		{
 			name: "comm100 live chat with token",
 			req:  func() *http.Request { return ts.signed(t, "tokened", fixture(t, "chat_request")) },
-			want: event.Event{ID: "chat.requested:3356902", Source: "tokened", Type: "chat.requested", Subject: "3356902", Time: testNow},
+			want: event.Event{ID: "chat.requested:c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Source: "tokened", Type: "chat.requested", Subject: "c9f0f895-fb98-4b9a-8a3e-2f1d0c4b5a67", Time: testNow},
 		},
 		{
 			name: "comm100 ticket trigger with token and secret header",
 			req:  func() *http.Request { return ts.signed(t, "tokened", fixture(t, "ticket_trigger")) },
-			want: event.Event{Source: "tokened", Type: "ticket.reply_received", Subject: "539", Time: testNow},
+			want: event.Event{Source: "tokened", Type: "ticket.reply_received", Subject: "1042", Time: testNow},
 		},
 		{
 			name: "comm100 classic envelope",
@@ -169,7 +169,7 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 		{
 			name: "comm100 from an allowed address",
 			req:  func() *http.Request { return ts.signed(t, "loopback", fixture(t, "agent_online")) },
-			want: event.Event{ID: "agent.status_changed:52:online:1732266000", Source: "loopback", Type: "agent.status_changed", Subject: "52", Time: testNow},
+			want: event.Event{ID: "agent.status_changed:a87ff679-a2f3-471d-8c1f-2b3c4d5e6f70:online:1732266000", Source: "loopback", Type: "agent.status_changed", Subject: "a87ff679-a2f3-471d-8c1f-2b3c4d5e6f70", Time: testNow},
 		},
 		{
 			name: "generic with HMAC, timestamp and expressions",
@@ -196,7 +196,7 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 			req: func() *http.Request {
 				return ts.signed(t, "github", `{"action":"opened","issue":{"number":7}}`, "X-GitHub-Event", "issues", "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
 			},
-			want: event.Event{ID: "72d3162e-cc78-11e3-81ab-4c9367dc0958", Source: "github", Type: "issues", Time: testNow},
+			want: event.Event{ID: "issues:" + bodyHash([]byte(`{"action":"opened","issue":{"number":7}}`)), Source: "github", Type: "issues", Time: testNow},
 		},
 		{
 			name: "stripe preset",
@@ -210,7 +210,7 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 			req: func() *http.Request {
 				return ts.signed(t, "shopify", `{"id":820982911946154508}`, "X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
 			},
-			want: event.Event{ID: "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", Source: "shopify", Type: "orders.create", Subject: "820982911946154508", Time: testNow},
+			want: event.Event{ID: "orders.create:" + bodyHash([]byte(`{"id":820982911946154508}`)), Source: "shopify", Type: "orders.create", Subject: "820982911946154508", Time: testNow},
 		},
 		{
 			name: "cloudevents structured",
@@ -296,7 +296,7 @@ func TestHandlerRefusals(t *testing.T) {
 		reason string
 		errMsg string
 	}{
-		{"unknown source", post("/hooks/nope", chat), 404, "unknown", "unknown_source", `unknown source "nope"`},
+		{"unknown source", post("/hooks/nope", chat), 404, "unknown", "unknown_source", `unknown source`},
 		{"wrong method", func() *http.Request {
 			r, _ := http.NewRequest(http.MethodGet, ts.url+"/hooks/comm100", nil)
 			return r
@@ -322,7 +322,8 @@ func TestHandlerRefusals(t *testing.T) {
 			return req
 		}, 401, "forms", "verification", "more than the tolerance"},
 		{"github unsigned", post("/hooks/github", `{}`, "X-GitHub-Event", "push"), 401, "github", "verification", "missing X-Hub-Signature-256 header"},
-		{"github without event header", func() *http.Request { return ts.signed(t, "github", `{}`) }, 400, "github", "malformed", "the type expression gave no type"},
+		{"github without event header", func() *http.Request { return ts.signed(t, "github", `{}`) }, 400, "github", "malformed", "missing X-GitHub-Event header"},
+		{"shopify without topic header", func() *http.Request { return ts.signed(t, "shopify", `{}`) }, 400, "shopify", "malformed", "missing X-Shopify-Topic header"},
 		{"stripe signed with another secret", func() *http.Request {
 			req, _ := NewRequest(t.Context(), ts.url, "stripe", SourceConfig{Kind: KindGeneric, Preset: "stripe", Secret: "whsec_other"}, []byte(`{"id":"e","type":"x"}`), testNow)
 			return req
@@ -428,11 +429,11 @@ func TestHandlerDuplicatesAndBusDown(t *testing.T) {
 	ts := newTestServer(t, 1<<20)
 	body := fixture(t, "chat_ended")
 	resp, out := do(t, ts.signed(t, "comm100", body))
-	if resp.StatusCode != http.StatusAccepted || out["id"] != "chat.ended:3356721" {
-		t.Fatalf("first: got %d %v, want 202 chat.ended:3356721", resp.StatusCode, out)
+	if resp.StatusCode != http.StatusAccepted || out["id"] != "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90" {
+		t.Fatalf("first: got %d %v, want 202 chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", resp.StatusCode, out)
 	}
 	resp, out = do(t, ts.signed(t, "comm100", body))
-	if diff := cmp.Diff(map[string]any{"id": "chat.ended:3356721", "duplicate": true}, out); resp.StatusCode != http.StatusOK || diff != "" {
+	if diff := cmp.Diff(map[string]any{"id": "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", "duplicate": true}, out); resp.StatusCode != http.StatusOK || diff != "" {
 		t.Errorf("repeat: got %d, want 200; body (-want +got):\n%s", resp.StatusCode, diff)
 	}
 	if got := counted(t, ts.h, "comm100", "duplicate"); got != 1 {
@@ -454,6 +455,33 @@ func TestHandlerDuplicatesAndBusDown(t *testing.T) {
 	}
 }
 
+// TestHandlerAnswersBotEngine: a third-party bot engine waits for
+// {"id", "answer": [...]}; the bot stores the event and answers with no
+// responses of its own, the same id for a repeat. The chatbot intent webhook
+// and every other webhook keep the usual answer.
+func TestHandlerAnswersBotEngine(t *testing.T) {
+	ts := newTestServer(t, 1<<20)
+	body := fixture(t, "bot_engine_question_asked")
+	resp, first := do(t, ts.signed(t, "comm100", body))
+	id, _ := first["id"].(string)
+	if resp.StatusCode != http.StatusOK || len(id) != 36 || id[14] != '5' {
+		t.Fatalf("bot engine: got %d %v, want 200 with a GUID id", resp.StatusCode, first)
+	}
+	want := map[string]any{"id": id, "answer": []any{}, "event_id": "chatbot.question_asked:9bf31c7f-f062-4d36-ae3a-2c1b0d9e8f76:6a214444d31ae8a4ab1108cd"}
+	if diff := cmp.Diff(want, first); diff != "" {
+		t.Errorf("bot engine answer (-want +got):\n%s", diff)
+	}
+	resp, again := do(t, ts.signed(t, "comm100", body))
+	want["duplicate"] = true
+	if diff := cmp.Diff(want, again); resp.StatusCode != http.StatusOK || diff != "" {
+		t.Errorf("bot engine repeat: got %d, want 200 with the same id; (-want +got):\n%s", resp.StatusCode, diff)
+	}
+	resp, out := do(t, ts.signed(t, "comm100", fixture(t, "chatbot_question_asked")))
+	if _, ok := out["answer"]; resp.StatusCode != http.StatusAccepted || ok {
+		t.Errorf("intent webhook: got %d %v, want the usual 202 {id}", resp.StatusCode, out)
+	}
+}
+
 // counted reads bot_ingest_requests_total for a source and outcome.
 func counted(t *testing.T, h *Handler, source, outcome string) float64 {
 	t.Helper()
@@ -462,4 +490,105 @@ func counted(t *testing.T, h *Handler, source, outcome string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestHandlerDoesNotEchoUnknownSources: a made-up source name, however long,
+// is neither in the answer nor, beyond a short printable prefix, in the log.
+func TestHandlerDoesNotEchoUnknownSources(t *testing.T) {
+	ts := newTestServer(t, 1024)
+	name := "evil" + strings.Repeat("x", 200<<10) + "%0Afake=line"
+	before := ts.log.Len()
+	req, err := http.NewRequest(http.MethodPost, ts.url+"/hooks/"+name, strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNotFound || string(answer) != `{"error":"unknown source"}`+"\n" {
+		t.Errorf("got %d %q, want 404 {\"error\":\"unknown source\"}", resp.StatusCode, answer)
+	}
+	logged := ts.log.String()[before:]
+	if len(logged) > 300 || strings.Contains(logged, "fake=line") || strings.Contains(logged, strings.Repeat("x", maxNamePrefix)) {
+		t.Errorf("the log holds %d bytes of the name:\n%.500s", len(logged), logged)
+	}
+	if !strings.Contains(logged, "name_prefix=evil"+strings.Repeat("x", maxNamePrefix-4)+"...") {
+		t.Errorf("the log lacks the name's prefix:\n%s", logged)
+	}
+}
+
+func TestNamePrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"shop":                  "shop",
+		"a\nb c":                "a?b?c",
+		strings.Repeat("y", 40): strings.Repeat("y", maxNamePrefix) + "...",
+	} {
+		if got := namePrefix(in); got != want {
+			t.Errorf("namePrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestPresetReplaysAreDuplicates replays signed requests as an attacker who
+// captured them would: the headers that the signature does not cover
+// (GitHub's and Shopify's delivery ids) changed. The event id comes from
+// what is signed, so the replay is the same event: a duplicate.
+func TestPresetReplaysAreDuplicates(t *testing.T) {
+	ts := newTestServer(t, 1<<20)
+	tests := []struct {
+		source, body string
+		first, again []string
+	}{
+		{"github", `{"action":"opened","issue":{"number":8}}`,
+			[]string{"X-GitHub-Event", "issues", "X-GitHub-Delivery", "d-1"},
+			[]string{"X-GitHub-Event", "issues", "X-GitHub-Delivery", "d-2"}},
+		{"shopify", `{"id":820982911946154509}`,
+			[]string{"X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "w-1"},
+			[]string{"X-Shopify-Topic", "orders/create", "X-Shopify-Webhook-Id", "w-2"}},
+		{"stripe", `{"id":"evt_2","type":"invoice.paid"}`, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.source, func(t *testing.T) {
+			first := ts.signed(t, tt.source, tt.body, tt.first...)
+			replay := first.Clone(t.Context())
+			replay.Body = io.NopCloser(strings.NewReader(tt.body))
+			for i := 0; i+1 < len(tt.again); i += 2 {
+				replay.Header.Set(tt.again[i], tt.again[i+1])
+			}
+			resp, out := do(t, first)
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("first: got %d %v, want 202", resp.StatusCode, out)
+			}
+			resp, again := do(t, replay)
+			if resp.StatusCode != http.StatusOK || again["duplicate"] != true || again["id"] != out["id"] {
+				t.Errorf("replay: got %d %v, want 200 duplicate of %v", resp.StatusCode, again, out["id"])
+			}
+		})
+	}
+}
+
+func TestSourceReplayWindow(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  SourceConfig
+		want time.Duration
+	}{
+		{"comm100", SourceConfig{Kind: KindComm100}, 0},
+		{"github signs no time", SourceConfig{Kind: KindGeneric, Preset: "github"}, 0},
+		{"shopify signs no time", SourceConfig{Kind: KindGeneric, Preset: "shopify"}, 0},
+		{"stripe", SourceConfig{Kind: KindGeneric, Preset: "stripe"}, 10 * time.Minute},
+		{"hmac without a timestamp", SourceConfig{Kind: KindGeneric, Signature: SignatureConfig{Header: "X-Sig"}}, 0},
+		{"hmac with a timestamp", SourceConfig{Kind: KindGeneric, Signature: SignatureConfig{Header: "X-Sig", TimestampHeader: "X-Ts"}}, 10 * time.Minute},
+		{"hmac with a tolerance", SourceConfig{Kind: KindGeneric, Signature: SignatureConfig{Header: "X-Sig", TimestampHeader: "X-Ts", Tolerance: 3 * time.Minute}}, 6 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cfg.ReplayWindow(); got != tt.want {
+				t.Errorf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
 }

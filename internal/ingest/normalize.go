@@ -101,7 +101,7 @@ func parseMSDate(s string) (time.Time, bool) {
 
 // normalizeValue rewrites a decoded JSON value in place for rules: Microsoft
 // JSON dates become RFC 3339, numbers become int64 or float64, ids become
-// strings, and {name, value} lists become maps.
+// strings, and {name, value} lists under a custom* key become maps.
 func normalizeValue(key string, v any) any {
 	switch x := v.(type) {
 	case map[string]any:
@@ -118,7 +118,9 @@ func normalizeValue(key string, v any) any {
 		for i, e := range x {
 			x[i] = normalizeValue(elemKey, e)
 		}
-		if strings.HasPrefix(key, "custom_") {
+		// custom_fields, custom_variables, custom_variable (the chat's), and
+		// the chatbot's customFields and customVariables.
+		if strings.HasPrefix(strings.ToLower(key), "custom") {
 			if m, ok := nameValueMap(x); ok {
 				return m
 			}

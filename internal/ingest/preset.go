@@ -18,34 +18,53 @@ import (
 type preset struct {
 	verifier         func(key []byte) (verifier, error)
 	typ, id, subject string
+	// idFromBody makes the event id "<type>:<hash of the body>" when the
+	// sender's own delivery id travels in a header that the signature does
+	// not cover: a captured request replayed under a new delivery id is then
+	// still the same event, and a duplicate.
+	idFromBody bool
+	// tolerance of the signed timestamp, when the signature has one.
+	tolerance time.Duration
 }
+
+// stripeTolerance is how far Stripe's signed timestamp may be from the bot's
+// clock, as Stripe's libraries default to.
+const stripeTolerance = 5 * time.Minute
 
 // presets by the name used in sources.<name>.preset.
 var presets = map[string]preset{
 	// https://docs.github.com/webhooks/using-webhooks/validating-webhook-deliveries
+	// The HMAC covers the body only: X-GitHub-Event and X-GitHub-Delivery
+	// are not signed, and there is no timestamp.
 	"github": {
 		verifier: func(key []byte) (verifier, error) {
 			return newHMACVerifier(SignatureConfig{Header: "X-Hub-Signature-256", Algorithm: "sha256", Encoding: "hex", Prefix: "sha256="}, key)
 		},
-		typ: `headers["X-GitHub-Event"]`,
-		id:  `headers["X-GitHub-Delivery"]`,
+		typ:        `headers["X-GitHub-Event"]`,
+		idFromBody: true,
 	},
 	// https://docs.stripe.com/webhooks#verify-manually
+	// The HMAC covers a timestamp and the body, which holds the event id.
 	"stripe": {
-		verifier: func(key []byte) (verifier, error) { return &stripeSignature{key: key, tolerance: 5 * time.Minute}, nil },
-		typ:      `body.type`,
-		id:       `body.id`,
-		subject:  `body.data?.object?.id`,
+		verifier: func(key []byte) (verifier, error) {
+			return &stripeSignature{key: key, tolerance: stripeTolerance}, nil
+		},
+		typ:       `body.type`,
+		id:        `body.id`,
+		subject:   `body.data?.object?.id`,
+		tolerance: stripeTolerance,
 	},
 	// https://shopify.dev/docs/apps/build/webhooks/subscribe/https#step-5-verify-the-webhook
+	// The HMAC covers the body only: X-Shopify-Topic and
+	// X-Shopify-Webhook-Id are not signed, and there is no timestamp.
 	"shopify": {
 		verifier: func(key []byte) (verifier, error) {
 			return newHMACVerifier(SignatureConfig{Header: "X-Shopify-Hmac-Sha256", Algorithm: "sha256", Encoding: "base64"}, key)
 		},
 		// Topics look like "orders/create"; event types are dotted.
-		typ:     `replace(headers["X-Shopify-Topic"], "/", ".")`,
-		id:      `headers["X-Shopify-Webhook-Id"]`,
-		subject: `body.id`,
+		typ:        `replace(headers["X-Shopify-Topic"], "/", ".")`,
+		subject:    `body.id`,
+		idFromBody: true,
 	},
 }
 

@@ -4,52 +4,68 @@ package ingest
 // at load time: a rule that only listens to these events and reads a field
 // they do not have (data.chat.ratting) is refused with the field's position,
 // instead of being silently false at run time. They follow the normalization
-// in comm100.go; TestShapesCoverNormalizedEvents keeps the two in step.
+// in comm100.go; TestShapesCoverNormalizedEvents keeps the two in step. The
+// fields are those of the knowledge base's "Reference for Webhook event"
+// samples (see internal/comm100/SOURCES.md): chat ids are GUIDs, visitor
+// status is an integer, attachments are {name, uri}.
 
 type c100Visitor struct {
-	ID              string         `expr:"id"`
-	Name            string         `expr:"name"`
-	Email           string         `expr:"email"`
-	Phone           string         `expr:"phone"`
-	Company         string         `expr:"company"`
-	ChatID          string         `expr:"chat_id"`
-	Status          string         `expr:"status"`
-	Browser         string         `expr:"browser"`
-	OperatingSystem string         `expr:"operating_system"`
-	IP              string         `expr:"ip"`
-	City            string         `expr:"city"`
-	State           string         `expr:"state"`
-	Country         string         `expr:"country"`
-	Language        string         `expr:"language"`
-	TimeZone        string         `expr:"time_zone"`
-	CurrentBrowsing string         `expr:"current_browsing"`
-	LandingPage     string         `expr:"landing_page"`
-	ReferrerURL     string         `expr:"referrer_url"`
-	PageViews       int            `expr:"page_views"`
-	Visits          int            `expr:"visits"`
-	Chats           int            `expr:"chats"`
-	FirstVisitTime  string         `expr:"first_visit_time"`
-	VisitTime       string         `expr:"visit_time"`
-	Department      string         `expr:"department"`
-	CustomFields    map[string]any `expr:"custom_fields"`
-	CustomVariables map[string]any `expr:"custom_variables"`
+	ID               string         `expr:"id"`
+	Name             string         `expr:"name"`
+	Email            string         `expr:"email"`
+	Phone            string         `expr:"phone"`
+	Company          string         `expr:"company"`
+	ChatID           string         `expr:"chat_id"` // a GUID
+	Status           int            `expr:"status"`  // an integer code
+	Skill            string         `expr:"skill"`
+	Browser          string         `expr:"browser"`
+	OperatingSystem  string         `expr:"operating_system"`
+	IP               string         `expr:"ip"`
+	City             string         `expr:"city"`
+	State            string         `expr:"state"`
+	Country          string         `expr:"country"`
+	Language         string         `expr:"language"`
+	TimeZone         string         `expr:"time_zone"`
+	CurrentBrowsing  string         `expr:"current_browsing"`
+	LandingPage      string         `expr:"landing_page"`
+	ReferrerURL      string         `expr:"referrer_url"`
+	PageViews        int            `expr:"page_views"`
+	Visits           int            `expr:"visits"`
+	Chats            int            `expr:"chats"`
+	FirstVisitTime   string         `expr:"first_visit_time"`
+	VisitTime        string         `expr:"visit_time"`
+	Department       string         `expr:"department"`
+	CustomFields     map[string]any `expr:"custom_fields"`
+	CustomVariables  map[string]any `expr:"custom_variables"`
+	FlashVersion     string         `expr:"flash_version"`
+	Keywords         string         `expr:"keywords"`
+	ProductService   string         `expr:"product_service"`
+	ScreenResolution string         `expr:"screen_resolution"`
+	SearchEngine     any            `expr:"search_engine"`
+}
+
+type c100Attachment struct {
+	Name string `expr:"name"`
+	URI  string `expr:"uri"`
 }
 
 type c100Chat struct {
-	ID            string         `expr:"id"`
-	Name          string         `expr:"name"`
-	Email         string         `expr:"email"`
-	Department    string         `expr:"department"`
-	Transcript    []string       `expr:"transcript"`
-	StartTime     string         `expr:"start_time"`
-	EndTime       string         `expr:"end_time"`
-	WaitingTime   int            `expr:"waiting_time"`
-	Operators     any            `expr:"operators"`
-	Rating        int            `expr:"rating"`
-	RatingComment string         `expr:"rating_comment"`
-	WrapUp        any            `expr:"wrap_up"`
-	CustomFields  map[string]any `expr:"custom_fields"`
-	Attachment    []any          `expr:"attachment"`
+	ID             string           `expr:"id"` // a GUID
+	Name           string           `expr:"name"`
+	Email          string           `expr:"email"`
+	Company        string           `expr:"company"`
+	Department     string           `expr:"department"`
+	CustomVariable map[string]any   `expr:"custom_variable"`
+	Transcript     []string         `expr:"transcript"`
+	StartTime      string           `expr:"start_time"`
+	EndTime        string           `expr:"end_time"`
+	WaitingTime    int              `expr:"waiting_time"`
+	Operators      any              `expr:"operators"`
+	Rating         int              `expr:"rating"`
+	RatingComment  string           `expr:"rating_comment"`
+	WrapUp         any              `expr:"wrap_up"`
+	CustomFields   map[string]any   `expr:"custom_fields"`
+	Attachment     []c100Attachment `expr:"attachment"`
 }
 
 type c100Wrapup struct {
@@ -60,17 +76,19 @@ type c100Wrapup struct {
 }
 
 type c100OfflineMessage struct {
-	ID           string         `expr:"id"`
-	Name         string         `expr:"name"`
-	Email        string         `expr:"email"`
-	Phone        string         `expr:"phone"`
-	Company      string         `expr:"company"`
-	Department   string         `expr:"department"`
-	Subject      string         `expr:"subject"`
-	Content      string         `expr:"content"`
-	Time         string         `expr:"time"`
-	Attachment   any            `expr:"attachment"`
-	CustomFields map[string]any `expr:"custom_fields"`
+	ID             string         `expr:"id"` // a GUID
+	Skill          string         `expr:"skill"`
+	CustomVariable map[string]any `expr:"custom_variable"`
+	Name           string         `expr:"name"`
+	Email          string         `expr:"email"`
+	Phone          string         `expr:"phone"`
+	Company        string         `expr:"company"`
+	Department     string         `expr:"department"`
+	Subject        string         `expr:"subject"`
+	Content        string         `expr:"content"`
+	Time           string         `expr:"time"`
+	Attachment     c100Attachment `expr:"attachment"`
+	CustomFields   map[string]any `expr:"custom_fields"`
 }
 
 type c100ChatStarted struct {
@@ -102,7 +120,7 @@ type c100OfflineSubmitted struct {
 }
 
 type c100AgentStatus struct {
-	OperatorID string `expr:"operator_id"`
+	OperatorID string `expr:"operator_id"` // a GUID on v4
 	Status     string `expr:"status"`
 }
 

@@ -32,10 +32,11 @@ type SourceConfig struct {
 	// connection's remote address. Default empty: any address.
 	AllowIPs []string `koanf:"allow_ips"`
 	// Preset configures signature, type and id for a known sender, for kind
-	// generic: "github" (X-Hub-Signature-256, type from X-GitHub-Event, id from
-	// X-GitHub-Delivery), "stripe" (Stripe-Signature, type and id from the
-	// body) or "shopify" (X-Shopify-Hmac-Sha256, type from X-Shopify-Topic, id
-	// from X-Shopify-Webhook-Id). Needs Secret. Default none.
+	// generic: "github" (X-Hub-Signature-256, type from X-GitHub-Event),
+	// "stripe" (Stripe-Signature with a timestamp, type and id from the body)
+	// or "shopify" (X-Shopify-Hmac-Sha256, type from X-Shopify-Topic). GitHub
+	// and Shopify sign the body only, not their delivery-id headers, so their
+	// event id is "<type>:<hash of the body>". Needs Secret. Default none.
 	Preset string `koanf:"preset"`
 	// Secret is the shared secret: the HMAC key of Signature or Preset, or the
 	// value SecretHeader must carry.
@@ -120,6 +121,30 @@ type source struct {
 	// mediaOK says whether a request's content type can be decoded.
 	mediaOK func(h http.Header) error
 	decode  decodeFunc
+	// reply, when set, may give the answer to a stored event instead of
+	// {"id": ...}: ok false keeps the usual answer.
+	reply func(ev *event.Event, usual map[string]any) (status int, body any, ok bool)
+}
+
+// ReplayWindow is how long a captured request of this source can pass its
+// signature check after it was first accepted: twice the tolerance of a
+// signed timestamp (the timestamp may be ahead of the bot's clock by the
+// tolerance as well as behind it), or 0 when nothing signed expires. A
+// duplicate window at least this long turns every replay of an accepted
+// request into a duplicate or a stale refusal, as long as the event id comes
+// from what is signed.
+func (c SourceConfig) ReplayWindow() time.Duration {
+	var tolerance time.Duration
+	switch {
+	case c.Preset != "":
+		tolerance = presets[c.Preset].tolerance
+	case c.Signature.Header != "" && c.Signature.TimestampHeader != "":
+		tolerance = c.Signature.Tolerance
+		if tolerance <= 0 {
+			tolerance = defaultTolerance
+		}
+	}
+	return 2 * tolerance
 }
 
 // Validate checks the configuration of source name and compiles its
@@ -172,6 +197,7 @@ func newSource(name string, cfg SourceConfig) (*source, error) {
 	case KindComm100:
 		// The shared-secret header applies to some shapes only: the decoder checks it.
 		s.decode = newComm100Decoder(name, auth)
+		s.reply = comm100Reply
 	case KindGeneric:
 		s.verifiers = auth
 		s.decode, err = newGenericDecoder(name, cfg)

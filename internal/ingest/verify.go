@@ -91,6 +91,10 @@ func newVerifiers(name string, cfg SourceConfig) ([]verifier, error) {
 	return out, nil
 }
 
+// defaultTolerance is how far a signed timestamp may be from the bot's clock
+// when signature.tolerance is not set.
+const defaultTolerance = 5 * time.Minute
+
 // hmacVerifier checks an HMAC of the body, or of "<timestamp>.<body>", sent
 // in a header.
 type hmacVerifier struct {
@@ -126,7 +130,7 @@ func newHMACVerifier(c SignatureConfig, key []byte) (*hmacVerifier, error) {
 		return nil, fmt.Errorf("tolerance: want a positive duration, got %s", v.tolerance)
 	}
 	if v.tolerance == 0 {
-		v.tolerance = 5 * time.Minute
+		v.tolerance = defaultTolerance
 	}
 	return v, nil
 }

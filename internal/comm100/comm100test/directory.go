@@ -2,46 +2,63 @@ package comm100test
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
+	"strings"
 )
 
-var agentStatuses = []string{"online", "away", "offline"}
+// agentStatuses are the statuses PUT livechat/agents/{id} takes
+// (dash15.comm100.io/doc/LiveChat/chatServer: "online", "away" and custom
+// away statuses, which the simulator has none of), with the name
+// GET livechat/agents shows for each ("Online" in the page's sample).
+var agentStatuses = map[string]string{"online": "Online", "away": "Away"}
 
-// handleLiveChatAgents is GET livechat/agents: agents with presence, paginated.
-func (s *Server) handleLiveChatAgents(w http.ResponseWriter, r *http.Request) {
+// liveAgent is an agent's status as the chat server pages give it.
+type liveAgent struct {
+	ID           string `json:"id"`
+	Status       string `json:"status"`
+	OngoingChats int    `json:"ongoingChats"`
+}
+
+// handleLiveChatAgents is GET livechat/agents: a bare array of
+// {id, status, ongoingChats}.
+func (s *Server) handleLiveChatAgents(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	agents := copyAll(s.st.agents)
+	out := make([]liveAgent, 0, len(s.st.agents))
+	for _, a := range s.st.agents {
+		out = append(out, liveAgent{ID: a.ID, Status: a.Status})
+	}
 	s.mu.Unlock()
-	writePage(w, r, "agents", agents)
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleSetAgentStatus is PUT livechat/agents/{id} {"status"}.
 func (s *Server) handleSetAgentStatus(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var in struct {
+		ID     string `json:"id"`
 		Status string `json:"status"`
 	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	if in.Status == "" {
+	name, ok := agentStatuses[in.Status]
+	switch {
+	case in.Status == "":
 		writeError(w, http.StatusBadRequest, 400000, "Parameter 'status' is required.")
 		return
-	}
-	if !slices.Contains(agentStatuses, in.Status) {
-		writeError(w, http.StatusBadRequest, 400000, "Parameter 'status' must be one of online, away, offline.")
+	case !ok:
+		writeError(w, http.StatusBadRequest, 400000, "Parameter 'status' must be online, away or a custom away status of the site.")
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := find(s.st.agents, func(a *Agent) bool { return a.ID == id })
+	a := find(s.st.agents, func(a *Agent) bool { return strings.EqualFold(a.ID, id) })
 	if a == nil {
 		writeError(w, http.StatusNotFound, 404000, "Agent not found.")
 		return
 	}
-	a.Status = in.Status
-	writeJSON(w, http.StatusOK, *a)
+	a.Status = name
+	writeJSON(w, http.StatusOK, liveAgent{ID: a.ID, Status: a.Status})
 }
 
 // handleAgents is GET global/agents, paginated.

@@ -23,6 +23,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	handle("PUT /ticketing/tickets/{id}", s.handleUpdateTicket)
 	handle("POST /ticketing/messages", s.handleCreateMessage)
 	handle("POST /ticketing/notes", s.handleCreateNote)
+	handle("GET /ticketing/fields", s.handleTicketFields)
 	handle("GET /ticketing/tags", s.handleTags)
 	handle("POST /ticketing/tags", s.handleCreateTag)
 
@@ -36,6 +37,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	handle("GET /livechat/chats/{id}", s.handleGetChat)
 	handle("POST /livechat/chats:search", s.handleSearchChats)
+	handle("POST /livechat/chats:Search", s.handleSearchChats)
 	handle("POST /livechat/chats/{action}", s.handleAttachChat)
 	handle("GET /livechat/offlineMessages/{id}", s.handleGetOfflineMessage)
 	handle("POST /livechat/offlineMessages/{action}", s.handleAttachOfflineMessage)
@@ -105,7 +107,8 @@ func pathInt(r *http.Request, name string) (int64, bool) {
 
 // writePage answers one page of items under key, as Comm100 paginates
 // lists: pageIndex (1-based) and pageSize (default 10) from the query, and
-// nextPage, previousPage (URLs or null) and total.
+// nextPage, previousPage (URLs or null) and total (the visitor page's
+// answer: {"visitors": [...], "nextPage": null, "previousPage": null, "total": 1}).
 func writePage[T any](w http.ResponseWriter, r *http.Request, key string, items []T) {
 	q := r.URL.Query()
 	index, size := 1, 10
@@ -119,8 +122,8 @@ func writePage[T any](w http.ResponseWriter, r *http.Request, key string, items 
 	}
 	if v := q.Get("pageSize"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageSize' must be an integer from 1 to 100.")
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageSize' must be a positive integer.")
 			return
 		}
 		size = n

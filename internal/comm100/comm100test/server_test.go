@@ -409,7 +409,7 @@ func TestPagination(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"&pageIndex=0", "&pageIndex=x", "&pageSize=101"} {
+	for _, bad := range []string{"&pageIndex=0", "&pageIndex=x", "&pageSize=0"} {
 		checkError(t, call(t, nil, "GET", base+"/v4/global/visitors"+site+bad, "", okAuth), 400, "Parameter 'page")
 	}
 }
@@ -441,22 +441,30 @@ func TestValidationAndNotFound(t *testing.T) {
 		{"reply with a bad id", "POST", "ticketing/messages", `{"ticketId":"abc","body":"b"}`, 400, "not a valid integer"},
 		{"note without text", "POST", "ticketing/notes", `{"ticketId":"1001"}`, 400, "'text' is required"},
 		{"tag without name", "POST", "ticketing/tags", `{}`, 400, "'name' is required"},
-		{"contact empty", "POST", "contact/contacts", `{}`, 400, "'name' or 'contactIdentities'"},
 		{"contact bad identity", "POST", "contact/contacts", `{"contactIdentities":[{"contactIdentityType":"Pigeon","value":"x"}]}`, 400, "contactIdentityType"},
 		{"contact taken identity", "POST", "contact/contacts", `{"contactIdentities":[{"contactIdentityType":"Email","value":"C@example.com"}]}`, 400, "already used"},
-		{"contact find half query", "GET", "contact/contacts?contactIdentityType=Email", "", 400, "go together"},
 		{"update unknown contact", "PUT", "contact/contacts/nope", `{"name":"x"}`, 404, "Contact not found"},
 		{"unknown chat", "GET", "livechat/chats/1", "", 404, "Chat not found"},
-		{"search without timeFrom", "POST", "livechat/chats:search", `{}`, 400, "Parameter 'timeFrom' is required."},
+		{"search with timeFrom in the body", "POST", "livechat/chats:search", `{"timeFrom":"2025-03-17T09:00:00Z"}`, 400, "Parameter 'timeFrom' is not a body parameter"},
+		{"search with a bad filter list", "POST", "livechat/chats:search", `{"filters":{"name":"time"}}`, 400, "'filters' must be a list"},
+		{"search with a bad operator", "POST", "livechat/chats:search", `{"filters":[{"name":"departmentId","operator":"like","value":["x"]}]}`, 400, "operator must be is or ignored"},
+		{"search with a bad page", "POST", "livechat/chats:search?pageIndex=0", `{}`, 400, "'pageIndex'"},
+		{"attach by GUID", "POST", "livechat/chats/16c2cc3a-1b15-4b4f-9298-1cd04d6cec15:AttachToTicket", `{"ticketId":1001}`, 404, "the integer id"},
+		{"ticket singular message", "POST", "ticketing/tickets", `{"subject":"s","message":{"body":"b"}}`, 400, "Parameter 'message' is not a ticket field"},
+		{"ticket custom field by name", "POST", "ticketing/tickets", `{"subject":"s","customFields":{"Chat ID":"x"}}`, 400, "keyed by the id"},
+		{"ticket system field", "POST", "ticketing/tickets", `{"subject":"s","customFields":{"0a1b2c3d-0002-4000-8000-000000000002":"high"}}`, 400, "system field"},
+		{"ticket message type", "POST", "ticketing/tickets", `{"subject":"s","messages":[{"type":"markdown","body":"b"}]}`, 400, "'messages[0].type'"},
+		{"update messages", "PUT", "ticketing/tickets/1001", `{"messages":[{"body":"b"}]}`, 400, "'messages' cannot be updated"},
 		{"attach unknown chat", "POST", "livechat/chats/1:AttachToTicket", `{"ticketId":1001}`, 404, "Chat not found"},
 		{"attach without ticket", "POST", "livechat/chats/1:AttachToTicket", `{}`, 400, "'ticketId' is required"},
 		{"unknown chat action", "POST", "livechat/chats/1:Explode", `{}`, 404, "not found"},
-		{"unknown offline message", "GET", "livechat/offlineMessages/x", "", 404, "Offline message not found"},
+		{"unknown offline message", "GET", "livechat/offlineMessages/77", "", 404, "Offline message not found"},
+		{"unknown offline message GUID", "GET", "livechat/offlineMessages/58f738e3-86e5-4ce2-92da-f65ecc0d5318", "", 404, "Offline message not found"},
 		{"agent bad status", "PUT", "livechat/agents/a1", `{"status":"asleep"}`, 400, "'status'"},
 		{"unknown agent", "PUT", "livechat/agents/zz", `{"status":"away"}`, 404, "Agent not found"},
 		{"webhook bad event", "POST", "livechat/webhooks", `{"event":"chatExplodes","targetUrl":"https://x.example"}`, 400, "'event'"},
 		{"webhook bad url", "POST", "livechat/webhooks", `{"event":"chatEnds","targetUrl":"/relative"}`, 400, "'targetUrl'"},
-		{"delete unknown webhook", "DELETE", "livechat/webhooks/9", "", 404, "Webhook not found"},
+		{"delete unknown webhook", "DELETE", "livechat/webhooks/69FAB2B6-1189-4B96-BD06-1CBDADBC1164", "", 404, "Webhook not found"},
 		{"unknown path", "GET", "nothing/here", "", 404, "not found"},
 	}
 	for _, tt := range tests {
@@ -475,12 +483,12 @@ func TestValidationAndNotFound(t *testing.T) {
 func TestControlEndpoints(t *testing.T) {
 	clock := newClock()
 	_, base := start(t, Config{Now: clock.Now})
-	a := call(t, nil, "POST", base+"/_sim/seed", `{"chats":[{"visitorId":"v1","messages":[{"senderType":"visitor","content":"hi"}]}],"offlineMessages":[{"id":"om1","content":"call me"}]}`, nil)
+	a := call(t, nil, "POST", base+"/_sim/seed", `{"chats":[{"guid":"16c2cc3a-1b15-4b4f-9298-1cd04d6cec15","messages":"hi"}],"offlineMessages":[{"message":"call me"}]}`, nil)
 	if a.status != 200 {
 		t.Fatalf("seed: got %d %s", a.status, a.raw)
 	}
 	chatID := a.body["chats"].([]any)[0].(map[string]any)["id"].(float64)
-	if got := call(t, nil, "GET", base+"/v4/livechat/chats/"+formatInt(int64(chatID))+site, "", okAuth); got.status != 200 || got.body["visitorId"] != "v1" {
+	if got := call(t, nil, "GET", base+"/v4/livechat/chats/"+formatInt(int64(chatID))+site, "", okAuth); got.status != 200 || got.body["messages"] != "hi" {
 		t.Errorf("seeded chat: got %d %s", got.status, got.raw)
 	}
 	call(t, nil, "POST", base+"/v4/ticketing/tickets"+site, `{"subject":"from test"}`, okAuth)
@@ -504,5 +512,6 @@ func TestControlEndpoints(t *testing.T) {
 		t.Errorf("GET /_sim/state: got %+v", st)
 	}
 	checkError(t, call(t, nil, "POST", base+"/_sim/seed", `{"chats":[{"id":`+formatInt(int64(chatID))+`}]}`, nil), 400, "already exists")
+	checkError(t, call(t, nil, "POST", base+"/_sim/seed", `{"chats":[{"guid":"16C2CC3A-1B15-4B4F-9298-1CD04D6CEC15"}]}`, nil), 400, "already exists")
 	checkError(t, call(t, nil, "POST", base+"/_sim/seed", `{"robots":[]}`, nil), 400, "unknown field")
 }

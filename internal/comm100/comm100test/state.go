@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,7 @@ type State struct {
 	Messages        []Message        `json:"messages"`
 	Notes           []Note           `json:"notes"`
 	Tags            []Tag            `json:"tags"`
+	TicketFields    []TicketField    `json:"ticketFields"`
 	Contacts        []Contact        `json:"contacts"`
 	Webhooks        []Webhook        `json:"webhooks"`
 	Chats           []Chat           `json:"chats"`
@@ -26,9 +28,11 @@ type State struct {
 }
 
 // Seed is data to add to the simulator (Server.Seed, POST /_sim/seed).
-// Items without an id get one: an integer for chats, a GUID otherwise.
+// Items without an id get one: an integer for chats and offline messages
+// (with a GUID besides, the id their webhooks carry), a GUID otherwise.
 type Seed struct {
 	Tags            []Tag            `json:"tags,omitempty"`
+	TicketFields    []TicketField    `json:"ticketFields,omitempty"`
 	Contacts        []Contact        `json:"contacts,omitempty"`
 	Chats           []Chat           `json:"chats,omitempty"`
 	OfflineMessages []OfflineMessage `json:"offlineMessages,omitempty"`
@@ -38,33 +42,43 @@ type Seed struct {
 	Visitors        []Visitor        `json:"visitors,omitempty"`
 }
 
-// Ticket is a ticket; its id is an integer, as on v4.
+// The models follow the pages listed in internal/comm100/SOURCES.md; each
+// type names its page.
+
+// Ticket is a ticket (developer.comm100.com/docs/server-api-ticketing-ticket);
+// its id is an integer.
 type Ticket struct {
 	ID                   int64          `json:"id"`
 	Subject              string         `json:"subject"`
 	Priority             string         `json:"priority"`
 	Status               string         `json:"status"`
+	ChannelID            string         `json:"channelId"`
+	AssigneeType         string         `json:"assigneeType,omitempty"`
 	AssigneeID           string         `json:"assigneeId,omitempty"`
 	DepartmentAssigneeID string         `json:"departmentAssigneeId,omitempty"`
-	ChannelID            string         `json:"channelId,omitempty"`
-	ContactOrVisitorID   string         `json:"contactOrVisitorId,omitempty"`
+	ContactOrVisitorID   string         `json:"contactOrVisitorId"`
 	ContactOrVisitorType string         `json:"contactOrVisitorType,omitempty"`
-	CustomFields         map[string]any `json:"customFields,omitempty"`
+	CustomFields         map[string]any `json:"customFields"`
 	TagIDs               []string       `json:"tagIds"`
 	CreatedTime          time.Time      `json:"createdTime"`
-	LastActivityTime     time.Time      `json:"lastActivityTime"`
+	LastUpdatedTime      time.Time      `json:"lastUpdatedTime"`
 }
 
-// Message is a reply on a ticket.
+// Message is a message on a ticket
+// (developer.comm100.com/docs/server-api-ticketing-message). Body is kept
+// as text: a base64 data URL is decoded.
 type Message struct {
-	ID          string    `json:"id"`
-	TicketID    int64     `json:"ticketId"`
-	Type        string    `json:"type"`
-	Body        string    `json:"body"`
-	CreatedTime time.Time `json:"createdTime"`
+	ID         string    `json:"id"`
+	TicketID   int64     `json:"ticketId"`
+	SentByType string    `json:"sentByType"`
+	ChannelID  string    `json:"channelId,omitempty"`
+	Type       string    `json:"type"`
+	Body       string    `json:"body"`
+	Time       time.Time `json:"time"`
 }
 
-// Note is an internal note on a ticket.
+// Note is an internal note on a ticket
+// (dash15.comm100.io/doc/Ticketing/ticketingNote).
 type Note struct {
 	ID          string    `json:"id"`
 	TicketID    int64     `json:"ticketId"`
@@ -72,13 +86,25 @@ type Note struct {
 	CreatedTime time.Time `json:"createdTime"`
 }
 
-// Tag is a ticket tag.
+// Tag is a ticket tag (developer.comm100.com/docs/server-api-ticketing-tag).
 type Tag struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 }
 
-// Contact is a contact with its identities.
+// TicketField is a ticket field (dash15.comm100.io/doc/Ticketing/ticketingField).
+// Tickets carry custom field values keyed by the field's id.
+type TicketField struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	SystemName string `json:"systemName"`
+	Type       string `json:"type"`
+	IsSystem   bool   `json:"isSystem"`
+	IsRequired bool   `json:"isRequired"`
+}
+
+// Contact is a contact with its identities
+// (developer.comm100.com/docs/server-api-global-setting-contact).
 type Contact struct {
 	ID           string            `json:"id"`
 	Name         string            `json:"name"`
@@ -92,56 +118,52 @@ type ContactIdentity struct {
 	Value string `json:"value"`
 }
 
-// Webhook is a webhook subscription. Its id is an integer, so that clients
-// meet number ids next to the GUID strings of other resources.
+// Webhook is a webhook subscription
+// (developer.comm100.com/docs/server-api-livechat-webhook); its id is a GUID.
 type Webhook struct {
-	ID        int64  `json:"id"`
+	ID        string `json:"id"`
 	Event     string `json:"event"`
 	TargetURL string `json:"targetUrl"`
 }
 
-// Chat is a live chat; its id is an integer, as on v4.
+// Chat is a live chat (dash15.comm100.io/doc/LiveChat/chat): an integer id
+// for the REST API, and GUID, the id the live-chat webhooks carry, which
+// GET livechat/chats/{id} takes too (Comm100's own API tests). Messages is a
+// string, as the page types it.
 type Chat struct {
-	ID           int64          `json:"id"`
-	VisitorID    string         `json:"visitorId,omitempty"`
-	CampaignID   string         `json:"campaignId,omitempty"`
-	DepartmentID string         `json:"departmentId,omitempty"`
-	AgentIDs     []string       `json:"agentIds,omitempty"`
-	TicketID     int64          `json:"ticketId,omitempty"`
-	Rating       int            `json:"rating,omitempty"`
-	StartTime    time.Time      `json:"startTime"`
-	EndTime      time.Time      `json:"endTime"`
-	CustomFields map[string]any `json:"customFields,omitempty"`
-	Messages     []ChatMessage  `json:"messages"`
+	ID              int64     `json:"id"`
+	GUID            string    `json:"guid"`
+	Status          string    `json:"status"`
+	StartTime       time.Time `json:"startTime"`
+	EndTime         time.Time `json:"endTime"`
+	Messages        string    `json:"messages"`
+	PreChatName     string    `json:"preChatName,omitempty"`
+	PreChatEmail    string    `json:"preChatEmail,omitempty"`
+	PreChatTicketID int64     `json:"preChatTicketId,omitempty"`
+	DepartmentID    string    `json:"departmentId,omitempty"`
+	CampaignID      string    `json:"campaignId,omitempty"`
 }
 
-// ChatMessage is one line of a transcript.
-type ChatMessage struct {
-	SenderType string    `json:"senderType"`
-	SenderID   string    `json:"senderId,omitempty"`
-	Sender     string    `json:"sender,omitempty"`
-	Content    string    `json:"content"`
-	Time       time.Time `json:"time"`
-}
-
-// OfflineMessage is a message left while no agent was online.
+// OfflineMessage is a message left while no agent was online
+// (dash15.comm100.io/doc/LiveChat/offlineMessage): an integer id and a GUID.
 type OfflineMessage struct {
-	ID           string         `json:"id"`
-	VisitorID    string         `json:"visitorId,omitempty"`
-	CampaignID   string         `json:"campaignId,omitempty"`
-	DepartmentID string         `json:"departmentId,omitempty"`
-	TicketID     int64          `json:"ticketId,omitempty"`
-	Name         string         `json:"name,omitempty"`
-	Email        string         `json:"email,omitempty"`
-	Phone        string         `json:"phone,omitempty"`
-	Company      string         `json:"company,omitempty"`
-	Subject      string         `json:"subject,omitempty"`
-	Content      string         `json:"content"`
-	Time         time.Time      `json:"time"`
-	CustomFields map[string]any `json:"customFields,omitempty"`
+	ID           int64     `json:"id"`
+	GUID         string    `json:"guid"`
+	CreatedTime  time.Time `json:"createdTime"`
+	Name         string    `json:"name,omitempty"`
+	Email        string    `json:"email,omitempty"`
+	Phone        string    `json:"phone,omitempty"`
+	Company      string    `json:"company,omitempty"`
+	Subject      string    `json:"subject,omitempty"`
+	Message      string    `json:"message"`
+	DepartmentID string    `json:"departmentId,omitempty"`
+	CampaignID   string    `json:"campaignId,omitempty"`
+	VisitorID    string    `json:"visitorId,omitempty"`
+	TicketID     int64     `json:"ticketId,omitempty"`
 }
 
-// Agent is an agent with its live-chat presence.
+// Agent is an agent (dash15.comm100.io/doc/Global/agent) with its live-chat
+// status (dash15.comm100.io/doc/LiveChat/chatServer: "Online", "Away", ...).
 type Agent struct {
 	ID            string   `json:"id"`
 	Email         string   `json:"email"`
@@ -169,21 +191,13 @@ type Campaign struct {
 	Description string `json:"description,omitempty"`
 }
 
-// Visitor is a website visitor.
+// Visitor is a website visitor (dash15.comm100.io/doc/Global/visitor).
 type Visitor struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name,omitempty"`
-	Email          string    `json:"email,omitempty"`
-	Phone          string    `json:"phone,omitempty"`
-	Company        string    `json:"company,omitempty"`
-	Status         string    `json:"status,omitempty"`
-	IP             string    `json:"ip,omitempty"`
-	Country        string    `json:"country,omitempty"`
-	TimeZone       string    `json:"timeZone,omitempty"`
-	PageViews      int       `json:"pageViews,omitempty"`
-	Visits         int       `json:"visits,omitempty"`
-	FirstVisitTime time.Time `json:"firstVisitTime"`
-	VisitTime      time.Time `json:"visitTime"`
+	ID             string `json:"id"`
+	Name           string `json:"name,omitempty"`
+	Email          string `json:"email,omitempty"`
+	NumberOfVisits int    `json:"numberOfVisits"`
+	NumberOfChats  int    `json:"numberOfChats"`
 }
 
 // state is the simulator's data, guarded by Server.mu. Slices keep creation
@@ -193,6 +207,7 @@ type state struct {
 	messages        []*Message
 	notes           []*Note
 	tags            []*Tag
+	fields          []*TicketField
 	contacts        []*Contact
 	webhooks        []*Webhook
 	chats           []*Chat
@@ -202,11 +217,28 @@ type state struct {
 	campaigns       []*Campaign
 	visitors        []*Visitor
 
-	nextTicket, nextWebhook, nextChat int64
+	nextTicket, nextChat, nextOffline int64
+}
+
+// ChatIDField is the id of the custom ticket field "Chat ID" every
+// simulator starts with, so that the shipped rule that names it works
+// against `bot sim`.
+const ChatIDField = "7b3e6a0c-2d41-4f8e-9c55-1a2b3c4d5e6f"
+
+// defaultFields are the ticket fields a new simulator has: a few of
+// Comm100's system fields (dash11 KB "Introduction to Fields in Ticketing &
+// Messaging") and the custom field "Chat ID".
+func defaultFields() []*TicketField {
+	return []*TicketField{
+		{ID: "0a1b2c3d-0001-4000-8000-000000000001", Name: "Subject", SystemName: "subject", Type: "text", IsSystem: true, IsRequired: true},
+		{ID: "0a1b2c3d-0002-4000-8000-000000000002", Name: "Priority", SystemName: "priority", Type: "dropdownList", IsSystem: true},
+		{ID: "0a1b2c3d-0003-4000-8000-000000000003", Name: "Status", SystemName: "status", Type: "dropdownList", IsSystem: true},
+		{ID: ChatIDField, Name: "Chat ID", Type: "text"},
+	}
 }
 
 func newState() state {
-	return state{nextTicket: 1000, nextWebhook: 0, nextChat: 3356700}
+	return state{nextTicket: 1000, nextChat: 3356700, nextOffline: 1140, fields: defaultFields()}
 }
 
 // Seed adds data and returns it as stored, with the ids given.
@@ -220,17 +252,39 @@ func (s *Server) Seed(in Seed) (Seed, error) {
 			st.nextChat++
 			c.ID = st.nextChat
 		}
-		if find(st.chats, func(x *Chat) bool { return x.ID == c.ID }) != nil {
-			return Seed{}, fmt.Errorf("chat %d: already exists", c.ID)
+		if c.GUID == "" {
+			c.GUID = newGUID()
+		}
+		if find(st.chats, func(x *Chat) bool { return x.ID == c.ID || strings.EqualFold(x.GUID, c.GUID) }) != nil {
+			return Seed{}, fmt.Errorf("chat %d (%s): already exists", c.ID, c.GUID)
 		}
 		st.nextChat = max(st.nextChat, c.ID)
-		if c.Messages == nil {
-			c.Messages = []ChatMessage{}
+		if c.Status == "" {
+			c.Status = "normal"
 		}
+	}
+	for i := range in.OfflineMessages {
+		m := &in.OfflineMessages[i]
+		if m.ID == 0 {
+			st.nextOffline++
+			m.ID = st.nextOffline
+		}
+		if m.GUID == "" {
+			m.GUID = newGUID()
+		}
+		if find(st.offlineMessages, func(x *OfflineMessage) bool { return x.ID == m.ID || strings.EqualFold(x.GUID, m.GUID) }) != nil {
+			return Seed{}, fmt.Errorf("offline message %d (%s): already exists", m.ID, m.GUID)
+		}
+		st.nextOffline = max(st.nextOffline, m.ID)
 	}
 	for i := range in.Contacts {
 		if msg := st.checkIdentities(in.Contacts[i].Identities, ""); msg != "" {
 			return Seed{}, fmt.Errorf("contact %d: %s", i, msg)
+		}
+	}
+	for i, f := range in.TicketFields {
+		if strings.TrimSpace(f.Name) == "" {
+			return Seed{}, fmt.Errorf("ticket field %d: name is empty", i)
 		}
 	}
 	assign := func(id *string) {
@@ -242,25 +296,32 @@ func (s *Server) Seed(in Seed) (Seed, error) {
 		c := in.Chats[i]
 		st.chats = append(st.chats, &c)
 	}
+	for i := range in.OfflineMessages {
+		m := in.OfflineMessages[i]
+		st.offlineMessages = append(st.offlineMessages, &m)
+	}
 	for i := range in.Tags {
 		assign(&in.Tags[i].ID)
 		t := in.Tags[i]
 		st.tags = append(st.tags, &t)
+	}
+	for i := range in.TicketFields {
+		assign(&in.TicketFields[i].ID)
+		if in.TicketFields[i].Type == "" {
+			in.TicketFields[i].Type = "text"
+		}
+		f := in.TicketFields[i]
+		st.fields = append(st.fields, &f)
 	}
 	for i := range in.Contacts {
 		assign(&in.Contacts[i].ID)
 		c := in.Contacts[i]
 		st.contacts = append(st.contacts, &c)
 	}
-	for i := range in.OfflineMessages {
-		assign(&in.OfflineMessages[i].ID)
-		m := in.OfflineMessages[i]
-		st.offlineMessages = append(st.offlineMessages, &m)
-	}
 	for i := range in.Agents {
 		assign(&in.Agents[i].ID)
 		if in.Agents[i].Status == "" {
-			in.Agents[i].Status = "offline"
+			in.Agents[i].Status = "Offline"
 		}
 		a := in.Agents[i]
 		st.agents = append(st.agents, &a)
@@ -292,6 +353,7 @@ func (s *Server) State() State {
 		Messages:        copyAll(s.st.messages),
 		Notes:           copyAll(s.st.notes),
 		Tags:            copyAll(s.st.tags),
+		TicketFields:    copyAll(s.st.fields),
 		Contacts:        copyAll(s.st.contacts),
 		Webhooks:        copyAll(s.st.webhooks),
 		Chats:           copyAll(s.st.chats),

@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// handleTags is GET ticketing/tags: a bare array.
+// handleTags is GET ticketing/tags: a bare array
+// (developer.comm100.com/docs/server-api-ticketing-tag).
 func (s *Server) handleTags(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	tags := copyAll(s.st.tags)
@@ -21,16 +22,12 @@ func (s *Server) handleCreateTag(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(in.Name)
-	if name == "" {
+	if name == "" { // the tag page: name, body, required
 		writeError(w, http.StatusBadRequest, 400000, "Parameter 'name' is required.")
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if find(s.st.tags, func(t *Tag) bool { return strings.EqualFold(t.Name, name) }) != nil {
-		writeError(w, http.StatusBadRequest, 400000, "Tag name '"+name+"' already exists.")
-		return
-	}
 	t := &Tag{ID: newGUID(), Name: name}
 	s.st.tags = append(s.st.tags, t)
 	writeJSON(w, http.StatusCreated, t)

@@ -7,7 +7,8 @@ import (
 	"strings"
 )
 
-// webhookEvents are the live-chat subscriptions Comm100 offers.
+// webhookEvents are the live-chat subscriptions Comm100 offers
+// (developer.comm100.com/docs/server-api-livechat-webhook: event "Allowed values").
 var webhookEvents = []string{
 	"chatIsRequested", "chatStarts", "chatEnds", "chatIsWrappedUp", "chatIsTransferred",
 	"offlineMessageIsSubmitted", "agentStatusChanges",
@@ -26,6 +27,8 @@ type webhookIn struct {
 	TargetURL string `json:"targetUrl"`
 }
 
+// check applies the webhook page: event from its list and targetUrl, both
+// required; "Target url" is taken to be an absolute http(s) URL.
 func (in webhookIn) check() string {
 	switch {
 	case in.Event == "":
@@ -52,15 +55,14 @@ func (s *Server) handleCreateWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.st.nextWebhook++
-	h := &Webhook{ID: s.st.nextWebhook, Event: in.Event, TargetURL: in.TargetURL}
+	h := &Webhook{ID: newGUID(), Event: in.Event, TargetURL: in.TargetURL}
 	s.st.webhooks = append(s.st.webhooks, h)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusCreated, h)
 }
 
 func (s *Server) handleUpdateWebhook(w http.ResponseWriter, r *http.Request) {
-	id, _ := pathInt(r, "id")
+	id := r.PathValue("id")
 	var in webhookIn
 	if !decodeBody(w, r, &in) {
 		return
@@ -71,7 +73,7 @@ func (s *Server) handleUpdateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := find(s.st.webhooks, func(h *Webhook) bool { return h.ID == id })
+	h := find(s.st.webhooks, func(h *Webhook) bool { return sameGUID(h.ID, id) })
 	if h == nil {
 		writeError(w, http.StatusNotFound, 404000, "Webhook not found.")
 		return
@@ -81,10 +83,10 @@ func (s *Server) handleUpdateWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleDeleteWebhook(w http.ResponseWriter, r *http.Request) {
-	id, _ := pathInt(r, "id")
+	id := r.PathValue("id")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.st.webhooks, func(h *Webhook) bool { return h.ID == id })
+	i := slices.IndexFunc(s.st.webhooks, func(h *Webhook) bool { return sameGUID(h.ID, id) })
 	if i < 0 {
 		writeError(w, http.StatusNotFound, 404000, "Webhook not found.")
 		return
