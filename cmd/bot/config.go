@@ -158,6 +158,9 @@ func (c *Config) validate() error {
 	if c.NATS.Replicas < 1 || c.NATS.Replicas > 5 {
 		return fmt.Errorf("nats.replicas: want 1 to 5, got %d", c.NATS.Replicas)
 	}
+	if err := c.NATS.Validate(); err != nil {
+		return err
+	}
 	if c.Comm100.HasCredentials() {
 		if err := c.Comm100.Validate(); err != nil {
 			return err

@@ -22,6 +22,8 @@ var configDocs = map[string]string{
 	"nats.replicas":       "replicas of each stream (1 to 5)",
 	"nats.dedup_window":   "how long a repeated event id is recognised; raised to cover every source's signature tolerance",
 	"nats.events_max_age": "how long events are kept",
+	"nats.sync":           "when the embedded server syncs to disk: always (before every acknowledgement) or an interval such as 1s",
+	"nats.max_store":      "bytes the embedded server's store may take; 0: three quarters of the disk space free at start",
 
 	"rules.dir":      "directory of the rule files",
 	"rules.watch":    "reload the rules when a file under rules.dir changes",

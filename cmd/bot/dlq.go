@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/rules"
 )
 
 // connectBus connects a command to the bus of a running bot: nats.url, or
@@ -39,19 +41,19 @@ server's nats.listen address, from the config file (--config, default bot.yaml
 if present), BOT_ environment variables or the flags below.`
 	return &command{
 		name:    "dlq",
-		summary: "inspect and replay jobs that failed for good (connects to the running bot's NATS)",
+		summary: "inspect and replay jobs that failed for good and events parked by a rule (connects to the running bot's NATS)",
 		subs: []*command{
-			{name: "list", args: "[flags]", summary: "list the dead letters",
-				long: "Lists the dead letters: jobs that failed for good, with their rule,\naction, attempts and last error.\n" + where,
+			{name: "list", args: "[flags]", summary: "list the dead letters and the parked events",
+				long: "Lists the dead letters: jobs that failed for good, with their rule,\naction, attempts and last error; then the parked events: events that a\nrule could not evaluate (or that could not be decoded), with their event\nid, rule and error.\n" + where,
 				run:  dlqList},
-			{name: "show", args: "[flags] SEQ", summary: "show one dead letter with its job and every attempt",
-				long: "Shows dead letter SEQ (the SEQ column of bot dlq list) as JSON: the job,\nthe reason and every attempt.\n" + where,
+			{name: "show", args: "[flags] SEQ", summary: "show one dead letter or parked event with its whole story",
+				long: "Shows DLQ entry SEQ (the SEQ column of bot dlq list) as JSON: for a dead\nletter the job, the reason and every attempt; for a parked event the\nevent as stored, the rule and the error.\n" + where,
 				run:  dlqShow},
-			{name: "redrive", args: "[flags] SEQ... | --all", summary: "send dead letters back to the worker pool",
-				long: "Sends the dead letters SEQ... (or every one, with --all) back to the\nworker pool as new attempts of their jobs, and removes them from the DLQ.\n" + where,
+			{name: "redrive", args: "[flags] SEQ... | --all", summary: "send dead letters back to the worker pool, parked events back to the rules",
+				long: "Sends the dead letters SEQ... (or every one, with --all) back to the\nworker pool as new attempts of their jobs, and the parked events back to\nthe rules, which all run on them again (jobs that already ran are not\nrun twice); then removes them from the DLQ.\n" + where,
 				run:  dlqRedrive},
-			{name: "purge", args: "[flags]", summary: "delete every dead letter",
-				long: "Deletes every dead letter.\n" + where,
+			{name: "purge", args: "[flags]", summary: "delete every dead letter and parked event",
+				long: "Deletes every dead letter and parked event.\n" + where,
 				run:  dlqPurge},
 		},
 	}
@@ -67,13 +69,32 @@ func dlqParse(c *command, e *cmdEnv, fs *pflag.FlagSet, args []string) (*Config,
 	return loadConfig(fs, e.environ)
 }
 
+// deadLetters is the DLQ of the running bot: dead jobs and parked events.
+type deadLetters struct {
+	*actions.DLQ
+	events *rules.Parking
+}
+
 // dlqOpen connects to the DLQ of the running bot.
-func dlqOpen(ctx context.Context, cfg *Config) (*actions.DLQ, func(), error) {
+func dlqOpen(ctx context.Context, cfg *Config) (*deadLetters, func(), error) {
 	b, err := connectBus(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &actions.DLQ{JS: b.JS}, b.Close, nil
+	return &deadLetters{DLQ: &actions.DLQ{JS: b.JS}, events: &rules.Parking{JS: b.JS}}, b.Close, nil
+}
+
+// parked tells a parked event from a dead job by where it is stored.
+func (d *deadLetters) parked(ctx context.Context, seq uint64) (bool, error) {
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return false, fmt.Errorf("open DLQ: %w", err)
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return false, fmt.Errorf("DLQ entry %d: %w", seq, err)
+	}
+	return rules.IsParked(raw.Subject), nil
 }
 
 // dlqSeqs reads dead-letter ids.
@@ -82,7 +103,7 @@ func dlqSeqs(args []string) ([]uint64, error) {
 	for _, a := range args {
 		n, err := strconv.ParseUint(a, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a dead-letter id (the SEQ column of bot dlq list)", a)
+			return nil, fmt.Errorf("%q is not a DLQ id (the SEQ column of bot dlq list)", a)
 		}
 		out = append(out, n)
 	}
@@ -107,6 +128,10 @@ func dlqList(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	events, err := dlq.events.List(ctx)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tFAILED\tRULE\tACTION\tATTEMPTS\tREASON\tERROR")
 	for _, d := range list {
@@ -115,6 +140,17 @@ func dlqList(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(e.stdout, "%d dead letter(s)\n", len(list))
+	if len(events) > 0 {
+		fmt.Fprintln(e.stdout)
+		tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tPARKED\tEVENT\tRULE\tREASON\tERROR")
+		for _, p := range events {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.Seq, p.Parked.Format(time.RFC3339), p.EventID,
+				orDash(p.Rule), p.Reason, truncate(oneLine(p.Error), 80))
+		}
+		_ = tw.Flush()
+	}
+	fmt.Fprintf(e.stdout, "%d parked event(s)\n", len(events))
 	return nil
 }
 
@@ -136,6 +172,18 @@ func dlqShow(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 		return err
 	}
 	defer closeBus()
+	isEvent, err := dlq.parked(ctx, ids[0])
+	if err != nil {
+		return err
+	}
+	if isEvent {
+		p, err := dlq.events.Get(ctx, ids[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stdout, indentJSON(p, ""))
+		return nil
+	}
 	d, err := dlq.Get(ctx, ids[0])
 	if err != nil {
 		return err
@@ -146,7 +194,7 @@ func dlqShow(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 
 func dlqRedrive(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs := c.flagSet(e)
-	all := fs.Bool("all", false, "redrive every dead letter")
+	all := fs.Bool("all", false, "redrive every dead letter and parked event")
 	cfg, err := dlqParse(c, e, fs, args)
 	if err != nil {
 		return err
@@ -171,8 +219,27 @@ func dlqRedrive(ctx context.Context, c *command, e *cmdEnv, args []string) error
 		for _, d := range list {
 			ids = append(ids, d.Seq)
 		}
+		events, err := dlq.events.List(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range events {
+			ids = append(ids, p.Seq)
+		}
 	}
 	for _, id := range ids {
+		isEvent, err := dlq.parked(ctx, id)
+		if err != nil {
+			return err
+		}
+		if isEvent {
+			p, err := dlq.events.Redrive(ctx, id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "redriven %d: event %s (the rules run on it again)\n", id, p.EventID)
+			continue
+		}
 		job, err := dlq.Redrive(ctx, id, time.Now())
 		if err != nil {
 			return err
@@ -200,9 +267,20 @@ func dlqPurge(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "purged %d dead letter(s)\n", n)
+	fmt.Fprintf(e.stdout, "purged %d dead letter(s) and parked event(s)\n", n)
 	return nil
 }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine joins the lines of a multi-line error (expr errors point at the
+// failing column on a second line) for a table cell.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -219,6 +219,7 @@ func (a *app) run(ctx context.Context) error {
 			}
 		})
 	}
+	start("bus watch", a.bus.Run)
 	start("worker pool", a.pool.Run)
 	start("rules", a.router.Run)
 	if *a.cfg.Rules.Watch {
@@ -263,10 +264,14 @@ func (a *app) run(ctx context.Context) error {
 	return nil
 }
 
-func (a *app) handleReady(w http.ResponseWriter, _ *http.Request) {
+func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := a.bus.Ready(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		return
+	}
 	switch {
-	case !a.bus.Connected():
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "NATS is not connected"})
 	case a.rules.Engine() == nil:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no rules loaded"})
 	default:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -79,8 +80,8 @@ func (d *DLQ) List(ctx context.Context) ([]DeadLetter, error) {
 	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		dl, err := d.get(ctx, s, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // removed by a redrive
+		if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, errNotJob) {
+			continue // removed by a redrive, or a parked event
 		}
 		if err != nil {
 			return nil, err
@@ -103,6 +104,9 @@ func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLet
 	raw, err := s.GetMsg(ctx, seq)
 	if err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	if strings.HasPrefix(raw.Subject, bus.ParkedSubjectPrefix) {
+		return nil, fmt.Errorf("DLQ entry %d: %w", seq, errNotJob)
 	}
 	dl := &DeadLetter{Seq: seq}
 	if err := json.Unmarshal(raw.Data, &dl.DeadJob); err != nil {
@@ -157,15 +161,24 @@ func (d *DLQ) Purge(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-// Size returns how many dead letters there are.
+// Size returns how many dead jobs there are.
 func (d *DLQ) Size(ctx context.Context) (uint64, error) {
 	s, err := d.JS.Stream(ctx, bus.DeadStream)
 	if err != nil {
 		return 0, err
 	}
-	info, err := s.Info(ctx)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.DeadSubjects))
 	if err != nil {
 		return 0, err
 	}
-	return info.State.Msgs, nil
+	var n uint64
+	for subject, c := range info.State.Subjects {
+		if !strings.HasPrefix(subject, bus.ParkedSubjectPrefix) {
+			n += c
+		}
+	}
+	return n, nil
 }
+
+// errNotJob is a DLQ entry that is a parked event (see rules.Parking), not a dead job.
+var errNotJob = errors.New("a parked event, not a dead job")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,44 @@ type Config struct {
 	DedupWindow time.Duration `koanf:"dedup_window"`
 	// EventsMaxAge is how long events are kept for replay. Default 168h (7 days).
 	EventsMaxAge time.Duration `koanf:"events_max_age"`
+	// Sync is when the embedded server makes what it stored durable on
+	// disk: "always" (each write is synced before it is acknowledged, so a
+	// 202 survives a power loss) or an interval such as "1s" or "2m" (NATS's
+	// default; a 202 survives the process being killed, but a power loss can
+	// take what was written since the last sync). Default "always".
+	Sync string `koanf:"sync"`
+	// MaxStore bounds the embedded server's JetStream files, in bytes. When
+	// they reach it, webhooks are answered 503 and /readyz reports not ready
+	// until old events expire or are removed. Default 0: three quarters of
+	// the disk space free when the bot starts (NATS's default), grown again
+	// when space is freed.
+	MaxStore int64 `koanf:"max_store"`
+}
+
+// SyncAlways is the value of Sync that syncs every write.
+const SyncAlways = "always"
+
+// syncOptions turns Sync into the server's options.
+func (c *Config) syncOptions() (interval time.Duration, always bool, err error) {
+	if c.Sync == SyncAlways {
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(c.Sync)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("nats.sync: want %q or a positive duration such as 1s or 2m, got %q", SyncAlways, c.Sync)
+	}
+	return d, false, nil
+}
+
+// Validate checks the settings of the embedded server.
+func (c *Config) Validate() error {
+	if _, _, err := c.syncOptions(); err != nil {
+		return err
+	}
+	if c.MaxStore < 0 {
+		return fmt.Errorf("nats.max_store: want 0 (three quarters of the free disk) or a number of bytes, got %d", c.MaxStore)
+	}
+	return nil
 }
 
 // Defaults fills the zero fields with their documented defaults.
@@ -54,6 +93,9 @@ func (c *Config) Defaults() {
 	if c.EventsMaxAge == 0 {
 		c.EventsMaxAge = 7 * 24 * time.Hour
 	}
+	if c.Sync == "" {
+		c.Sync = SyncAlways
+	}
 }
 
 // Names of the streams, consumers and buckets.
@@ -69,6 +111,15 @@ const (
 	EventsSubjects  = "events.>"
 	ActionsSubjects = "actions.>"
 	DeadSubjects    = "dlq.>"
+
+	// ParkedSubjectPrefix is where the DLQ keeps the events that a rule
+	// could not decode or evaluate: dlq.events.<source>.<type>. Dead jobs
+	// are on dlq.<action>.
+	ParkedSubjectPrefix = "dlq.events."
+
+	// EventIDHeader carries the event id on an event republished from the
+	// DLQ, whose message id is not the event id.
+	EventIDHeader = "Bot-Event-Id"
 )
 
 // Bus is a connection to JetStream, and the embedded server when there is one.
@@ -76,7 +127,14 @@ type Bus struct {
 	Conn *nats.Conn
 	JS   jetstream.JetStream
 	srv  *server.Server
-	log  *slog.Logger
+	// jsConfig is what the embedded server's JetStream was started with,
+	// to start it again after a write error (see Run).
+	jsConfig server.JetStreamConfig
+	// storeLimitSet is true when nats.max_store was given, rather than
+	// derived by the server from the free disk space.
+	storeLimitSet bool
+	storeDir      string
+	log           *slog.Logger
 }
 
 // Open starts the embedded server if cfg.URL is empty, connects, and returns
@@ -86,13 +144,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	b := &Bus{log: log}
 	url := cfg.URL
 	if url == "" {
-		srv, err := startEmbedded(cfg)
-		if err != nil {
+		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
-		b.srv = srv
-		url = srv.ClientURL()
-		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir)
+		if err := b.startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		url = b.srv.ClientURL()
+		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir, "sync", cfg.Sync)
 	}
 	nc, err := nats.Connect(url,
 		nats.Name("bot"),
@@ -127,34 +186,89 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	return b, nil
 }
 
-func startEmbedded(cfg Config) (*server.Server, error) {
+// startEmbedded starts the embedded server and says at once why it could
+// not: a store directory that takes no writes, a port in use, JetStream
+// refusing its store.
+func (b *Bus) startEmbedded(cfg Config) error {
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("nats.listen %q: want host:port: %w", cfg.Listen, err)
+		return fmt.Errorf("nats.listen %q: want host:port: %w", cfg.Listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("nats.listen %q: port is not a number", cfg.Listen)
+		return fmt.Errorf("nats.listen %q: port is not a number", cfg.Listen)
 	}
+	if err := checkWritable(cfg.StoreDir); err != nil {
+		return fmt.Errorf("nats.store_dir: %w", err)
+	}
+	interval, always, _ := cfg.syncOptions()
 	opts := &server.Options{
-		ServerName: "bot-embedded",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
+		ServerName:        "bot-embedded",
+		Host:              host,
+		Port:              port,
+		JetStream:         true,
+		StoreDir:          cfg.StoreDir,
+		JetStreamMaxStore: cfg.MaxStore,
+		SyncInterval:      interval,
+		SyncAlways:        always,
+		NoSigs:            true,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS server: %w", err)
+		return fmt.Errorf("embedded NATS server: %w", err)
 	}
+	srvLog := newServerLog(b.log)
+	srv.SetLoggerV2(srvLog, false, false, false)
+	// Start enables JetStream and binds the port before it returns; either
+	// failing is a fatal statement in the server's log.
 	srv.Start()
+	if msg := srvLog.fatalStatement(); msg != "" {
+		srv.Shutdown()
+		return fmt.Errorf("embedded NATS server on %s with store %s: %s", cfg.Listen, cfg.StoreDir, msg)
+	}
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server did not become ready on %s (is the port in use?)", cfg.Listen)
+		if msg := srvLog.fatalStatement(); msg != "" {
+			return fmt.Errorf("embedded NATS server on %s with store %s: %s", cfg.Listen, cfg.StoreDir, msg)
+		}
+		return fmt.Errorf("embedded NATS server did not become ready on %s within 10s", cfg.Listen)
 	}
-	return srv, nil
+	b.srv = srv
+	b.storeDir = cfg.StoreDir
+	b.storeLimitSet = cfg.MaxStore > 0
+	// As Server.Start builds it, to start JetStream again the same way.
+	b.jsConfig = server.JetStreamConfig{
+		StoreDir:     opts.StoreDir,
+		SyncInterval: opts.SyncInterval,
+		SyncAlways:   opts.SyncAlways,
+		Strict:       !opts.NoJetStreamStrict,
+		MaxMemory:    opts.JetStreamMaxMemory,
+		MaxStore:     opts.JetStreamMaxStore,
+		CompressOK:   true,
+	}
+	return nil
+}
+
+// checkWritable makes dir if needed and writes a file in it, so that a
+// store the server cannot use is reported with its cause before the server
+// starts.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("%s does not take writes: %w", dir, err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s does not take writes: %w", dir, err)
+	}
+	return nil
 }
 
 // Connected reports whether the client is currently connected.
@@ -209,7 +323,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		},
 		{
 			Name:        DeadStream,
-			Description: "jobs that failed for good, with their attempts",
+			Description: "jobs that failed for good, with their attempts, and events that a rule could not evaluate",
 			Subjects:    []string{DeadSubjects},
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Event is one thing that happened in Comm100 or in an outside system, after
@@ -35,17 +37,43 @@ const SubjectPrefix = "events"
 // BusSubject is the NATS subject the event is published on: events.<source>.<type>.
 func (e *Event) BusSubject() string { return SubjectPrefix + "." + e.Topic() }
 
-// Validate reports whether the event can be published: every attribute that
-// becomes part of a subject must be a valid, non-empty dotted name.
+// Validate reports whether the event can be published and, once stored,
+// decoded and evaluated: every attribute that becomes part of a subject must
+// be a valid, non-empty dotted name, the id fit in a message header, the
+// time be one JSON can hold, and the data keep within MaxDepth.
 func (e *Event) Validate() error {
-	if e.ID == "" {
-		return fmt.Errorf("event has no id")
+	if err := validID(e.ID); err != nil {
+		return err
 	}
 	if err := ValidName(e.Source, false); err != nil {
 		return fmt.Errorf("event source %q: %w", e.Source, err)
 	}
 	if err := ValidName(e.Type, true); err != nil {
 		return fmt.Errorf("event type %q: %w", e.Type, err)
+	}
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("event time %s is outside the years 0 to 9999", e.Time.Format(time.RFC3339))
+	}
+	if Depth(e.Data, MaxDepth) > MaxDepth {
+		return fmt.Errorf("event data: %w: more than %d levels of objects and arrays", ErrTooDeep, MaxDepth)
+	}
+	return nil
+}
+
+// validID checks that an event id can be a message id and part of a job id.
+func validID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("event has no id")
+	case len(id) > MaxIDBytes:
+		return fmt.Errorf("event id is %d bytes long; at most %d are allowed", len(id), MaxIDBytes)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("event id is not valid UTF-8")
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("event id %q has a control character", id)
+		}
 	}
 	return nil
 }

@@ -3,8 +3,117 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 )
+
+// Limits every event obeys. Ingest refuses a webhook whose body or event
+// breaks them (400), and the rules consumer decodes stored events with the
+// same limits, so an event that was accepted can always be decoded.
+const (
+	// MaxDepth is how deeply objects and arrays may nest in a webhook body
+	// and in an event's data, the outermost object counting as 1. Real
+	// webhooks nest fewer than 10 levels; Go's decoder stops at 10,000.
+	MaxDepth = 64
+	// MaxIDBytes is the longest event id. The id is the message id on the
+	// bus and the start of every job id made from the event.
+	MaxIDBytes = 1024
+)
+
+// Errors of ParseJSON, returned wrapped.
+var (
+	// ErrTooDeep is JSON nested beyond MaxDepth.
+	ErrTooDeep = errors.New("JSON nested too deep")
+	// ErrTrailingData is anything but white space after the JSON value.
+	ErrTrailingData = errors.New("data after the JSON value")
+)
+
+// ParseJSON decodes one JSON value as ingest and the rules consumer both
+// do: numbers stay json.Number (exact), nesting beyond MaxDepth is refused
+// before anything is decoded, and nothing may follow the value.
+func ParseJSON(data []byte) (any, error) {
+	return parseJSON(data, MaxDepth)
+}
+
+func parseJSON(data []byte, maxDepth int) (any, error) {
+	if err := checkDepth(data, maxDepth); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, ErrTrailingData
+	}
+	return v, nil
+}
+
+// checkDepth refuses JSON whose objects and arrays nest deeper than max. It
+// reads the bytes once without decoding; for JSON that is not well formed
+// its answer does not matter, as the decoder refuses it next.
+func checkDepth(data []byte, max int) error {
+	depth := 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return fmt.Errorf("%w: more than %d levels of objects and arrays", ErrTooDeep, max)
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// Depth is how deeply objects and arrays nest in a decoded value: 0 for a
+// scalar, 1 for an object or array of scalars. It stops counting at max+1.
+func Depth(v any, max int) int {
+	if max < 0 {
+		return 0
+	}
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if n := Depth(e, max-1); n > d {
+				d = n
+				if d >= max {
+					break
+				}
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if n := Depth(e, max-1); n > d {
+				d = n
+				if d >= max {
+					break
+				}
+			}
+		}
+	default:
+		return 0
+	}
+	return d + 1
+}
 
 // DecodeJSON decodes JSON keeping numbers exact: integers become int64,
 // other numbers float64, and numbers too large for either stay as their
@@ -32,15 +141,22 @@ func Numbers(v any) any {
 			x[i] = Numbers(e)
 		}
 	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-		return x.String()
+		return Number(x)
 	}
 	return v
+}
+
+// Number is the value a JSON number becomes: int64 when it is an integer
+// that fits, else float64, else (out of range) its digits as a string,
+// rather than an infinity that JSON cannot hold.
+func Number(n json.Number) any {
+	if i, err := n.Int64(); err == nil {
+		return i
+	}
+	if f, err := n.Float64(); err == nil {
+		return f
+	}
+	return n.String()
 }
 
 // DecodeObject decodes a JSON object (or null) with exact numbers.
@@ -52,6 +168,10 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	if err := DecodeJSON(data, &v); err != nil {
 		return nil, err
 	}
+	return object(v)
+}
+
+func object(v any) (map[string]any, error) {
 	switch m := v.(type) {
 	case nil:
 		return nil, nil
@@ -62,7 +182,8 @@ func DecodeObject(data []byte) (map[string]any, error) {
 	}
 }
 
-// UnmarshalJSON decodes an event keeping the numbers of its data exact.
+// UnmarshalJSON decodes an event keeping the numbers of its data exact,
+// within the limits ingest enforces (MaxDepth).
 func (e *Event) UnmarshalJSON(data []byte) error {
 	type plain Event
 	var raw struct {
@@ -72,11 +193,35 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	d, err := DecodeObject(raw.Data)
-	if err != nil {
-		return fmt.Errorf("event data: %w", err)
+	var d map[string]any
+	if len(bytes.TrimSpace(raw.Data)) > 0 {
+		v, err := ParseJSON(raw.Data)
+		if err != nil {
+			return fmt.Errorf("event data: %w", err)
+		}
+		if d, err = object(Numbers(v)); err != nil {
+			return fmt.Errorf("event data: %w", err)
+		}
 	}
 	*e = Event(raw.plain)
 	e.Data = d
 	return nil
+}
+
+// Decode decodes an event as stored on the bus and checks it as ingest
+// did before storing it. It is the rules consumer's decoder.
+func Decode(data []byte) (*Event, error) {
+	ev := new(Event)
+	if err := json.Unmarshal(data, ev); err != nil {
+		return nil, err
+	}
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// Encode is the event as stored on the bus.
+func Encode(ev *Event) ([]byte, error) {
+	return json.Marshal(ev)
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/comm100bot/bot/internal/event"
@@ -142,6 +143,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dup, err := h.pub.Publish(r.Context(), ev)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		// Retrying cannot help: the stored event would be larger than the bus takes.
+		h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", "the event is larger than the bus takes; send a smaller body")
+		return
+	}
 	if err != nil {
 		h.log.Warn("event not accepted: bus unavailable", "source", name, "event_id", ev.ID, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(h.cfg.RetryAfter.Seconds())))

@@ -1,12 +1,11 @@
 package ingest
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
 // decodeJSON decodes a JSON object keeping numbers exact.
@@ -29,49 +30,26 @@ func decodeJSON(body []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// decodeAnyJSON decodes one JSON value keeping numbers exact (json.Number).
+// decodeAnyJSON decodes one JSON value keeping numbers exact (json.Number),
+// within the limits the rules consumer decodes stored events with.
 func decodeAnyJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("body is not JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	v, err := event.ParseJSON(body)
+	switch {
+	case errors.Is(err, event.ErrTooDeep):
+		return nil, fmt.Errorf("body is %w", err)
+	case errors.Is(err, event.ErrTrailingData):
 		return nil, fmt.Errorf("body has data after the JSON value")
+	case err != nil:
+		return nil, fmt.Errorf("body is not JSON: %w", err)
 	}
 	return v, nil
 }
 
 // plainValue turns the json.Numbers of a decoded value into int64 or
 // float64, in place, and changes nothing else.
-func plainValue(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = plainValue(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = plainValue(e)
-		}
-	case json.Number:
-		return number(x)
-	}
-	return v
-}
+func plainValue(v any) any { return event.Numbers(v) }
 
-func number(n json.Number) any {
-	if i, err := n.Int64(); err == nil {
-		return i
-	}
-	f, err := n.Float64()
-	if err != nil {
-		// Out of range: keep the digits rather than an infinity JSON cannot hold.
-		return n.String()
-	}
-	return f
-}
+func number(n json.Number) any { return event.Number(n) }
 
 // jsonMedia accepts the content types a JSON body comes with: none,
 // application/json, text/json, text/plain and any "+json" type.

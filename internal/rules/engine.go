@@ -50,8 +50,21 @@ type Outcome struct {
 	Err error
 }
 
+// EvalError is a rule that could not be evaluated against an event: its
+// condition failed to run, or an action could not be rendered. The rule then
+// produces no jobs for the event.
+type EvalError struct {
+	Rule string
+	Err  error
+}
+
+func (e *EvalError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Err) }
+
+func (e *EvalError) Unwrap() error { return e.Err }
+
 // Match returns the jobs the event produces, and the evaluation errors of
-// rules that could not be evaluated (those rules produce no jobs).
+// rules that could not be evaluated (each an *EvalError; those rules produce
+// no jobs).
 func (e *Engine) Match(ev *event.Event, now time.Time) ([]actions.Job, []error) {
 	var buf [16]int
 	cands := e.index.match(ev.Topic(), buf[:0])
@@ -105,7 +118,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 	if r.When != nil {
 		v, err := run(r.When, env)
 		if err != nil {
-			o.Err = fmt.Errorf("rule %q: when: %w", r.Name, err)
+			o.Err = &EvalError{Rule: r.Name, Err: fmt.Errorf("when: %w", err)}
 			o.Reason = "when: " + err.Error()
 			return o
 		}
@@ -119,7 +132,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 		if a.If != nil {
 			v, err := run(a.If, env)
 			if err != nil {
-				o.Err = fmt.Errorf("rule %q: action %d: if: %w", r.Name, a.Index+1, err)
+				o.Err = &EvalError{Rule: r.Name, Err: fmt.Errorf("action %d: if: %w", a.Index+1, err)}
 				return o
 			}
 			if b, _ := v.(bool); !b {
@@ -128,7 +141,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 		}
 		job, err := a.job(r, ev, env, now)
 		if err != nil {
-			o.Err = fmt.Errorf("rule %q: action %d (%s): %w", r.Name, a.Index+1, a.Do, err)
+			o.Err = &EvalError{Rule: r.Name, Err: fmt.Errorf("action %d (%s): %w", a.Index+1, a.Do, err)}
 			return o
 		}
 		o.Jobs = append(o.Jobs, job)

@@ -1,0 +1,217 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// StoreError says why the bus cannot store events now.
+type StoreError struct {
+	// Cause, in the server's words.
+	Cause string
+	// restart is true when only starting JetStream again clears the cause
+	// once the disk takes writes: the server keeps a stream's write error,
+	// and a JetStream it disabled, until then.
+	restart bool
+	// full is true when the store reached its limit.
+	full bool
+}
+
+func (e *StoreError) Error() string { return "events cannot be stored: " + e.Cause }
+
+// Ready reports whether events can be stored now: nil, or what stops them.
+// It is what GET /readyz answers. For the embedded server it asks the server
+// itself: a stream that hit a write error (a full or read-only disk), a
+// JetStream the server disabled, a store at its limit. For an external
+// server it asks JetStream for the account, which fails when JetStream is
+// away, and compares the account's store with its limit; the health of an
+// external server's disks is that server's to report.
+func (b *Bus) Ready(ctx context.Context) error {
+	if !b.Connected() {
+		return errors.New("NATS is not connected")
+	}
+	if b.srv != nil {
+		if err := b.storeErr(); err != nil {
+			return err
+		}
+		return nil
+	}
+	info, err := b.JS.AccountInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("JetStream does not answer: %w", err)
+	}
+	if max := info.Limits.MaxStore; max > 0 && int64(info.Store) >= max {
+		return &StoreError{Cause: fmt.Sprintf("the account's JetStream store is full (%d of %d bytes)", info.Store, max), full: true}
+	}
+	return nil
+}
+
+// storeErr is what keeps the embedded server from storing, nil if nothing.
+func (b *Bus) storeErr() error {
+	// Only what stops writes counts: the server's health also reports
+	// streams it has not finished creating, which a start of the pool (its
+	// buckets) would turn into a moment of "not ready".
+	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	for _, e := range h.Errors {
+		switch {
+		case e.Type == server.HealthzErrorJetStream,
+			e.Type == server.HealthzErrorStream && strings.Contains(e.Error, "write error"):
+			return &StoreError{Cause: e.Error, restart: true}
+		}
+	}
+	jsz, err := b.srv.Jsz(&server.JSzOptions{})
+	if err != nil {
+		return &StoreError{Cause: err.Error(), restart: true}
+	}
+	if jsz.Disabled {
+		return &StoreError{Cause: "JetStream is disabled", restart: true}
+	}
+	if max := jsz.Config.MaxStore; max > 0 && int64(jsz.Store) > max {
+		return &StoreError{Cause: fmt.Sprintf("the JetStream store is at its limit (%d of %d bytes)", jsz.Store, max), full: true}
+	}
+	return nil
+}
+
+// Run watches the embedded server until ctx is done, so that storage
+// errors clear by themselves once their cause is gone. The server keeps a
+// stream's write error (a full or read-only disk) until JetStream starts
+// again, and sizes its store, unless nats.max_store says otherwise, from the
+// disk space free when it started; so when the store directory takes writes
+// again, or the disk has room for more than the old limit, Run starts
+// JetStream again, which reloads the streams from disk. Each change of state
+// is logged once. Without an embedded server Run only waits for ctx.
+func (b *Bus) Run(ctx context.Context) error {
+	if b.srv == nil {
+		<-ctx.Done()
+		return nil
+	}
+	w := watcher{bus: b, every: time.Second, maxBackoff: 30 * time.Second}
+	tick := time.NewTicker(w.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			w.check(time.Now())
+		}
+	}
+}
+
+// watcher is the state of Run between checks.
+type watcher struct {
+	bus        *Bus
+	every      time.Duration
+	maxBackoff time.Duration
+
+	down      time.Time // when storing stopped; zero while it works
+	cause     string
+	nextStart time.Time     // no new start of JetStream before then
+	backoff   time.Duration // between starts that did not help
+	probeSaid bool          // the probe's failure was logged for this outage
+}
+
+func (w *watcher) check(now time.Time) {
+	b := w.bus
+	err := b.storeErr()
+	var se *StoreError
+	if !errors.As(err, &se) {
+		if !w.down.IsZero() {
+			b.log.Info("JetStream stores events again", "down_for", now.Sub(w.down).Round(time.Second).String())
+		}
+		*w = watcher{bus: b, every: w.every, maxBackoff: w.maxBackoff}
+		return
+	}
+	if w.down.IsZero() {
+		w.down, w.backoff = now, 2*w.every
+		b.log.Error("JetStream cannot store events: webhooks are answered 503 and /readyz reports not ready until it can", "err", se.Cause)
+	} else if se.Cause != w.cause {
+		b.log.Warn("JetStream still cannot store events", "err", se.Cause)
+	}
+	w.cause = se.Cause
+	if now.Before(w.nextStart) {
+		return
+	}
+	switch {
+	case se.restart:
+		// Cheap enough to try at every check: a small write.
+		if err := probeWrite(b.storeDir); err != nil {
+			if !w.probeSaid {
+				b.log.Warn("the store directory does not take writes yet; JetStream starts again once it does", "err", err)
+				w.probeSaid = true
+			}
+			return
+		}
+		b.log.Warn("the store directory takes writes again; starting JetStream again to clear the error")
+	case se.full && !b.storeLimitSet:
+		// The limit was three quarters of the disk space free at start: if
+		// the disk has room now for more than is stored, a new start grows it.
+		free, ok := diskFree(b.storeDir)
+		jsz, err := b.srv.Jsz(&server.JSzOptions{})
+		if !ok || err != nil || free/4*3 <= int64(jsz.Store)+minRoom {
+			return
+		}
+		b.log.Warn("the disk has room again; starting JetStream again to grow the store's limit", "free_bytes", free)
+	default:
+		return // a limit set by nats.max_store: old events must expire first
+	}
+	// If the start does not clear the cause (the disk fills again at once),
+	// the next one waits longer.
+	w.nextStart = now.Add(w.backoff)
+	w.backoff = min(2*w.backoff, w.maxBackoff)
+	if err := b.restartJetStream(); err != nil {
+		b.log.Error("JetStream could not be started again; will retry", "err", err)
+	}
+}
+
+// minRoom is the room a grown store limit must leave above what is stored
+// before JetStream is started again for it.
+const minRoom = 1 << 20
+
+// restartJetStream stops the embedded server's JetStream and starts it again
+// from its files. Requests fail meanwhile.
+func (b *Bus) restartJetStream() error {
+	if b.srv.JetStreamEnabled() {
+		if err := b.srv.ShutdownJetStream(); err != nil {
+			return fmt.Errorf("stop JetStream: %w", err)
+		}
+	}
+	cfg := b.jsConfig
+	if err := b.srv.EnableJetStream(&cfg); err != nil {
+		return fmt.Errorf("start JetStream: %w", err)
+	}
+	// The consumers' pending pulls went with the old JetStream; a
+	// reconnection makes the rules router and the worker pool pull again at
+	// once instead of after their heartbeats time out (about 30s).
+	if b.Conn != nil {
+		if err := b.Conn.ForceReconnect(); err != nil {
+			return fmt.Errorf("reconnect after starting JetStream: %w", err)
+		}
+	}
+	return nil
+}
+
+// probeWrite writes and syncs a small file in dir, then removes it: whether
+// the disk takes writes again.
+func probeWrite(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	defer os.Remove(name)
+	_, err = f.Write(make([]byte, 64<<10))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
