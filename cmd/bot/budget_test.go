@@ -14,15 +14,16 @@ import (
 
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/job"
 	"github.com/comm100bot/bot/internal/testenv"
 )
 
 // queueJobs publishes n ticket jobs straight onto ACTIONS, as the rules would.
 func queueJobs(t *testing.T, a *app, n int, prefix string) {
 	t.Helper()
-	pub := &actions.Publisher{JS: a.bus.JS}
+	pub := &actions.Queue{JS: a.bus.JS}
 	for i := range n {
-		j := &actions.Job{
+		j := &job.Job{
 			ID: fmt.Sprintf("%s-%d/r/0", prefix, i), EventID: fmt.Sprintf("%s-%d", prefix, i), Rule: "r",
 			Action: "comm100.ticket.create", Params: map[string]any{"subject": fmt.Sprintf("%s %d", prefix, i)},
 			Created: time.Now(),
@@ -203,10 +204,10 @@ func TestNotFoundGoesToDLQAndRedriveReplaysIt(t *testing.T) {
 	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
-	pub := &actions.Publisher{JS: a.bus.JS}
-	job := &actions.Job{ID: "ev-404/note-rule/0", EventID: "ev-404", Rule: "note-rule", Action: "comm100.ticket.note",
+	pub := &actions.Queue{JS: a.bus.JS}
+	j := &job.Job{ID: "ev-404/note-rule/0", EventID: "ev-404", Rule: "note-rule", Action: "comm100.ticket.note",
 		Params: map[string]any{"ticket_id": "1001", "text": "shipped"}, Created: time.Now()}
-	if err := pub.Publish(t.Context(), job); err != nil {
+	if err := pub.Publish(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
 	dlq := &actions.DLQ{JS: a.bus.JS}
@@ -216,7 +217,7 @@ func TestNotFoundGoesToDLQAndRedriveReplaysIt(t *testing.T) {
 		return len(dead) == 1
 	})
 	d := dead[0]
-	if d.Job.ID != job.ID || d.Job.Rule != "note-rule" || d.Job.EventID != "ev-404" || d.Reason != "permanent failure" {
+	if d.Job.ID != j.ID || d.Job.Rule != "note-rule" || d.Job.EventID != "ev-404" || d.Reason != "permanent failure" {
 		t.Errorf("dead letter: got job %q rule %q event %q reason %q", d.Job.ID, d.Job.Rule, d.Job.EventID, d.Reason)
 	}
 	if len(d.Attempts) != 1 || d.Attempts[0].Status != http.StatusNotFound || !strings.Contains(d.Error, "404") {

@@ -16,6 +16,7 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/job"
 	"github.com/comm100bot/bot/internal/testenv"
 )
 
@@ -73,7 +74,7 @@ func followUpRules(t *testing.T, delay string) string {
 // scheduledJob is a delayed job as it waits in ACTIONS, with the time the
 // server is told to fire it.
 type scheduledJob struct {
-	Job actions.Job
+	Job job.Job
 	At  string
 }
 
@@ -242,13 +243,13 @@ func TestJobRedeliveredAfterSuccessRunsOnce(t *testing.T) {
 	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
-	job := actions.Job{
+	j := job.Job{
 		ID: "e1/r/0", EventID: "e1", Rule: "r", Action: "comm100.ticket.create",
 		Params: map[string]any{"subject": "once"}, Created: time.Now(),
 	}
-	data, _ := json.Marshal(job)
+	data, _ := json.Marshal(j)
 	for i := range 2 {
-		msg := &nats.Msg{Subject: job.RunSubject(), Data: data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("copy-%d", i))
 		if _, err := a.bus.JS.PublishMsg(t.Context(), msg); err != nil {
 			t.Fatal(err)

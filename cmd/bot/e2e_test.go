@@ -21,6 +21,7 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/job"
 	"github.com/comm100bot/bot/internal/secret"
 )
 
@@ -247,10 +248,10 @@ func TestUnknownCustomFieldGoesToDLQNamingIt(t *testing.T) {
 	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
-	pub := &actions.Publisher{JS: a.bus.JS}
-	job := &actions.Job{ID: "ev-field/r/0", EventID: "ev-field", Rule: "r", Action: "comm100.ticket.create",
+	pub := &actions.Queue{JS: a.bus.JS}
+	j := &job.Job{ID: "ev-field/r/0", EventID: "ev-field", Rule: "r", Action: "comm100.ticket.create",
 		Params: map[string]any{"subject": "x", "custom_fields": map[string]any{"chat_id": "1"}}, Created: time.Now()}
-	if err := pub.Publish(t.Context(), job); err != nil {
+	if err := pub.Publish(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
 	dlq := &actions.DLQ{JS: a.bus.JS}

@@ -115,7 +115,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	rt := &actions.Runtime{
 		Log:       log,
 		Events:    events,
-		Schedules: &actions.Publisher{JS: a.bus.JS},
+		Schedules: &actions.Queue{JS: a.bus.JS},
 		// One cache of the ticket field list for every job, across reloads.
 		TicketFields: &actions.TicketFieldIDs{},
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
@@ -144,11 +144,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, and comm100.api_key " +
 			"or comm100.password + comm100.client_id); Comm100 actions are logged, not sent")
 	}
-	a.pool, err = actions.NewPool(cfg.Dispatch, a.bus.JS, a.catalog, rt, limiter, events, log, a.reg)
+	dispatch := cfg.Dispatch
+	dispatch.Replicas = cfg.NATS.Replicas
+	a.pool, err = actions.NewPool(dispatch, a.bus.JS, a.catalog, rt, limiter, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
-	a.router, err = rules.NewRouter(a.bus.JS, a.rules.Engine, &actions.Publisher{JS: a.bus.JS}, log, a.reg)
+	a.router, err = rules.NewRouter(a.bus.JS, a.rules.Engine, &actions.Queue{JS: a.bus.JS}, log, a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -2,35 +2,38 @@ package actions
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
-	"strconv"
+
+	"github.com/comm100bot/bot/internal/event"
 )
 
-// Param declares one "with" parameter of an action, for the rule checker and
-// the documentation.
-type Param struct {
-	Name     string
-	Required bool
-	Doc      string
-}
-
-// Action is one kind of thing a rule can do.
+// Action is one kind of thing a rule can do: an entry of the catalogue.
 type Action struct {
 	// Name is what rules write after "do:".
 	Name string
 	Doc  string
-	// Params the action accepts; the rule checker refuses others.
+	// Params the action accepts, with their types; see [Action.Check].
 	Params []Param
-	// Comm100 says the action calls the Comm100 API, so it runs dry when no
-	// credentials are configured.
+	// Comm100 says the action calls the Comm100 API: it spends the shared
+	// budget, pauses with the pool, and runs dry when no credentials are
+	// configured.
 	Comm100 bool
-	// Run carries out one job. It may be called from many goroutines at once.
-	// An error is classified by [Retryable]; wrap it with [Permanent] to stop
-	// retries.
+	// Run carries out one job whose params passed Check. It may be called
+	// from many goroutines at once. An error is classified by [Retryable];
+	// wrap it with [Permanent] to stop retries.
 	Run func(ctx context.Context, rt *Runtime, p Params) (Result, error)
+}
+
+// Param returns the declared parameter called name.
+func (a *Action) Param(name string) (Param, bool) {
+	for _, p := range a.Params {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Param{}, false
 }
 
 // Result is what a completed action reports, such as {"ticket_id": "1001"}.
@@ -42,7 +45,8 @@ type Runtime struct {
 	Comm100 Comm100
 	// HTTP carries out http.request actions.
 	HTTP *HTTPCaller
-	// Events publishes follow-up events for event.emit.
+	// Events publishes follow-up events: event.emit, and the results of
+	// actions whose rule asked for them.
 	Events EventPublisher
 	// Schedules cancels pending delayed jobs for schedule.cancel.
 	Schedules Canceller
@@ -50,6 +54,11 @@ type Runtime struct {
 	// field list cached across jobs; nil resolves without a cache.
 	TicketFields *TicketFieldIDs
 	Log          *slog.Logger
+}
+
+// EventPublisher publishes events onto the EVENTS stream.
+type EventPublisher interface {
+	Publish(ctx context.Context, ev *event.Event) (duplicate bool, err error)
 }
 
 // Canceller cancels the pending delayed jobs of a key.
@@ -79,85 +88,3 @@ func (c *Catalog) Lookup(name string) (*Action, bool) {
 
 // Names returns every action name, sorted.
 func (c *Catalog) Names() []string { return slices.Sorted(maps.Keys(c.actions)) }
-
-// Param returns the declared parameter called name.
-func (a *Action) Param(name string) (Param, bool) {
-	for _, p := range a.Params {
-		if p.Name == name {
-			return p, true
-		}
-	}
-	return Param{}, false
-}
-
-// permanentError marks an error that retrying cannot fix.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
-// Permanent wraps err so that the pool does not retry it.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &permanentError{err: err}
-}
-
-// Params are the rendered "with" values of a job.
-type Params map[string]any
-
-// String returns the parameter as a string ("" when absent).
-func (p Params) String(name string) string {
-	switch v := p[name].(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case float64:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-// Require returns the parameter as a non-empty string, or a permanent error.
-func (p Params) Require(name string) (string, error) {
-	s := p.String(name)
-	if s == "" {
-		return "", Permanent(fmt.Errorf("param %q is required", name))
-	}
-	return s, nil
-}
-
-// Map returns the parameter as an object (nil when absent).
-func (p Params) Map(name string) (map[string]any, error) {
-	switch v := p[name].(type) {
-	case nil:
-		return nil, nil
-	case map[string]any:
-		return v, nil
-	default:
-		return nil, Permanent(fmt.Errorf("param %q: want an object, got %T", name, v))
-	}
-}
-
-// Strings returns the parameter as a list of strings (nil when absent).
-func (p Params) Strings(name string) ([]string, error) {
-	switch v := p[name].(type) {
-	case nil:
-		return nil, nil
-	case string:
-		return []string{v}, nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			out = append(out, fmt.Sprint(e))
-		}
-		return out, nil
-	case []string:
-		return v, nil
-	default:
-		return nil, Permanent(fmt.Errorf("param %q: want a list, got %T", name, v))
-	}
-}

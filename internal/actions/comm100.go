@@ -30,12 +30,12 @@ type Comm100 interface {
 }
 
 var ticketFields = []Param{
-	{Name: "priority", Doc: "urgent, high, normal or low"},
-	{Name: "status", Doc: "new, pendingInternal, pendingExternal, onHold or resolved"},
-	{Name: "assignee_id", Doc: "agent id to assign to"},
-	{Name: "department_id", Doc: "department id to assign to"},
-	{Name: "custom_fields", Doc: "object of custom field values, keyed by field name or field id (GUID)"},
-	{Name: "tag_ids", Doc: "list of tag ids"},
+	{Name: "priority", Type: enumType(false, "urgent", "high", "normal", "low"), Doc: "ticket priority"},
+	{Name: "status", Type: enumType(false, "new", "pendingInternal", "pendingExternal", "onHold", "resolved"), Doc: "ticket status"},
+	{Name: "assignee_id", Type: guidType, Doc: "agent id to assign to"},
+	{Name: "department_id", Type: guidType, Doc: "department id to assign to"},
+	{Name: "custom_fields", Type: objectType, Doc: "custom field values, keyed by field name or field id (GUID)"},
+	{Name: "tag_ids", Type: listType(guidType), Doc: "tag ids"},
 }
 
 func comm100Actions() []*Action {
@@ -44,12 +44,12 @@ func comm100Actions() []*Action {
 			Name: "comm100.ticket.create", Comm100: true,
 			Doc: "Creates a ticket. Result: ticket_id.",
 			Params: append([]Param{
-				{Name: "subject", Required: true, Doc: "ticket subject"},
-				{Name: "message", Doc: "first message of the ticket"},
-				{Name: "message_type", Doc: `"text" (default) or "html"`},
-				{Name: "channel_id", Doc: "ticket channel"},
-				{Name: "contact_id", Doc: "contact or visitor id the ticket is about"},
-				{Name: "contact_type", Doc: `"contact" or "visitor"`},
+				{Name: "subject", Type: textType, Required: true, Doc: "ticket subject"},
+				{Name: "message", Type: textType, Doc: "first message of the ticket"},
+				{Name: "message_type", Type: enumType(false, "text", "html"), Doc: `"text" (default) or "html"`},
+				{Name: "channel_id", Type: textType, Doc: "ticket channel"},
+				{Name: "contact_id", Type: guidType, Doc: "contact or visitor id the ticket is about"},
+				{Name: "contact_type", Type: enumType(false, "contact", "visitor"), Doc: `"contact" or "visitor"`},
 			}, ticketFields...),
 			Run: createTicket,
 		},
@@ -57,8 +57,8 @@ func comm100Actions() []*Action {
 			Name: "comm100.ticket.update", Comm100: true,
 			Doc: "Updates a ticket's fields. Result: ticket_id.",
 			Params: append([]Param{
-				{Name: "ticket_id", Required: true, Doc: "the ticket"},
-				{Name: "subject", Doc: "new subject"},
+				{Name: "ticket_id", Type: integerIDType, Required: true, Doc: "the ticket"},
+				{Name: "subject", Type: textType, Doc: "new subject"},
 			}, ticketFields...),
 			Run: updateTicket,
 		},
@@ -66,9 +66,9 @@ func comm100Actions() []*Action {
 			Name: "comm100.ticket.reply", Comm100: true,
 			Doc: "Replies on a ticket (the contact sees it). Result: message_id.",
 			Params: []Param{
-				{Name: "ticket_id", Required: true, Doc: "the ticket"},
-				{Name: "body", Required: true, Doc: "the reply"},
-				{Name: "type", Doc: `"text" (default) or "html"`},
+				{Name: "ticket_id", Type: integerIDType, Required: true, Doc: "the ticket"},
+				{Name: "body", Type: textType, Required: true, Doc: "the reply"},
+				{Name: "type", Type: enumType(false, "text", "html"), Doc: `"text" (default) or "html"`},
 			},
 			Run: replyTicket,
 		},
@@ -76,8 +76,8 @@ func comm100Actions() []*Action {
 			Name: "comm100.ticket.note", Comm100: true,
 			Doc: "Adds an internal note to a ticket. Result: note_id.",
 			Params: []Param{
-				{Name: "ticket_id", Required: true, Doc: "the ticket"},
-				{Name: "text", Required: true, Doc: "the note"},
+				{Name: "ticket_id", Type: integerIDType, Required: true, Doc: "the ticket"},
+				{Name: "text", Type: textType, Required: true, Doc: "the note"},
 			},
 			Run: noteTicket,
 		},
@@ -85,10 +85,10 @@ func comm100Actions() []*Action {
 			Name: "comm100.contact.upsert", Comm100: true,
 			Doc: "Finds a contact by identity (email, else phone) and updates it, or creates it. Result: contact_id, created.",
 			Params: []Param{
-				{Name: "email", Doc: "email identity; email or phone is required"},
-				{Name: "phone", Doc: "phone number, an SMS identity"},
-				{Name: "name", Doc: "contact name"},
-				{Name: "custom_fields", Doc: "object of custom field values"},
+				{Name: "email", Type: textType, Doc: "email identity; email or phone is required"},
+				{Name: "phone", Type: textType, Doc: "phone number, an SMS identity"},
+				{Name: "name", Type: textType, Doc: "contact name"},
+				{Name: "custom_fields", Type: objectType, Doc: "custom field values"},
 			},
 			Run: upsertContact,
 		},
@@ -96,8 +96,8 @@ func comm100Actions() []*Action {
 			Name: "comm100.chat.attach_to_ticket", Comm100: true,
 			Doc: "Attaches a chat transcript to a ticket.",
 			Params: []Param{
-				{Name: "chat_id", Required: true, Doc: "the chat: its integer id, or the GUID a live-chat webhook carries"},
-				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+				{Name: "chat_id", Type: chatIDType, Required: true, Doc: "the chat: its integer id, or the GUID a live-chat webhook carries"},
+				{Name: "ticket_id", Type: integerIDType, Required: true, Doc: "the ticket"},
 			},
 			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 				chat, ticket, err := p.requireTwo("chat_id", "ticket_id")
@@ -111,8 +111,8 @@ func comm100Actions() []*Action {
 			Name: "comm100.offline_message.attach_to_ticket", Comm100: true,
 			Doc: "Attaches an offline message to a ticket.",
 			Params: []Param{
-				{Name: "offline_message_id", Required: true, Doc: "the offline message: its integer id, or the GUID of its webhook"},
-				{Name: "ticket_id", Required: true, Doc: "the ticket"},
+				{Name: "offline_message_id", Type: chatIDType, Required: true, Doc: "the offline message: its integer id, or the GUID of its webhook"},
+				{Name: "ticket_id", Type: integerIDType, Required: true, Doc: "the ticket"},
 			},
 			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 				msg, ticket, err := p.requireTwo("offline_message_id", "ticket_id")
@@ -126,8 +126,8 @@ func comm100Actions() []*Action {
 			Name: "comm100.agent.set_status", Comm100: true,
 			Doc: "Sets an agent's live-chat status.",
 			Params: []Param{
-				{Name: "agent_id", Required: true, Doc: "the agent"},
-				{Name: "status", Required: true, Doc: `"online" or "away"`},
+				{Name: "agent_id", Type: guidType, Required: true, Doc: "the agent"},
+				{Name: "status", Type: enumType(false, "online", "away"), Required: true, Doc: "the agent's new status"},
 			},
 			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 				agent, status, err := p.requireTwo("agent_id", "status")
@@ -141,10 +141,10 @@ func comm100Actions() []*Action {
 			Name: "comm100.request", Comm100: true,
 			Doc: "Calls any Comm100 API path. Result: response (the decoded answer).",
 			Params: []Param{
-				{Name: "method", Doc: "GET (default), POST, PUT, PATCH or DELETE"},
-				{Name: "path", Required: true, Doc: "path relative to the API base, such as ticketing/tickets/42"},
-				{Name: "query", Doc: "object of query parameters"},
-				{Name: "body", Doc: "JSON body"},
+				{Name: "method", Type: enumType(true, "GET", "POST", "PUT", "PATCH", "DELETE"), Doc: "GET (default)"},
+				{Name: "path", Type: textType, Required: true, Doc: "path relative to the API base, such as ticketing/tickets/42"},
+				{Name: "query", Type: objectType, Doc: "query parameters"},
+				{Name: "body", Type: anyType, Doc: "JSON body"},
 			},
 			Run: comm100Request,
 		},

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Attempt is one try at a job.
@@ -30,7 +31,7 @@ type Attempt struct {
 
 // DeadJob is a job that failed for good, with its story.
 type DeadJob struct {
-	Job      Job       `json:"job"`
+	Job      job.Job   `json:"job"`
 	Reason   string    `json:"reason"`
 	Error    string    `json:"error"`
 	Attempts []Attempt `json:"attempts"`
@@ -117,21 +118,21 @@ func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLet
 
 // Redrive puts the dead letter's job back on ACTIONS to run now, with a new
 // retry horizon, and removes it from the DLQ.
-func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*Job, error) {
+func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job, error) {
 	dl, err := d.Get(ctx, seq)
 	if err != nil {
 		return nil, err
 	}
-	job := dl.Job
-	job.Created = now.UTC()
-	job.RunAt = time.Time{}
-	data, err := json.Marshal(&job)
+	j := dl.Job
+	j.Created = now.UTC()
+	j.RunAt = time.Time{}
+	data, err := json.Marshal(&j)
 	if err != nil {
 		return nil, err
 	}
-	msg := &nats.Msg{Subject: job.RunSubject(), Data: data, Header: nats.Header{}}
+	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
 	// A new message id: the original one may still be in the duplicate window.
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", job.ID, seq))
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", j.ID, seq))
 	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
 	}
@@ -142,7 +143,7 @@ func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*Job, err
 	if err := s.DeleteMsg(ctx, seq); err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
 	}
-	return &job, nil
+	return &j, nil
 }
 
 // Purge removes every dead letter and returns how many there were.

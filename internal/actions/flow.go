@@ -19,8 +19,8 @@ func flowActions() []*Action {
 			Name: "log",
 			Doc:  "Writes a log line. Useful to try rules.",
 			Params: []Param{
-				{Name: "message", Required: true, Doc: "the text to log"},
-				{Name: "level", Doc: "debug, info (default), warn or error"},
+				{Name: "message", Type: textType, Required: true, Doc: "the text to log"},
+				{Name: "level", Type: enumType(true, "debug", "info", "warn", "warning", "error"), Doc: "info (default)"},
 			},
 			Run: logAction,
 		},
@@ -28,11 +28,11 @@ func flowActions() []*Action {
 			Name: "event.emit",
 			Doc:  "Publishes a new event, for chaining rules. Result: event_id.",
 			Params: []Param{
-				{Name: "type", Required: true, Doc: "event type, such as followup.due"},
-				{Name: "source", Doc: `event source; default "bot"`},
-				{Name: "subject", Doc: "what the event is about"},
-				{Name: "id", Doc: "event id; default derived from the job, so a repeat is dropped"},
-				{Name: "data", Doc: "object: the event's data"},
+				{Name: "type", Type: textType, Required: true, Doc: "event type, such as followup.due"},
+				{Name: "source", Type: textType, Doc: `event source; default "bot"`},
+				{Name: "subject", Type: textType, Doc: "what the event is about"},
+				{Name: "id", Type: textType, Doc: "event id; default derived from the job, so a repeat is dropped"},
+				{Name: "data", Type: objectType, Doc: "the event's data"},
 			},
 			Run: emitEvent,
 		},
@@ -40,7 +40,7 @@ func flowActions() []*Action {
 			Name: "schedule.cancel",
 			Doc:  "Cancels every pending delayed action with the key. Result: cancelled.",
 			Params: []Param{
-				{Name: "key", Required: true, Doc: "the key given to the delayed actions"},
+				{Name: "key", Type: textType, Required: true, Doc: "the key given to the delayed actions"},
 			},
 			Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 				key, err := p.Require("key")

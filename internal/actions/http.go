@@ -49,10 +49,18 @@ func (h *HTTPCaller) limiter(host string) *Limiter {
 	return l
 }
 
+// Pause stops the calls to host until t, as the host asked with Retry-After.
+// Other hosts' calls go on.
+func (h *HTTPCaller) Pause(host string, t time.Time) { h.limiter(host).Pause(t) }
+
 // HTTPError is a non-2xx answer from an outside system.
 type HTTPError struct {
-	Status     int
-	Body       string
+	// Host is the host:port that answered.
+	Host   string
+	Status int
+	Body   string
+	// RetryAfter is the answer's Retry-After (delay-seconds or an HTTP
+	// date), 0 if none.
 	RetryAfter time.Duration
 }
 
@@ -65,15 +73,18 @@ func (e *HTTPError) Temporary() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout || e.Status >= 500
 }
 
+// RetryAfterDelay returns the server's Retry-After, if it sent one.
+func (e *HTTPError) RetryAfterDelay() (time.Duration, bool) { return e.RetryAfter, e.RetryAfter > 0 }
+
 func httpAction() *Action {
 	return &Action{
 		Name: "http.request",
 		Doc:  "Calls another system over HTTP. Result: status, body (decoded if JSON).",
 		Params: []Param{
-			{Name: "url", Required: true, Doc: "absolute http(s) URL"},
-			{Name: "method", Doc: "POST (default), GET, PUT, PATCH or DELETE"},
-			{Name: "headers", Doc: "object of request headers"},
-			{Name: "body", Doc: "an object or list is sent as JSON, a string as is"},
+			{Name: "url", Type: urlType, Required: true, Doc: "the URL to call"},
+			{Name: "method", Type: enumType(true, "POST", "GET", "PUT", "PATCH", "DELETE"), Doc: "POST (default)"},
+			{Name: "headers", Type: objectType, Doc: "request headers"},
+			{Name: "body", Type: anyType, Doc: "an object or list is sent as JSON, a string as is"},
 		},
 		Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 			return rt.HTTP.do(ctx, p)
@@ -139,12 +150,8 @@ func (h *HTTPCaller) do(ctx context.Context, p Params) (Result, error) {
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &HTTPError{Status: resp.StatusCode, Body: truncateText(string(data), 200)}
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if d, err := time.ParseDuration(s + "s"); err == nil {
-				e.RetryAfter = d
-			}
-		}
+		e := &HTTPError{Host: u.Host, Status: resp.StatusCode, Body: truncateText(string(data), 200),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 		return nil, fmt.Errorf("%s %s: %w", method, u.Redacted(), e)
 	}
 	var decoded any = string(data)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // LimitedTransport is an http.RoundTripper that takes a token from the
@@ -82,5 +84,5 @@ func priorityFrom(ctx context.Context) int {
 	if r, ok := ctx.Value(priorityKey{}).(int); ok {
 		return r
 	}
-	return priorityRank(PriorityNormal)
+	return job.Rank(job.PriorityNormal)
 }

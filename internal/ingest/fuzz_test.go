@@ -20,6 +20,7 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/event"
 	"github.com/comm100bot/bot/internal/ingest"
+	"github.com/comm100bot/bot/internal/job"
 	"github.com/comm100bot/bot/internal/rules"
 )
 
@@ -154,7 +155,7 @@ func FuzzAcceptedEventsDecode(f *testing.F) {
 			if err != nil {
 				t.Fatalf("job %s cannot be stored: %v", j.ID, err)
 			}
-			var back actions.Job
+			var back job.Job
 			if err := json.Unmarshal(data, &back); err != nil {
 				t.Fatalf("job %s cannot be decoded by the pool: %v", j.ID, err)
 			}

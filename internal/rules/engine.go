@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Engine is a compiled, immutable set of rules, indexed by event topic. It is
@@ -45,7 +45,7 @@ type Outcome struct {
 	// Reason says why a rule did not match, or why an action was skipped.
 	Reason string
 	// Jobs are the rendered jobs of a matched rule.
-	Jobs []actions.Job
+	Jobs []job.Job
 	// Err is an evaluation error (the rule is then treated as not matched).
 	Err error
 }
@@ -65,14 +65,14 @@ func (e *EvalError) Unwrap() error { return e.Err }
 // Match returns the jobs the event produces, and the evaluation errors of
 // rules that could not be evaluated (each an *EvalError; those rules produce
 // no jobs).
-func (e *Engine) Match(ev *event.Event, now time.Time) ([]actions.Job, []error) {
+func (e *Engine) Match(ev *event.Event, now time.Time) ([]job.Job, []error) {
 	var buf [16]int
 	cands := e.index.match(ev.Topic(), buf[:0])
 	if len(cands) == 0 {
 		return nil, nil
 	}
 	env := newEnv(ev, now)
-	var jobs []actions.Job
+	var jobs []job.Job
 	var errs []error
 	for _, i := range cands {
 		o := e.evaluate(e.rules[i], ev, env, now)
@@ -149,17 +149,17 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 	return o
 }
 
-func (a *Step) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions.Job, error) {
+func (a *Step) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, error) {
 	params := map[string]any{}
 	if a.With != nil {
 		p, err := a.With.render(env)
 		if err != nil {
-			return actions.Job{}, fmt.Errorf("with.%w", err)
+			return job.Job{}, fmt.Errorf("with.%w", err)
 		}
 		params = p.(map[string]any)
 	}
-	j := actions.Job{
-		ID:       actions.JobID(ev.ID, r.Name, a.Index),
+	j := job.Job{
+		ID:       job.ID(ev.ID, r.Name, a.Index),
 		EventID:  ev.ID,
 		Rule:     r.Name,
 		Index:    a.Index,
@@ -176,7 +176,7 @@ func (a *Step) job(r *Rule, ev *event.Event, env *env, now time.Time) (actions.J
 	if a.Key != nil {
 		k, err := a.Key.render(env)
 		if err != nil {
-			return actions.Job{}, fmt.Errorf("key: %w", err)
+			return job.Job{}, fmt.Errorf("key: %w", err)
 		}
 		j.Key = fmt.Sprint(k)
 	}

@@ -99,7 +99,7 @@ rules:
             paid: "{{ data.paid }}"
             note: "total {{ data.total }}"
             fallback: "{{ default(data.nothing, 'n/a') }}"
-          tag_ids: ["{{ data.tag }}", fixed]
+          tag_ids: ["{{ data.tag }}", 0f8fad5b-d9cb-469f-a165-70867728950e]
       - do: log
         if: data.total > 1000
         with: { message: big }
@@ -130,7 +130,7 @@ rules:
 		"custom_fields": map[string]any{
 			"total": 120.5, "paid": true, "note": "total 120.5", "fallback": "n/a",
 		},
-		"tag_ids": []any{"t1", "fixed"},
+		"tag_ids": []any{"t1", "0f8fad5b-d9cb-469f-a165-70867728950e"},
 	}
 	if diff := cmp.Diff(want, jobs[1].Params); diff != "" {
 		t.Errorf("ticket params (-want +got):\n%s", diff)

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/comm100bot/bot/internal/actions"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // IsRuleFile reports whether a path is read as a rule file.
@@ -351,9 +352,13 @@ func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Step {
 				}
 				given[k.Value] = true
 				if known {
-					if _, ok := spec.Param(k.Value); !ok {
+					p, ok := spec.Param(k.Value)
+					if !ok {
 						l.errorf(k, rule, "%s: unknown parameter %q; it takes: %s", a.Do, k.Value, paramNames(spec))
 						continue
+					}
+					if err := p.Check(staticValue(v)); err != nil {
+						l.errorf(v, rule, "%s: parameter %q: %v", a.Do, k.Value, err)
 					}
 				}
 				if val := l.value(v, rule, "with."+k.Value); val != nil {
@@ -396,7 +401,7 @@ func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Step {
 	}
 	if v := fields["priority"]; v != nil {
 		if s, ok := l.str(v, rule, "priority"); ok {
-			if s != actions.PriorityHigh && s != actions.PriorityNormal && s != actions.PriorityLow {
+			if s != job.PriorityHigh && s != job.PriorityNormal && s != job.PriorityLow {
 				l.errorf(v, rule, "priority: want high, normal or low, got %q", s)
 			}
 			a.Priority = s
@@ -425,6 +430,38 @@ func paramNames(a *actions.Action) string {
 		names[i] = p.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// staticValue is a "with" value as far as it is known before the rule runs:
+// {{ templates }} become actions.Deferred, for the catalogue's type checks.
+func staticValue(n *yaml.Node) any {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			m[n.Content[i].Value] = staticValue(n.Content[i+1])
+		}
+		return m
+	case yaml.SequenceNode:
+		list := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			list[i] = staticValue(c)
+		}
+		return list
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" {
+			if strings.Contains(n.Value, "{{") {
+				return actions.Deferred{}
+			}
+			return n.Value
+		}
+		var v any
+		if n.Decode(&v) == nil {
+			return v
+		}
+	}
+	return actions.Deferred{} // reported by value
 }
 
 // value compiles a "with" value: strings become templates, mappings and

@@ -20,6 +20,7 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // syncBuffer is a log the router writes to while the test reads it.
@@ -76,7 +77,7 @@ func startRouter(t *testing.T, rules string) *routerEnv {
 	env := &routerEnv{js: js, reg: prometheus.NewRegistry(), log: &syncBuffer{}, parking: &Parking{JS: js}}
 	env.setRules(t, rules)
 	log := slog.New(slog.NewTextHandler(env.log, nil))
-	env.router, err = NewRouter(js, env.engine.Load, &actions.Publisher{JS: js}, log, env.reg)
+	env.router, err = NewRouter(js, env.engine.Load, &actions.Queue{JS: js}, log, env.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func (env *routerEnv) jobIDs(t *testing.T) []string {
 		if err != nil {
 			return out
 		}
-		var j actions.Job
+		var j job.Job
 		if err := json.Unmarshal(raw.Data, &j); err != nil {
 			t.Fatal(err)
 		}

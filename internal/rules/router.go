@@ -14,11 +14,12 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // JobPublisher makes jobs durable on the ACTIONS stream.
 type JobPublisher interface {
-	Publish(ctx context.Context, j *actions.Job) error
+	Publish(ctx context.Context, j *job.Job) error
 }
 
 // Router consumes the EVENTS stream, runs every event through the current

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Decoder turns a webhook body posted to a source into the canonical event,
@@ -47,7 +47,7 @@ func (e *Engine) runTest(r *Rule, t *Test, decode Decoder) []string {
 	if now.IsZero() {
 		now = ev.Time
 	}
-	var got []actions.Job
+	var got []job.Job
 	for _, o := range e.Explain(ev, now) {
 		if o.Rule != r {
 			continue
@@ -143,7 +143,7 @@ func show(v any) string {
 	return string(b)
 }
 
-func jobNames(js []actions.Job) []string {
+func jobNames(js []job.Job) []string {
 	out := make([]string, len(js))
 	for i, j := range js {
 		out[i] = j.Action

@@ -1,4 +1,7 @@
-package actions
+// Package job defines the unit of work that the rules engine produces and
+// the worker pool carries out. It sits below both, so that neither has to
+// import the other to speak of a job.
+package job
 
 import (
 	"encoding/json"
@@ -9,7 +12,7 @@ import (
 	"github.com/comm100bot/bot/internal/event"
 )
 
-// Job is one action of one rule for one event: the unit the pool carries out.
+// Job is one action of one rule for one event.
 type Job struct {
 	// ID is deterministic (event id, rule, action index), so a job published
 	// twice is one job.
@@ -26,13 +29,14 @@ type Job struct {
 	Key string `json:"key,omitempty"`
 	// RunAt is when a delayed job is due; zero runs it at once.
 	RunAt time.Time `json:"run_at,omitzero"`
-	// Priority is "high", "normal" (default) or "low".
+	// Priority is PriorityHigh, PriorityNormal (the default when empty) or
+	// PriorityLow.
 	Priority string `json:"priority,omitempty"`
 	// DryRun logs the rendered job instead of carrying it out.
 	DryRun bool `json:"dry_run,omitempty"`
 	// Emit publishes a bot.action.completed event with the result once done.
 	Emit bool `json:"emit,omitempty"`
-	// Created is when the rules engine made the job; the retry horizon counts from it.
+	// Created is when the rules engine made the job.
 	Created time.Time `json:"created"`
 }
 
@@ -55,22 +59,26 @@ func (j *Job) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// JobID builds the deterministic job id.
-func JobID(eventID, rule string, index int) string {
+// ID builds the deterministic job id of the index-th action of rule for an event.
+func ID(eventID, rule string, index int) string {
 	return fmt.Sprintf("%s/%s/%d", eventID, rule, index)
 }
 
-// Subjects on the ACTIONS stream.
-const (
-	RunSubjectPrefix = "actions.run."
-)
+// RunSubjectPrefix starts the subjects of jobs that are due: a job runs from
+// "actions.run.<action>".
+const RunSubjectPrefix = "actions.run."
 
 // RunSubject is the subject a job is published on to run now.
 func (j *Job) RunSubject() string { return RunSubjectPrefix + j.Action }
 
-// logAttrs are the attributes every log line about the job carries.
-func (j *Job) logAttrs() []any {
-	return []any{"job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action}
+// Due is when the job was due: when it was made, or its RunAt if later. The
+// retry horizon counts from here, so a job delayed by a day still gets its
+// retries.
+func (j *Job) Due() time.Time {
+	if j.RunAt.After(j.Created) {
+		return j.RunAt
+	}
+	return j.Created
 }
 
 // Priorities, highest first.
@@ -80,9 +88,10 @@ const (
 	PriorityLow    = "low"
 )
 
-// priorityRank orders priorities: lower runs first.
-func priorityRank(p string) int {
-	switch strings.ToLower(p) {
+// Rank orders priorities for the limiter: 0 runs first. An empty or unknown
+// priority is normal.
+func Rank(priority string) int {
+	switch strings.ToLower(priority) {
 	case PriorityHigh:
 		return 0
 	case PriorityLow:

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // ScheduleSubjectPrefix is where delayed jobs wait:
@@ -20,10 +21,10 @@ import (
 // schedule.cancel removes.
 const ScheduleSubjectPrefix = "actions.sched."
 
-// Publisher puts jobs on the ACTIONS stream: jobs due now on
+// Queue puts jobs on the ACTIONS stream: jobs due now on
 // actions.run.<action>, delayed jobs as JetStream message schedules that fire
-// onto the same subject when due.
-type Publisher struct {
+// onto the same subject when due. It also cancels and counts delayed jobs.
+type Queue struct {
 	JS jetstream.JetStream
 }
 
@@ -33,7 +34,7 @@ var ErrUnencodable = errors.New("job cannot be encoded")
 
 // Publish makes the job durable. Publishing the same job twice inside the
 // duplicate window stores it once.
-func (p *Publisher) Publish(ctx context.Context, j *Job) error {
+func (q *Queue) Publish(ctx context.Context, j *job.Job) error {
 	data, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
@@ -47,15 +48,15 @@ func (p *Publisher) Publish(ctx context.Context, j *Job) error {
 		msg.Header.Set(jetstream.ScheduleHeader, "@at "+j.RunAt.UTC().Format(time.RFC3339Nano))
 		msg.Header.Set(jetstream.ScheduleTargetHeader, j.RunSubject())
 	}
-	if _, err := p.JS.PublishMsg(ctx, msg); err != nil {
+	if _, err := q.JS.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("publish job %s: %w", j.ID, err)
 	}
 	return nil
 }
 
 // Cancel removes every pending delayed job with key and returns how many.
-func (p *Publisher) Cancel(ctx context.Context, key string) (uint64, error) {
-	s, err := p.JS.Stream(ctx, bus.ActionsStream)
+func (q *Queue) Cancel(ctx context.Context, key string) (uint64, error) {
+	s, err := q.JS.Stream(ctx, bus.ActionsStream)
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
@@ -74,8 +75,8 @@ func (p *Publisher) Cancel(ctx context.Context, key string) (uint64, error) {
 }
 
 // Scheduled returns how many delayed jobs are waiting.
-func (p *Publisher) Scheduled(ctx context.Context) (uint64, error) {
-	s, err := p.JS.Stream(ctx, bus.ActionsStream)
+func (q *Queue) Scheduled(ctx context.Context) (uint64, error) {
+	s, err := q.JS.Stream(ctx, bus.ActionsStream)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,577 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/job"
+	"github.com/comm100bot/bot/internal/testenv"
+)
+
+const ticketsPath = "/v4/ticketing/tickets"
+
+// TestPoolCarriesOutAJobOnce runs a job with the real KV ledger and with the
+// in-memory one: one call, the job removed from the stream, its completion
+// event published, and a second copy of it acknowledged without a call.
+func TestPoolCarriesOutAJobOnce(t *testing.T) {
+	t.Parallel()
+	for _, ledger := range []string{"kv", "memory"} {
+		t.Run(ledger, func(t *testing.T) {
+			b := newBench(t)
+			s := b.sim(comm100test.Config{}, 100, time.Minute)
+			reg := prometheus.NewRegistry()
+			o := poolOpts{limiter: s.limiter, reg: reg}
+			if ledger == "memory" {
+				o.ledger = newMemLedger()
+			}
+			b.startPool(Config{}, s.rt, o)
+			j := ticketJob("once")
+			j.Emit = true
+			b.publish(j)
+			waitFor(t, "the ticket and an idle pool", 10*time.Second, func() bool {
+				return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1 && b.idle()
+			})
+			stream, err := b.js.Stream(t.Context(), bus.ActionsStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info, _ := stream.Info(t.Context()); info.State.Msgs != 0 {
+				t.Errorf("%d messages left on ACTIONS, want the finished job removed", info.State.Msgs)
+			}
+			raw, err := b.js.Stream(t.Context(), bus.EventsStream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := raw.GetLastMsgForSubject(t.Context(), "events.bot.action.completed")
+			if err != nil {
+				t.Fatalf("no completion event: %v", err)
+			}
+			var ev event.Event
+			if err := json.Unmarshal(m.Data, &ev); err != nil {
+				t.Fatal(err)
+			}
+			res, _ := ev.Data["result"].(map[string]any)
+			if ev.ID != "action.completed:"+j.ID || res["ticket_id"] != "1001" {
+				t.Errorf("completion event: got id %q data %v", ev.ID, ev.Data)
+			}
+
+			b.publishCopy(j, "another-copy")
+			waitFor(t, "the copy to be handled", 10*time.Second, func() bool {
+				return jobsMetric(t, reg, j.Action, "duplicate") == 1 && b.idle()
+			})
+			if n := calls(s.Requests(), "POST", ticketsPath, 0); n != 1 {
+				t.Errorf("Comm100 was called %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// windowMax is the largest number of calls in any window of per.
+func windowMax(reqs []comm100test.Request, per time.Duration) int {
+	ts := make([]time.Time, 0, len(reqs))
+	for _, r := range reqs {
+		ts = append(ts, r.Time)
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	best, lo := 0, 0
+	for hi := range ts {
+		for ts[hi].Sub(ts[lo]) >= per {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
+}
+
+// TestPoolKeepsTheBudget queues three budgets' worth of jobs with the same
+// budget on the pool and the simulator: the simulator never answers 403 and
+// no window holds more than the budget.
+func TestPoolKeepsTheBudget(t *testing.T) {
+	t.Parallel()
+	const budget, per, jobs = 5, time.Second, 15
+	b := newBench(t)
+	s := b.sim(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: budget, Per: per}}, budget, per)
+	b.startPool(Config{Workers: 8}, s.rt, poolOpts{limiter: s.limiter})
+	for i := range jobs {
+		b.publish(ticketJob("budget-" + string(rune('a'+i))))
+	}
+	waitFor(t, "every job", 30*time.Second, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == jobs
+	})
+	reqs := s.Requests()
+	if n := calls(reqs, "POST", ticketsPath, http.StatusForbidden); n > 0 {
+		t.Errorf("the simulator answered 403 %d times", n)
+	}
+	if most := windowMax(reqs, per); most > budget {
+		t.Errorf("a window of %s held %d calls, the budget is %d", per, most, budget)
+	}
+}
+
+// outageRun queues jobs into a Comm100 outage and returns the calls made and
+// the time from the outage's end to the first ticket created after it.
+func outageRun(t *testing.T, outage time.Duration, jobs int) ([]comm100test.Request, time.Time, time.Duration) {
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 300, 5*time.Minute)
+	b.startPool(Config{Workers: 8, RetryInProcess: time.Second}, s.rt, poolOpts{limiter: s.limiter})
+	from := time.Now()
+	if err := s.SetFaults(comm100test.Faults{OutageFrom: from, OutageFor: outage}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range jobs {
+		b.publish(ticketJob("outage-" + string(rune('a'+i%26)) + string(rune('a'+i/26))))
+	}
+	waitFor(t, "every job", outage+2*time.Minute, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) >= jobs && b.idle()
+	})
+	reqs := s.Requests()
+	end := from.Add(outage)
+	var recovery time.Duration
+	for _, r := range reqs {
+		if r.Status == http.StatusCreated && r.Time.After(end) {
+			recovery = r.Time.Sub(end)
+			break
+		}
+	}
+	if n := calls(reqs, "POST", ticketsPath, http.StatusCreated); n != jobs {
+		t.Errorf("%d tickets created, want %d (one per job)", n, jobs)
+	}
+	if dead := b.dead(); len(dead) != 0 {
+		t.Errorf("%d jobs reached the DLQ", len(dead))
+	}
+	return reqs, from, recovery
+}
+
+// thinning counts the failed calls in each half of the outage.
+func thinning(reqs []comm100test.Request, from time.Time, outage time.Duration) (first, second int) {
+	for _, r := range reqs {
+		switch off := r.Time.Sub(from); {
+		case r.Status != http.StatusServiceUnavailable:
+		case off < outage/2:
+			first++
+		default:
+			second++
+		}
+	}
+	return first, second
+}
+
+// TestPoolRidesOutAnOutage: Comm100 answers 503 to everything for a while;
+// every job completes after it, once, the calls made during the outage thin
+// out, and nothing reaches the DLQ.
+func TestPoolRidesOutAnOutage(t *testing.T) {
+	t.Parallel()
+	const outage, jobs = 4 * time.Second, 12
+	reqs, from, recovery := outageRun(t, outage, jobs)
+	first, second := thinning(reqs, from, outage)
+	t.Logf("outage of %s: %d calls in its first half, %d in its second; first ticket %s after it ended; %d calls for %d jobs",
+		outage, first, second, recovery.Round(time.Millisecond), len(reqs), jobs)
+	// The pause doubles with every failure in a row (table-tested in
+	// policy_test.go); here the calls of the outage's second half must be
+	// fewer than those of its first.
+	if first == 0 || second >= first {
+		t.Errorf("calls during the outage did not thin out: %d then %d", first, second)
+	}
+}
+
+// TestPoolRecoversFromALongOutageLong is the outage of the design's size: a
+// minute of 503s over 50 queued jobs. It reports how long after the outage
+// the first ticket is created; the pool's probe interval caps it at 15s.
+func TestPoolRecoversFromALongOutageLong(t *testing.T) {
+	testenv.Long(t)
+	const outage, jobs = time.Minute, 50
+	reqs, from, recovery := outageRun(t, outage, jobs)
+	first, second := thinning(reqs, from, outage)
+	var last time.Time
+	for _, r := range reqs {
+		if r.Status == http.StatusCreated && r.Time.After(last) {
+			last = r.Time
+		}
+	}
+	t.Logf("outage of %s: %d calls in its first half, %d in its second; first ticket %s after it ended, all %d tickets %s after it ended",
+		outage, first, second, recovery.Round(time.Millisecond), jobs, last.Sub(from.Add(outage)).Round(time.Millisecond))
+}
+
+// TestPoolDeadLetterAndRedrive: a note on a ticket that does not exist is
+// answered 404, lands in the DLQ with its story, and a redrive replays it
+// once the ticket exists.
+func TestPoolDeadLetterAndRedrive(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	note := &job.Job{ID: "ev-404/note-rule/0", EventID: "ev-404", Rule: "note-rule", Action: "comm100.ticket.note",
+		Params: map[string]any{"ticket_id": "1001", "text": "shipped"}, Created: time.Now().UTC()}
+	b.publish(note)
+	var dead []DeadLetter
+	waitFor(t, "the job in the DLQ", 10*time.Second, func() bool { dead = b.dead(); return len(dead) == 1 })
+	d := dead[0]
+	if d.Job.ID != note.ID || d.Job.Rule != "note-rule" || d.Job.EventID != "ev-404" || d.Reason != ReasonPermanent {
+		t.Errorf("dead letter: got job %q rule %q event %q reason %q", d.Job.ID, d.Job.Rule, d.Job.EventID, d.Reason)
+	}
+	if len(d.Attempts) != 1 || d.Attempts[0].Status != http.StatusNotFound || d.Attempts[0].Delivery != 1 || !strings.Contains(d.Error, "404") {
+		t.Errorf("dead letter story: attempts %+v error %q, want one 404 attempt", d.Attempts, d.Error)
+	}
+
+	b.publish(ticketJob("make-ticket")) // the simulator numbers tickets from 1001
+	waitFor(t, "ticket 1001", 10*time.Second, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1
+	})
+	if _, err := b.dlq.Redrive(t.Context(), d.Seq, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the redriven note", 10*time.Second, func() bool {
+		return calls(s.Requests(), "POST", "/v4/ticketing/notes", http.StatusCreated) == 1
+	})
+	if dead := b.dead(); len(dead) != 0 {
+		t.Errorf("%d dead letters after the redrive", len(dead))
+	}
+}
+
+// TestPoolGivesUpABare403AfterThreeTries: Comm100 answers both "permission
+// denied" and "limit exceeded" with 403; one that says neither is tried
+// three times, then the job goes to the DLQ instead of retrying for a day.
+func TestPoolGivesUpABare403AfterThreeTries(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var n atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer api.Close()
+	s := &sim{Server: comm100test.New(comm100test.Config{}), url: api.URL}
+	limiter, rt := b.client(s, 100, time.Minute)
+	b.startPool(Config{}, rt, poolOpts{limiter: limiter})
+	b.publish(ticketJob("forbidden"))
+	var dead []DeadLetter
+	waitFor(t, "the job in the DLQ", 20*time.Second, func() bool { dead = b.dead(); return len(dead) == 1 })
+	if got := n.Load(); got != 3 {
+		t.Errorf("Comm100 was called %d times, want 3", got)
+	}
+	if !strings.Contains(dead[0].Error, "permission denied") || len(dead[0].Attempts) != 3 {
+		t.Errorf("dead letter: %q with %d attempts", dead[0].Error, len(dead[0].Attempts))
+	}
+}
+
+// TestPoolRefusesABadRenderedParam: a {{ template }} that rendered a value
+// of the wrong type is caught before the call and dead-lettered with the
+// reason; Comm100 is not called.
+func TestPoolRefusesABadRenderedParam(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	b.publish(&job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "comm100.ticket.note",
+		Params: map[string]any{"ticket_id": "n/a", "text": "x"}, Created: time.Now().UTC()})
+	var dead []DeadLetter
+	waitFor(t, "the job in the DLQ", 10*time.Second, func() bool { dead = b.dead(); return len(dead) == 1 })
+	if dead[0].Reason != ReasonInvalidParams || !strings.Contains(dead[0].Error, `param "ticket_id": want an integer id, got "n/a"`) {
+		t.Errorf("dead letter: reason %q error %q", dead[0].Reason, dead[0].Error)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("Comm100 was called %d times, want 0", n)
+	}
+}
+
+// TestPoolDryRunAndUnknownAction: a dry-run job is logged, not sent; a job
+// of an action the catalogue does not have is dead-lettered.
+func TestPoolDryRunAndUnknownAction(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg})
+	dry := ticketJob("dry")
+	dry.DryRun = true
+	b.publish(dry, &job.Job{ID: "u/r/0", EventID: "u", Rule: "r", Action: "comm100.ticket.burn", Created: time.Now().UTC()})
+	var dead []DeadLetter
+	waitFor(t, "both jobs handled", 10*time.Second, func() bool {
+		dead = b.dead()
+		return len(dead) == 1 && jobsMetric(t, reg, dry.Action, "dry_run") == 1
+	})
+	if dead[0].Reason != ReasonUnknownAction {
+		t.Errorf("dead letter reason: got %q", dead[0].Reason)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("Comm100 was called %d times, want 0", n)
+	}
+}
+
+// TestPoolHonoursRetryAfterOfAnotherSystem: an http.request answered 503
+// with Retry-After pauses that host's calls for that long, and not another
+// host's.
+func TestPoolHonoursRetryAfterOfAnotherSystem(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var mu sync.Mutex
+	var slowCalls []time.Time
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		slowCalls = append(slowCalls, time.Now())
+		first := len(slowCalls) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer slow.Close()
+	var otherAt atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherAt.Store(time.Now().UnixNano())
+	}))
+	defer other.Close()
+	b.startPool(Config{}, b.runtime(nil), poolOpts{})
+	call := func(id, url string) *job.Job {
+		return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "http.request",
+			Params: map[string]any{"url": url}, Created: time.Now().UTC()}
+	}
+	b.publish(call("first", slow.URL))
+	waitFor(t, "the 503", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(slowCalls) == 1 })
+	b.publish(call("second", slow.URL), call("elsewhere", other.URL))
+	waitFor(t, "all three jobs", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(slowCalls) == 3 && otherAt.Load() != 0 && b.idle()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, at := range slowCalls[1:] {
+		if gap := at.Sub(slowCalls[0]); gap < time.Second {
+			t.Errorf("call %d to the paused host came %s after its Retry-After: 1, want at least 1s", i+2, gap)
+		}
+	}
+	if o := time.Unix(0, otherAt.Load()); !o.Before(slowCalls[1]) {
+		t.Errorf("the other host's call waited for the paused host (%s after the 503)", o.Sub(slowCalls[0]))
+	}
+}
+
+// TestPoolKeepsTryingToRecordADoneJob: the done record cannot be stored for
+// longer than the old code tried (about 1.2s); the pool holds the job and
+// keeps trying, so a copy delivered later finds the record: one call.
+func TestPoolKeepsTryingToRecordADoneJob(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	kv, err := OpenLedger(t.Context(), b.js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := &flakyLedger{Ledger: kv, failRecords: 20}
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, ledger: ledger, tune: func(p *Pool) {
+		p.recordRetry = Backoff{Base: 20 * time.Millisecond, Max: 80 * time.Millisecond, Jitter: -1}
+	}})
+	j := ticketJob("record")
+	b.publish(j)
+	waitFor(t, "the record", 20*time.Second, func() bool { return ledger.recorded.Load() == 1 && b.idle() })
+	if _, ok, err := kv.Done(t.Context(), j.ID); !ok || err != nil {
+		t.Fatalf("done record: %v %v", ok, err)
+	}
+	b.publishCopy(j, "after-the-blip")
+	waitFor(t, "the copy", 10*time.Second, b.idle)
+	if n := calls(s.Requests(), "POST", ticketsPath, 0); n != 1 {
+		t.Errorf("Comm100 was called %d times, want 1", n)
+	}
+	if f := ledger.failed.Load(); f != 20 {
+		t.Errorf("%d failed tries to record, want 20", f)
+	}
+}
+
+// TestPoolRecordsADoneJobAcrossANATSRestart: NATS goes away while a call is
+// in flight and comes back a little later; the job is recorded and
+// acknowledged then, and nothing repeats the call.
+func TestPoolRecordsADoneJobAcrossANATSRestart(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	kv, err := OpenLedger(t.Context(), b.js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := &flakyLedger{Ledger: kv}
+	var n atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			b.stopServer() // while the call is in flight
+		}
+	}))
+	defer api.Close()
+	b.startPool(Config{}, b.runtime(nil), poolOpts{ledger: ledger, tune: func(p *Pool) {
+		p.recordRetry = Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+	}})
+	j := &job.Job{ID: "blip/r/0", EventID: "blip", Rule: "r", Action: "http.request",
+		Params: map[string]any{"url": api.URL}, Created: time.Now().UTC()}
+	b.publish(j)
+	waitFor(t, "tries to record while NATS is away", 20*time.Second, func() bool { return ledger.failed.Load() >= 3 })
+	b.startServer()
+	waitFor(t, "the record and the ack", 30*time.Second, func() bool { return ledger.recorded.Load() == 1 && b.idle() })
+	b.publishCopy(j, "after-the-restart")
+	waitFor(t, "the copy", 10*time.Second, b.idle)
+	if got := n.Load(); got != 1 {
+		t.Errorf("the call was made %d times, want 1", got)
+	}
+}
+
+// TestPoolStopHandsBackWhatItHolds: a pool stopped while a job waits for the
+// budget hands the job back at once. Its AckWait here is an hour, so only
+// that hand-back can make the job available again now; the next pool runs it.
+func TestPoolStopHandsBackWhatItHolds(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	s.limiter.Pause(time.Now().Add(time.Hour)) // the job waits for the budget
+	reg := prometheus.NewRegistry()
+	_, stop := b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg, tune: func(p *Pool) { p.ackWait = time.Hour }})
+	j := ticketJob("held")
+	b.publish(j)
+	waitFor(t, "the job in hand", 10*time.Second, func() bool { return b.consumer().NumAckPending == 1 })
+	stop()
+	if got := jobsMetric(t, reg, j.Action, "handed_back"); got < 1 {
+		t.Errorf("handed back: got %d, want it handed back", got)
+	}
+	cons, err := b.js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("the job is not available after the stop: %v", err)
+	}
+	// Workers whose wait for a job was still open as the pool stopped may
+	// have received it and handed it back too.
+	meta, _ := msg.Metadata()
+	if meta.NumDelivered < 2 {
+		t.Errorf("delivered %d times, want it handed back", meta.NumDelivered)
+	}
+	_ = msg.Nak()
+
+	limiter, rt := b.client(s, 100, time.Minute)
+	b.startPool(Config{}, rt, poolOpts{limiter: limiter})
+	waitFor(t, "the next pool to run it", 10*time.Second, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1 && b.idle()
+	})
+}
+
+// TestPoolJobOfAVanishedPoolComesBack: a pool whose connection vanishes
+// (the process was killed) cannot hand its job back; JetStream redelivers it
+// after the pool's AckWait, which the pool keeps short.
+func TestPoolJobOfAVanishedPoolComesBack(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	s.limiter.Pause(time.Now().Add(time.Hour))
+	nc, js := b.connect()
+	_, stop := b.startPool(Config{}, s.rt, poolOpts{js: js, limiter: s.limiter, tune: func(p *Pool) { p.ackWait = time.Second }})
+	b.publish(ticketJob("vanished"))
+	waitFor(t, "the job in hand", 10*time.Second, func() bool { return b.consumer().NumAckPending == 1 })
+	nc.Close()
+	cons, err := b.js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("the job did not come back: %v", err)
+	}
+	if meta, _ := msg.Metadata(); meta.NumDelivered != 2 {
+		t.Errorf("delivered %d times, want 2", meta.NumDelivered)
+	}
+	_ = msg.Nak()
+	stop()
+}
+
+// TestPoolHandsBackASecondDeliveryOfAJobInHand: a job delivered again while
+// a worker still holds it (its progress report was late) is not carried
+// out beside the first.
+func TestPoolHandsBackASecondDeliveryOfAJobInHand(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	release := make(chan struct{})
+	var n atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		<-release
+	}))
+	defer api.Close()
+	defer close(release)
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{}, b.runtime(nil), poolOpts{reg: reg, tune: func(p *Pool) {
+		p.ackWait = 300 * time.Millisecond
+	}})
+	j := &job.Job{ID: "slow/r/0", EventID: "slow", Rule: "r", Action: "http.request",
+		Params: map[string]any{"url": api.URL}, Created: time.Now().UTC()}
+	b.publish(j)
+	waitFor(t, "the call", 10*time.Second, func() bool { return n.Load() == 1 })
+	b.publishCopy(j, "second-copy")
+	waitFor(t, "the copy handed back and delivered again", 10*time.Second, func() bool {
+		return b.consumer().NumRedelivered > 0
+	})
+	release <- struct{}{}
+	waitFor(t, "both copies done", 10*time.Second, b.idle)
+	if got := n.Load(); got != 1 {
+		t.Errorf("the call was made %d times, want 1", got)
+	}
+}
+
+// TestQueueSchedulesAndCancels: delayed jobs wait as schedules; cancelling
+// a key removes its jobs, and the others fire when due.
+func TestQueueSchedulesAndCancels(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	now := time.Now()
+	cancelled, kept := ticketJob("cancelled"), ticketJob("kept")
+	cancelled.Key, cancelled.RunAt = "chat-1", now.Add(500*time.Millisecond)
+	kept.Key, kept.RunAt = "chat-2", now.Add(time.Second)
+	b.publish(cancelled, kept)
+	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 2 {
+		t.Fatalf("scheduled: got %d %v, want 2", n, err)
+	}
+	if n, err := b.queue.Cancel(t.Context(), "chat-1"); err != nil || n != 1 {
+		t.Fatalf("cancel: got %d %v, want 1", n, err)
+	}
+	if n, err := b.queue.Cancel(t.Context(), "chat-9"); err != nil || n != 0 {
+		t.Fatalf("cancel of a key with no jobs: got %d %v, want 0", n, err)
+	}
+	waitFor(t, "the kept job", 10*time.Second, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1
+	})
+	reqs := s.Requests()
+	if !strings.Contains(string(reqs[0].Body), "ticket kept") {
+		t.Errorf("the ticket made was %s, want the kept one", reqs[0].Body)
+	}
+	if reqs[0].Time.Before(kept.RunAt) {
+		t.Errorf("the kept job fired %s early", kept.RunAt.Sub(reqs[0].Time))
+	}
+	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 0 {
+		t.Errorf("scheduled after both were due: got %d %v", n, err)
+	}
+}
+
+// TestQueueRefusesAnUnencodableJob: a value JSON cannot hold is refused as
+// such, so the rules can skip the job without holding back its event.
+func TestQueueRefusesAnUnencodableJob(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	j := ticketJob("inf")
+	j.Params["ratio"] = json.Number("x") // not a number JSON can write
+	err := b.queue.Publish(context.Background(), j)
+	if !errors.Is(err, ErrUnencodable) {
+		t.Errorf("got %v, want ErrUnencodable", err)
+	}
+}
