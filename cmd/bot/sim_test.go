@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseRateLimit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
 		want    comm100test.RateLimit

@@ -34,7 +34,7 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	sources map[string]*source
-	pub     Publisher
+	pub     Sink
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -42,7 +42,7 @@ type Handler struct {
 }
 
 // New validates the sources and returns the handler.
-func New(cfg Config, pub Publisher, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+func New(cfg Config, pub Sink, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}

@@ -11,9 +11,9 @@ import (
 	"github.com/comm100bot/bot/internal/event"
 )
 
-// Publisher makes an event durable. It reports duplicate when the bus already
+// Sink makes an event durable. It reports duplicate when the bus already
 // holds an event with the same id.
-type Publisher interface {
+type Sink interface {
 	Publish(ctx context.Context, ev *event.Event) (duplicate bool, err error)
 }
 
