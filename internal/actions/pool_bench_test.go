@@ -22,11 +22,11 @@ import (
 // nats.sync 2m): b.N jobs are queued, then a pool with the default workers
 // carries them all out, from its start to the last acknowledgement.
 //
-//	go test ./internal/actions -run '^$' -bench BenchmarkPool -benchtime 5000x -count 3
+//		go test ./internal/actions -run '^$' -bench BenchmarkPool -benchtime 5000x -count 3
 //
-//   - log: "log" jobs, carried out (no Comm100 call);
-//   - dry_run: Comm100 jobs of a pool in dry run;
-//   - mixed: both, alternating.
+//	  - log: "log" jobs, carried out (no Comm100 call);
+//	  - dry_run: Comm100 jobs of a pool in dry run;
+//	  - mixed: both, alternating.
 func BenchmarkPool(b *testing.B) {
 	logJob := func(i int) *job.Job {
 		return &job.Job{ID: "bench-" + strconv.Itoa(i) + "/r/0", EventID: "bench-" + strconv.Itoa(i), Rule: "r",
