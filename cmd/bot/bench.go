@@ -1116,7 +1116,7 @@ func startBenchBot(ctx context.Context, o benchOptions, tmp string) (*benchBot, 
 	}
 	b.describe = fmt.Sprintf("embedded NATS with sync %s, rules of %s (%d files) + the bench rule + %d extra", o.Sync, o.RulesDir, shipped, o.ExtraRules)
 	if o.Sim {
-		sim := comm100test.New(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: -1}})
+		sim := comm100test.New(comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: -1}})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err

@@ -80,7 +80,7 @@ func TestBudgetIsNeverExceededLong(t *testing.T) {
 }
 
 func testBudget(t *testing.T, calls int, per time.Duration, jobs int) {
-	sim, simArgs := startSim(t, comm100test.Config{RateLimit: comm100test.RateLimit{Calls: calls, Per: per}})
+	sim, simArgs := startSim(t, comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: calls, Per: per}})
 	a := startBot(t, append(simArgs,
 		"--comm100.rate_limit.calls", fmt.Sprint(calls),
 		"--comm100.rate_limit.per", per.String(),

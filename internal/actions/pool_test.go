@@ -100,7 +100,7 @@ func TestPoolKeepsTheBudget(t *testing.T) {
 	t.Parallel()
 	const budget, per, jobs = 5, time.Second, 15
 	b := newBench(t)
-	s := b.sim(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: budget, Per: per}}, budget, per)
+	s := b.sim(comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: budget, Per: per}}, budget, per)
 	b.startPool(Config{Workers: 8}, s.rt, poolOpts{limiter: s.limiter})
 	for i := range jobs {
 		b.publish(ticketJob("budget-" + string(rune('a'+i))))
