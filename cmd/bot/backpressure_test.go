@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +33,30 @@ func startNATS(t *testing.T, port int, dir string) *server.Server {
 	return ns
 }
 
+// fixedPort returns a free port below the range the kernel picks from for
+// port 0. The tests running beside one that stops a server and starts it
+// again on its port all listen on port 0, so they cannot take it meanwhile.
+func fixedPort(t *testing.T) int {
+	t.Helper()
+	auto := 32768 // the lowest automatic port: Linux's default, and below BSD's
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(b), &auto)
+	}
+	const lowest = 10000
+	for range 100 {
+		port := 0 // with no range below the automatic one, any free port
+		if auto > lowest {
+			port = lowest + rand.IntN(auto-lowest)
+		}
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			defer ln.Close()
+			return ln.Addr().(*net.TCPAddr).Port
+		}
+	}
+	t.Fatal("no free port found")
+	return 0
+}
+
 func postBody(t *testing.T, url string, body []byte) (int, http.Header) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
@@ -57,9 +83,10 @@ func readyStatus(t *testing.T, base string) int {
 // not ready; then the server comes back on the same port and store, the bot
 // reconnects by itself, and an event accepted afterwards is carried out.
 func TestEndToEndBusComesBack(t *testing.T) {
+	t.Parallel()
 	store := t.TempDir()
-	ns := startNATS(t, -1, store)
-	port := ns.Addr().(*net.TCPAddr).Port
+	port := fixedPort(t)
+	ns := startNATS(t, port, store)
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, append(simArgs, "--nats.url", ns.ClientURL())...)
 	base := "http://" + a.Addr()
@@ -98,6 +125,7 @@ func TestEndToEndBusComesBack(t *testing.T) {
 // TestServeBoundsSlowClients opens a request that promises a body and never
 // sends it: http.read_timeout must end it, instead of a connection held forever.
 func TestServeBoundsSlowClients(t *testing.T) {
+	t.Parallel()
 	a := startBot(t, "--http.read_timeout", "300ms")
 	conn, err := net.Dial("tcp", a.Addr())
 	if err != nil {

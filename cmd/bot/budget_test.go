@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,12 +15,8 @@ import (
 	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 	"github.com/comm100bot/bot/internal/job"
+	"github.com/comm100bot/bot/internal/testenv"
 )
-
-// -long runs the dispatch tests at the sizes of the design (30 calls per
-// 10s with 200 jobs; a 60-second outage). They take minutes; CI runs them
-// scaled down.
-var long = flag.Bool("long", false, "run the dispatch tests at full size")
 
 // queueJobs publishes n ticket jobs straight onto ACTIONS, as the rules would.
 func queueJobs(t *testing.T, a *app, n int, prefix string) {
@@ -66,15 +61,26 @@ func countStatus(reqs []comm100test.Request, status int) int {
 	return n
 }
 
-// TestBudgetIsNeverExceeded queues more jobs than the budget allows in many
-// windows, with the same budget on the bot and the simulator: the simulator
-// never answers 403, and no window ever holds more than the budget.
+// TestBudgetIsNeverExceeded queues more jobs than the budget allows in
+// several windows, with the same budget on the bot and the simulator: the
+// simulator never answers 403, and no window ever holds more than the
+// budget. The limiter's promise does not depend on latency, so short
+// windows prove it as well as long ones; TestBudgetIsNeverExceededLong runs
+// it at the size of the design.
 func TestBudgetIsNeverExceeded(t *testing.T) {
-	calls, per, jobs := 10, 2*time.Second, 45
-	if *long {
-		calls, per, jobs = 30, 10*time.Second, 200
-	}
-	sim, simArgs := startSim(t, comm100test.Config{RateLimit: comm100test.RateLimit{Calls: calls, Per: per}})
+	t.Parallel()
+	testBudget(t, 5, 500*time.Millisecond, 22)
+}
+
+// TestBudgetIsNeverExceededLong: 200 jobs through 30 calls per 10 s.
+func TestBudgetIsNeverExceededLong(t *testing.T) {
+	testenv.Long(t)
+	t.Parallel()
+	testBudget(t, 30, 10*time.Second, 200)
+}
+
+func testBudget(t *testing.T, calls int, per time.Duration, jobs int) {
+	sim, simArgs := startSim(t, comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: calls, Per: per}})
 	a := startBot(t, append(simArgs,
 		"--comm100.rate_limit.calls", fmt.Sprint(calls),
 		"--comm100.rate_limit.per", per.String(),
@@ -109,47 +115,58 @@ func TestBudgetIsNeverExceeded(t *testing.T) {
 }
 
 // TestOutageDelaysJobsAndLosesNone: the simulator answers 503 to everything
-// for a while; every job completes after it, the calls made during the
-// outage thin out as backoff grows, and nothing reaches the DLQ.
+// until the test ends the outage; every job completes after it, exactly
+// once, nothing reaches the DLQ, and the calls made during the outage stay
+// few: the pool backs off as one and probes with one call at a time,
+// instead of every queued job retrying on its own. The outage lasts until
+// three calls have failed, two pauses of the pool, with two workers (the
+// failures of calls made at once each lengthen the pause, and the test
+// would wait it out); TestOutageDelaysJobsAndLosesNoneLong runs a minute's
+// outage with eight.
 func TestOutageDelaysJobsAndLosesNone(t *testing.T) {
-	outage, jobs := 8*time.Second, 20
-	if *long {
-		outage, jobs = 60*time.Second, 50
-	}
-	from := time.Now()
-	sim, simArgs := startSim(t, comm100test.Config{Faults: comm100test.Faults{OutageFrom: from, OutageFor: outage}})
-	a := startBot(t, append(simArgs, "--dispatch.retry_in_process", "3s", "--dispatch.workers", "8")...)
+	t.Parallel()
+	testOutage(t, 2, 3, 0, 10)
+}
+
+// TestOutageDelaysJobsAndLosesNoneLong: 50 jobs through a 60 s outage.
+func TestOutageDelaysJobsAndLosesNoneLong(t *testing.T) {
+	testenv.Long(t)
+	t.Parallel()
+	testOutage(t, 8, 1, 60*time.Second, 50)
+}
+
+// testOutage queues jobs for workers into an outage that ends once
+// minFailed calls have failed over at least minSpan.
+func testOutage(t *testing.T, workers, minFailed int, minSpan time.Duration, jobs int) {
+	sim, simArgs := startSim(t, comm100test.Config{Faults: comm100test.Faults{OutageFrom: time.Now(), OutageFor: 24 * time.Hour}})
+	a := startBot(t, append(simArgs, "--dispatch.retry_in_process", "3s", "--dispatch.workers", fmt.Sprint(workers))...)
 	queueJobs(t, a, jobs, "outage")
-	waitFor(t, "every job to be done", outage+2*time.Minute, func() bool {
+	var first time.Time
+	waitFor(t, "the outage to be met", minSpan+time.Minute, func() bool {
+		var failed []comm100test.Request
+		for _, r := range sim.Requests() {
+			if r.Status == http.StatusServiceUnavailable {
+				failed = append(failed, r)
+			}
+		}
+		if len(failed) > 0 {
+			first = failed[0].Time
+		}
+		return len(failed) >= minFailed && time.Since(first) >= minSpan
+	})
+	if err := sim.SetFaults(comm100test.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	span := time.Since(first)
+	waitFor(t, "every job to be done", 2*time.Minute, func() bool {
 		return countStatus(sim.Requests(), http.StatusCreated) >= jobs
 	})
+	waitIdle(t, a)
 	reqs := sim.Requests()
-	var firstHalf, secondHalf int
-	for _, r := range reqs {
-		switch off := r.Time.Sub(from); {
-		case r.Status != http.StatusServiceUnavailable:
-		case off < outage/2:
-			firstHalf++
-		default:
-			secondHalf++
-		}
-	}
-	// Recovery: from the outage's end to the first ticket, and to the last.
-	var first, last time.Time
-	for _, r := range reqs {
-		if r.Status == http.StatusCreated && r.Time.After(from.Add(outage)) {
-			if first.IsZero() {
-				first = r.Time
-			}
-			last = r.Time
-		}
-	}
-	t.Logf("outage of %s: %d calls in its first half, %d in its second; %d calls in all for %d jobs; "+
-		"first ticket %s after it ended, last %s after",
-		outage, firstHalf, secondHalf, len(reqs), jobs,
-		first.Sub(from.Add(outage)).Round(time.Millisecond), last.Sub(from.Add(outage)).Round(time.Millisecond))
-	if firstHalf == 0 || 2*secondHalf > firstHalf {
-		t.Errorf("calls during the outage did not thin out: %d then %d", firstHalf, secondHalf)
+	failed := countStatus(reqs, http.StatusServiceUnavailable)
+	t.Logf("outage of %s: %d failed calls, %d calls in all for %d jobs", span.Round(time.Millisecond), failed, len(reqs), jobs)
+	if most := maxOutageCalls(workers, span); failed > most {
+		t.Errorf("%d calls during an outage of %s, want at most %d: the calls did not thin out", failed, span, most)
 	}
 	if n := countStatus(reqs, http.StatusCreated); n != jobs {
 		t.Errorf("%d tickets created, want %d (one per job)", n, jobs)
@@ -163,10 +180,28 @@ func TestOutageDelaysJobsAndLosesNone(t *testing.T) {
 	}
 }
 
+// maxOutageCalls bounds the failing calls of an outage: the calls in
+// flight when it starts (one per worker), then one probe per pause. The
+// pauses grow from 250 ms, doubling, with jitter down to half, so the k-th
+// lasts at least 125 ms * 2^(k-1), and k pauses fit in the outage only while
+// 125 ms * (2^k - 1) <= outage. The bound allows twice that many probes:
+// it checks that the calls thin out, not the exact schedule, which
+// internal/actions tests. A slow machine only makes fewer calls; without
+// the shared backoff every worker would retry on its own schedule and make
+// several times more.
+func maxOutageCalls(workers int, outage time.Duration) int {
+	pauses := 0
+	for span := 125 * time.Millisecond; span <= outage; span = 2*span + 125*time.Millisecond {
+		pauses++
+	}
+	return workers + 2*(pauses+1)
+}
+
 // TestNotFoundGoesToDLQAndRedriveReplaysIt: a note on a ticket that does
 // not exist yet is answered 404, lands in the DLQ with its story, and
 // `bot dlq redrive` replays it once the ticket exists.
 func TestNotFoundGoesToDLQAndRedriveReplaysIt(t *testing.T) {
+	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
 	pub := &actions.Queue{JS: a.bus.JS}
@@ -223,6 +258,7 @@ func TestNotFoundGoesToDLQAndRedriveReplaysIt(t *testing.T) {
 // denied" and "limit exceeded" with 403; one that says neither is retried a
 // few times, then the job goes to the DLQ instead of retrying for a day.
 func TestBare403IsGivenUpAfterAFewTries(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)

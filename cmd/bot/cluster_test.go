@@ -454,17 +454,17 @@ func (s *clusterSetup) tryBot(t testing.TB, name string) (*clusterBot, error) {
 	return b, nil
 }
 
-// waitWorking waits until every bot's workers are pulling jobs: the bots
-// have finished starting.
-func waitWorking(t testing.TB, js jetstream.JetStream, bots, workers int) {
+// waitWorking waits until every bot's pool is pulling jobs (one pull
+// request each): the bots have finished starting.
+func waitWorking(t testing.TB, js jetstream.JetStream, bots int) {
 	t.Helper()
-	eventually(t, "every bot's workers to pull jobs", 30*time.Second, func() bool {
+	eventually(t, "every bot's pool to pull jobs", 30*time.Second, func() bool {
 		c, err := js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(t.Context())
-		return err == nil && info.NumWaiting >= bots*workers
+		return err == nil && info.NumWaiting >= bots
 	})
 }
 
@@ -593,7 +593,7 @@ type clusterScenario struct {
 func runClusterScenario(t *testing.T, sc clusterScenario) {
 	start := time.Now()
 	cluster := startNATSCluster(t, 3)
-	sim := comm100test.New(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: sc.calls, Per: sc.per}})
+	sim := comm100test.New(comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: sc.calls, Per: sc.per}})
 	setup := &clusterSetup{cluster: cluster, sim: sim, calls: sc.calls, per: sc.per, logLevel: slog.LevelInfo, rulesDir: writeRules(t, `rules:
   - name: low-rated-chat-ticket
     on: comm100.chat.ended
@@ -605,7 +605,7 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 `)}
 	bots := []*clusterBot{setup.startBot(t, "bot-1"), setup.startBot(t, "bot-2"), setup.startBot(t, "bot-3")}
 	js := bots[0].a.bus.JS
-	waitWorking(t, js, len(bots), 4)
+	waitWorking(t, js, len(bots))
 	s := &sender{accepted: map[int]bool{}}
 	s.setBots(bots...)
 	ctx, cancel := context.WithTimeout(t.Context(), sc.drainWithin+time.Minute)

@@ -30,6 +30,7 @@ func loadTestConfig(t *testing.T, yaml string, environ ...string) (*Config, erro
 }
 
 func TestConfigSources(t *testing.T) {
+	t.Parallel()
 	cfg, err := loadTestConfig(t, `
 sources:
   shop:
@@ -63,6 +64,7 @@ sources:
 }
 
 func TestConfigSourceErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, yaml, err string }{
 		{"unknown key", "sources:\n  shop:\n    kind: generic\n    sekret: x\n", `unknown config key "sources.shop.sekret"`},
 		{"bad expression", "sources:\n  shop:\n    kind: generic\n    type: body.(\n", "sources.shop.type: "},
@@ -81,6 +83,7 @@ func TestConfigSourceErrors(t *testing.T) {
 
 // TestDeployExampleConfigLoads keeps deploy/bot.example.yaml valid.
 func TestDeployExampleConfigLoads(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	configFlags(fs)
 	if err := fs.Parse([]string{"--config", "../../deploy/bot.example.yaml"}); err != nil {
@@ -100,6 +103,7 @@ func TestDeployExampleConfigLoads(t *testing.T) {
 // be ahead of the clock by as much), so the duplicate window is raised to
 // twice the longest tolerance; a longer configured window stays.
 func TestDedupWindowCoversSignatureTolerance(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, yaml string
 		want       time.Duration
@@ -144,6 +148,7 @@ func TestDedupWindowCoversSignatureTolerance(t *testing.T) {
 // listener, which they bind for the probes, and publish only the webhook
 // port.
 func TestDeployReachesTheAdminListener(t *testing.T) {
+	t.Parallel()
 	read := func(name string) string {
 		b, err := os.ReadFile("../../deploy/" + name)
 		if err != nil {

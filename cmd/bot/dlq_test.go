@@ -9,6 +9,7 @@ import (
 // TestDLQCommandsReachTheRunningBot runs bot dlq list, purge and a refused
 // redrive against a running bot's embedded NATS server, by --nats.url.
 func TestDLQCommandsReachTheRunningBot(t *testing.T) {
+	t.Parallel()
 	a := startBot(t)
 	url := a.bus.Conn.ConnectedUrl()
 	tests := []struct {

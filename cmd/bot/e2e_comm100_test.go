@@ -13,6 +13,7 @@ import (
 // of an API key: the token is fetched from the simulator's token endpoint
 // through the same rate-limited client, and the ticket call carries it.
 func TestEndToEndWithOAuth(t *testing.T) {
+	t.Parallel()
 	sim := comm100test.New(comm100test.Config{})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)

@@ -142,7 +142,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// waitIdle waits until both durable consumers have nothing pending or unacknowledged.
+// waitIdle waits until both durable consumers have nothing pending or
+// unacknowledged, and are being read: the rules and the workers have
+// finished starting and wait for more.
 func waitIdle(t *testing.T, a *app) {
 	t.Helper()
 	idle := func(stream, consumer string) bool {
@@ -151,7 +153,7 @@ func waitIdle(t *testing.T, a *app) {
 			return false
 		}
 		info, err := c.Info(t.Context())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumWaiting > 0
 	}
 	waitFor(t, "the rules and workers to be idle", 10*time.Second, func() bool {
 		return idle(bus.EventsStream, bus.RulesConsumer) && idle(bus.ActionsStream, bus.WorkerConsumer)
@@ -169,6 +171,7 @@ func ticketCalls(sim *comm100test.Server) []comm100test.Request {
 }
 
 func TestEndToEndLowRatedChatBecomesOneTicket(t *testing.T) {
+	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
 	url := "http://" + a.Addr() + "/hooks/comm100"
@@ -242,6 +245,7 @@ func fieldCalls(sim *comm100test.Server) []comm100test.Request {
 // TestUnknownCustomFieldGoesToDLQNamingIt: a rule naming a ticket custom field
 // that does not exist fails for good, and the dead letter says which field.
 func TestUnknownCustomFieldGoesToDLQNamingIt(t *testing.T) {
+	t.Parallel()
 	sim, simArgs := startSim(t, comm100test.Config{})
 	a := startBot(t, simArgs...)
 	pub := &actions.Queue{JS: a.bus.JS}
@@ -266,6 +270,7 @@ func TestUnknownCustomFieldGoesToDLQNamingIt(t *testing.T) {
 }
 
 func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
+	t.Parallel()
 	a := startBot(t)
 	base := "http://" + a.Addr()
 	tests := []struct {
@@ -308,6 +313,7 @@ func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
 }
 
 func TestEndToEndBusDownAnswers503(t *testing.T) {
+	t.Parallel()
 	// An external NATS server that the test can stop under the running bot.
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -347,6 +353,7 @@ func TestEndToEndBusDownAnswers503(t *testing.T) {
 // rules run again, but each job that already succeeded is recognised by its
 // id in the jobs_done bucket and acknowledged without a second call.
 func TestRepeatAfterTheDedupWindowRunsNoDoneJobAgain(t *testing.T) {
+	t.Parallel()
 	rules := writeRules(t, `rules:
   - name: ticket
     on: comm100.chat.ended

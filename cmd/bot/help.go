@@ -50,6 +50,7 @@ func commandTree() *command {
 			},
 			dlqCommand(),
 			sendCommand(),
+			benchCommand(),
 			{
 				name:    "comm100",
 				summary: "manage the Comm100 side of the bot",

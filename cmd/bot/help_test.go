@@ -18,6 +18,7 @@ import (
 // subcommand answers --help (and the "help" word of groups) on stdout with
 // exit 0, without side effects, and describes every flag.
 func TestEveryCommandHasHelp(t *testing.T) {
+	t.Parallel()
 	var walk func(c *command, args []string)
 	count := 0
 	walk = func(c *command, args []string) {
@@ -81,6 +82,7 @@ func checkFlagLines(t *testing.T, help string) {
 }
 
 func TestHelpOfSomeCommands(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args       []string
 		want, not  []string
@@ -121,6 +123,7 @@ func TestHelpOfSomeCommands(t *testing.T) {
 }
 
 func TestBadCommandLinesExit1WithAHint(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args []string
 		want string
@@ -155,6 +158,7 @@ func TestBadCommandLinesExit1WithAHint(t *testing.T) {
 // flag has a description, no description is of a key that is gone, and no
 // secret or source key is a flag.
 func TestConfigFlagsAreDocumented(t *testing.T) {
+	t.Parallel()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	configFlags(fs)
 	flags := map[string]bool{}
@@ -183,6 +187,7 @@ func TestConfigFlagsAreDocumented(t *testing.T) {
 // TestREADMEDocumentsEveryConfigKey keeps the README's configuration table
 // in step with Config.
 func TestREADMEDocumentsEveryConfigKey(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

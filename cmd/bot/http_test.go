@@ -51,6 +51,7 @@ func wantJSONError(t *testing.T, resp *http.Response, body []byte, status int) {
 // /hooks/... only; health, readiness, metrics and reload are on the admin
 // listener, which binds the loopback interface unless told otherwise.
 func TestAdminEndpointsHaveTheirOwnListener(t *testing.T) {
+	t.Parallel()
 	a := startBot(t)
 	admin := []struct{ method, path string }{
 		{http.MethodGet, "/healthz"},
@@ -97,6 +98,7 @@ func TestAdminEndpointsHaveTheirOwnListener(t *testing.T) {
 // and reload want it as a bearer credential; health and readiness stay open
 // for probes. The token is not a flag.
 func TestAdminTokenGuardsMetricsAndReload(t *testing.T) {
+	t.Parallel()
 	const token = "adm1n-t0ken-5e3c"
 	a := startBot(t, "--http.admin_token", token) // passed as BOT_HTTP__ADMIN_TOKEN
 	call := func(method, path, auth string) *http.Response {
@@ -146,6 +148,7 @@ func TestAdminTokenGuardsMetricsAndReload(t *testing.T) {
 // (not only the webhook handler's) are the documented JSON refusals, and no
 // path is redirected.
 func TestRefusalsAreJSON(t *testing.T) {
+	t.Parallel()
 	a := startBot(t, "--http.max_header_bytes", "4096")
 	hooks, admin := a.Addr(), a.AdminAddr()
 	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: bot\r\n\r\n" }
@@ -191,6 +194,7 @@ func TestRefusalsAreJSON(t *testing.T) {
 // TestReadHeaderTimeoutIsConfigurable: http.read_header_timeout bounds both
 // listeners, and a client that stops sending its headers is cut off.
 func TestReadHeaderTimeoutIsConfigurable(t *testing.T) {
+	t.Parallel()
 	a := startBot(t, "--http.read_header_timeout", "300ms")
 	for _, srv := range []*http.Server{a.srv, a.adminSrv} {
 		if srv.ReadHeaderTimeout != 300*time.Millisecond || srv.MaxHeaderBytes != 64<<10 {

@@ -27,7 +27,7 @@ import (
 func BenchmarkIntake(b *testing.B) {
 	rules := writeRulesTB(b)
 	b.Run("one bot, embedded NATS", func(b *testing.B) {
-		a := benchBot(b, "--nats.listen", "127.0.0.1:-1", "--nats.store_dir", b.TempDir(), "--rules.dir", rules)
+		a := intakeBot(b, "--nats.listen", "127.0.0.1:-1", "--nats.store_dir", b.TempDir(), "--rules.dir", rules)
 		postParallel(b, []string{"http://" + a.Addr() + "/hooks/comm100"})
 	})
 	b.Run("three bots, 3-node cluster, 3 replicas", func(b *testing.B) {
@@ -58,8 +58,8 @@ func writeRulesTB(tb testing.TB) string {
 	return dir
 }
 
-// benchBot runs a bot without Comm100 credentials (actions run dry).
-func benchBot(b *testing.B, args ...string) *app {
+// intakeBot runs a bot without Comm100 credentials (actions run dry).
+func intakeBot(b *testing.B, args ...string) *app {
 	b.Helper()
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	configFlags(fs)

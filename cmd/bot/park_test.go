@@ -34,6 +34,7 @@ const parkRulesV1 = `rules:
 // repeat is absorbed by the ACTIONS duplicate window or, after the window,
 // by the record of done jobs.
 func TestEndToEndParkedEventIsListedAndRedriven(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name   string
 		window time.Duration
@@ -93,7 +94,7 @@ func TestEndToEndParkedEventIsListedAndRedriven(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(rules, "rules.yaml"), []byte(fixed), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := a.reload("test"); err != nil {
+			if _, err := a.rules.Reload("test"); err != nil {
 				t.Fatal(err)
 			}
 			// The server forgets ids a little after the window (a timer

@@ -14,6 +14,7 @@ import (
 // the catalogue: every action has a row, and the row names every parameter
 // with its type, in bold when it is required, as "`name` (type".
 func TestREADMEDocumentsEveryAction(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +50,7 @@ func TestREADMEDocumentsEveryAction(t *testing.T) {
 // users to create is in .gitignore, so that a user following it does not
 // commit JetStream files.
 func TestREADMEStoreDirsAreIgnored(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -59,6 +59,7 @@ func metricValue(t *testing.T, a *app, name string) string {
 // TestHotReload edits the rules of a running bot: a broken edit is refused
 // and the old rules keep working; a fixed edit takes effect without restart.
 func TestHotReload(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "rules.yaml")
 	write := func(s string) {

@@ -15,7 +15,7 @@ import (
 // for the window instead of being refused by Comm100.
 func TestBudgetCountsCallsFromBeforeARestart(t *testing.T) {
 	const calls, per = 8, 3 * time.Second
-	sim, simArgs := startSim(t, comm100test.Config{RateLimit: comm100test.RateLimit{Calls: calls, Per: per}})
+	sim, simArgs := startSim(t, comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: calls, Per: per}})
 	args := append(simArgs,
 		"--comm100.rate_limit.calls", fmt.Sprint(calls),
 		"--comm100.rate_limit.per", per.String(),

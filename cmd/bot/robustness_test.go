@@ -13,6 +13,7 @@ import (
 // ACTIONS, a job whose value JSON cannot hold is skipped without holding
 // back its siblings, and consumers deleted under a running bot come back.
 func TestEventsAndJobsSurviveTheBus(t *testing.T) {
+	t.Parallel()
 	rules := writeRules(t, `rules:
   - name: exact-numbers
     on: comm100.chat.ended

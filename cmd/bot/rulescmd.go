@@ -73,7 +73,7 @@ func rulesDir(c *command, e *cmdEnv, fs *pflag.FlagSet) (string, error) {
 // loadRules loads a rules directory and prints every error to stderr. A
 // directory that holds no rule file is an error: a wrong path must not pass.
 func loadRules(dir string, stderr io.Writer) (*rules.Engine, error) {
-	eng, err := rules.LoadDir(dir, actions.NewCatalog())
+	eng, err := rules.LoadDir(dir, actions.NewCatalog(), eventShapes())
 	if err != nil {
 		var list rules.ErrorList
 		if errors.As(err, &list) {
@@ -109,6 +109,14 @@ func rulesCheck(_ context.Context, c *command, e *cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: %d rules in %d files, all valid\n", dir, len(eng.Rules()), eng.Files())
 	return nil
+}
+
+// eventShapes are the shapes of the events rules are type-checked against:
+// the Comm100 normalizer's, under the name of the default comm100 source.
+func eventShapes() *rules.Shapes {
+	var s rules.Shapes
+	s.Add("comm100", ingest.Comm100Shapes())
+	return &s
 }
 
 // decodeWebhook decodes raw webhook bodies for rule tests and eval.

@@ -10,6 +10,7 @@ import (
 // TestRulesCheckRefusesADirWithoutRules: a wrong path must not pass CI: a
 // directory without rule files, or one that does not exist, exits 1 naming it.
 func TestRulesCheckRefusesADirWithoutRules(t *testing.T) {
+	t.Parallel()
 	empty := t.TempDir()
 	writeFile(t, empty, "notes.txt", "not a rule file")
 	missing := filepath.Join(t.TempDir(), "nope")

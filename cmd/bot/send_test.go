@@ -18,6 +18,7 @@ func writeFile(t *testing.T, dir, name, content string) string {
 }
 
 func TestSendSignsLikeTheSource(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	config := writeFile(t, dir, "bot.yaml", `
 sources:
@@ -78,6 +79,7 @@ sources:
 
 // TestSendErrorHidesTheToken: a failed post names the bot, not the token.
 func TestSendErrorHidesTheToken(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "bot.yaml")
 	if err := os.WriteFile(cfgFile, []byte("sources:\n  comm100:\n    kind: comm100\n    token: supersecrettoken123\n"), 0o644); err != nil {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,7 +72,7 @@ type app struct {
 	reg     *prometheus.Registry
 	bus     *bus.Bus
 	catalog *actions.Catalog
-	engine  atomic.Pointer[rules.Engine]
+	rules   *rules.Coordinator
 	pool    *actions.Pool
 	router  *rules.Router
 	ingest  *ingest.Handler
@@ -81,11 +80,6 @@ type app struct {
 	// listener the health, readiness, metrics and reload endpoints.
 	ln, adminLn   net.Listener
 	srv, adminSrv *http.Server
-
-	reloadMu    sync.Mutex
-	reloadOK    prometheus.Gauge
-	reloadTime  prometheus.Gauge
-	rulesLoaded prometheus.Gauge
 }
 
 // newApp builds and connects everything and binds the HTTP listener, so that
@@ -94,28 +88,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), catalog: actions.NewCatalog()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	eng, err := rules.LoadDir(cfg.Rules.Dir, a.catalog)
+	a.rules, err = rules.NewCoordinator(cfg.Rules.Dir, a.catalog, eventShapes(), log, a.reg)
 	if err != nil {
-		return nil, fmt.Errorf("rules in %s:\n%w", cfg.Rules.Dir, err)
+		return nil, err
 	}
-	a.engine.Store(eng)
-	log.Info("rules loaded", "dir", cfg.Rules.Dir, "files", eng.Files(), "rules", len(eng.Rules()))
-	a.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "bot_rules_reload_success",
-		Help: "1 if the last load of the rules succeeded, 0 if it was refused (the old rules keep running).",
-	})
-	a.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "bot_rules_reload_timestamp_seconds",
-		Help: "Unix time of the last successful load of the rules.",
-	})
-	a.rulesLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "bot_rules_loaded",
-		Help: "Rules in the running set.",
-	})
-	a.reg.MustRegister(a.reloadOK, a.reloadTime, a.rulesLoaded)
-	a.reloadOK.Set(1)
-	a.reloadTime.SetToCurrentTime()
-	a.rulesLoaded.Set(float64(len(eng.Rules())))
 
 	configured := cfg.NATS.DedupWindow
 	if source := cfg.coverReplays(); source != "" {
@@ -177,13 +153,24 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		log.Warn("DRY RUN: no Comm100 credentials configured (comm100.site_id, comm100.email, and comm100.api_key " +
 			"or comm100.password + comm100.client_id); Comm100 actions are logged, not sent")
 	}
-	dispatch := cfg.Dispatch
-	dispatch.Replicas = cfg.NATS.Replicas
-	a.pool, err = actions.NewPool(dispatch, a.bus.JS, a.catalog, rt, limiter, log, a.reg)
+	// Ingest, the rules and the pool each talk to NATS on their own
+	// connection: on one socket, the pool's round trips would queue behind
+	// thousands of webhook and job publishes.
+	poolJS, err := a.bus.Connect("bot-pool")
 	if err != nil {
 		return nil, err
 	}
-	a.router, err = rules.NewRouter(a.bus.JS, a.engine.Load, &actions.Queue{JS: a.bus.JS}, log, a.reg)
+	rulesJS, err := a.bus.Connect("bot-rules")
+	if err != nil {
+		return nil, err
+	}
+	dispatch := cfg.Dispatch
+	dispatch.Replicas = cfg.NATS.Replicas
+	a.pool, err = actions.NewPool(dispatch, poolJS, a.catalog, rt, limiter, log, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.router, err = rules.NewRouter(rulesJS, a.rules.Engine, &actions.Queue{JS: rulesJS}, log, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -258,9 +245,7 @@ func (a *app) run(ctx context.Context) error {
 	start("worker pool", a.pool.Run)
 	start("rules", a.router.Run)
 	if *a.cfg.Rules.Watch {
-		start("rules watcher", func(ctx context.Context) error {
-			return rules.Watch(ctx, a.cfg.Rules.Dir, a.cfg.Rules.Debounce, a.log, func() { _, _ = a.reload("file change") })
-		})
+		start("rules watcher", func(ctx context.Context) error { return a.rules.Watch(ctx, a.cfg.Rules.Debounce) })
 	}
 	wg.Go(func() {
 		hup := make(chan os.Signal, 1)
@@ -271,7 +256,7 @@ func (a *app) run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_, _ = a.reload("SIGHUP")
+				_, _ = a.rules.Reload("SIGHUP")
 			}
 		}
 	})
@@ -309,34 +294,15 @@ func (a *app) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case a.engine.Load() == nil:
+	case a.rules.Engine() == nil:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": "no rules loaded"})
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
 }
 
-// reload loads the rules aside and swaps them in only if they all compile.
-// Events already being evaluated finish on the set they started with.
-func (a *app) reload(why string) (*rules.Engine, error) {
-	a.reloadMu.Lock()
-	defer a.reloadMu.Unlock()
-	eng, err := rules.LoadDir(a.cfg.Rules.Dir, a.catalog)
-	if err != nil {
-		a.reloadOK.Set(0)
-		a.log.Error("rules reload refused; the old rules keep running", "trigger", why, "err", err)
-		return nil, err
-	}
-	a.engine.Store(eng)
-	a.reloadOK.Set(1)
-	a.reloadTime.SetToCurrentTime()
-	a.rulesLoaded.Set(float64(len(eng.Rules())))
-	a.log.Info("rules reloaded", "trigger", why, "files", eng.Files(), "rules", len(eng.Rules()))
-	return eng, nil
-}
-
 func (a *app) handleReload(w http.ResponseWriter, _ *http.Request) {
-	eng, err := a.reload("POST /-/reload")
+	eng, err := a.rules.Reload("POST /-/reload")
 	if err != nil {
 		var list rules.ErrorList
 		msgs := []string{err.Error()}

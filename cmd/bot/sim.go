@@ -104,21 +104,21 @@ Control:
 
 // parseRateLimit reads "60/10s" (a bare unit means one of it: "300/m"), or
 // "off".
-func parseRateLimit(s string) (comm100test.RateLimit, error) {
+func parseRateLimit(s string) (comm100test.IPRateLimit, error) {
 	if s == "off" {
-		return comm100test.RateLimit{Calls: -1}, nil
+		return comm100test.IPRateLimit{Calls: -1}, nil
 	}
 	calls, per, ok := strings.Cut(s, "/")
 	n, err := strconv.Atoi(calls)
 	if !ok || err != nil || n < 1 {
-		return comm100test.RateLimit{}, fmt.Errorf("%q: want CALLS/WINDOW such as 300/5m, or off", s)
+		return comm100test.IPRateLimit{}, fmt.Errorf("%q: want CALLS/WINDOW such as 300/5m, or off", s)
 	}
 	if per != "" && (per[0] < '0' || per[0] > '9') {
 		per = "1" + per
 	}
 	d, err := time.ParseDuration(per)
 	if err != nil || d <= 0 {
-		return comm100test.RateLimit{}, fmt.Errorf("%q: want CALLS/WINDOW such as 300/5m, or off", s)
+		return comm100test.IPRateLimit{}, fmt.Errorf("%q: want CALLS/WINDOW such as 300/5m, or off", s)
 	}
-	return comm100test.RateLimit{Calls: n, Per: d}, nil
+	return comm100test.IPRateLimit{Calls: n, Per: d}, nil
 }

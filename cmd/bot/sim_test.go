@@ -8,15 +8,16 @@ import (
 )
 
 func TestParseRateLimit(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in      string
-		want    comm100test.RateLimit
+		want    comm100test.IPRateLimit
 		wantErr bool
 	}{
-		{in: "60/10s", want: comm100test.RateLimit{Calls: 60, Per: 10 * time.Second}},
-		{in: "300/5m", want: comm100test.RateLimit{Calls: 300, Per: 5 * time.Minute}},
-		{in: "100/m", want: comm100test.RateLimit{Calls: 100, Per: time.Minute}},
-		{in: "off", want: comm100test.RateLimit{Calls: -1}},
+		{in: "60/10s", want: comm100test.IPRateLimit{Calls: 60, Per: 10 * time.Second}},
+		{in: "300/5m", want: comm100test.IPRateLimit{Calls: 300, Per: 5 * time.Minute}},
+		{in: "100/m", want: comm100test.IPRateLimit{Calls: 100, Per: time.Minute}},
+		{in: "off", want: comm100test.IPRateLimit{Calls: -1}},
 		{in: "60", wantErr: true},
 		{in: "0/1s", wantErr: true},
 		{in: "x/1s", wantErr: true},

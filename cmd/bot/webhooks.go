@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -116,89 +113,82 @@ func (e endpoint) show(u string) string {
 	return u
 }
 
-// webhook is a Comm100 live-chat webhook subscription.
-type webhook struct {
-	ID        comm100.ID `json:"id,omitempty"`
-	Event     string     `json:"event"`
-	TargetURL string     `json:"targetUrl"`
+// webhookAPI is the slice of the Comm100 client that sync needs.
+type webhookAPI interface {
+	Webhooks(ctx context.Context) ([]comm100.Webhook, error)
+	CreateWebhook(ctx context.Context, event, targetURL string) (*comm100.Webhook, error)
+	DeleteWebhook(ctx context.Context, id string) error
 }
 
-// apiCaller is the slice of the Comm100 client that sync needs.
-type apiCaller interface {
-	Do(ctx context.Context, method, path string, query url.Values, body, out any) error
+// webhookPlan is what sync does to the subscriptions of one endpoint.
+type webhookPlan struct {
+	keep   []comm100.Webhook // already right
+	create []string          // live-chat events with no subscription of ours
+	remove []comm100.Webhook // ours, but another event, a duplicate or an old token
 }
 
-// syncWebhooks makes the subscriptions of ep exactly one per live-chat event:
-// it creates the missing ones first, then removes the stale ones, so that no
-// event goes unsubscribed while the token changes. It returns what it did
-// (or, with dryRun, would do), one line per change.
-func syncWebhooks(ctx context.Context, c apiCaller, ep endpoint, dryRun bool) ([]string, error) {
-	var raw json.RawMessage
-	if err := c.Do(ctx, http.MethodGet, "livechat/webhooks", nil, nil, &raw); err != nil {
-		return nil, fmt.Errorf("list webhooks: %w", err)
-	}
-	existing, err := decodeWebhooks(raw)
-	if err != nil {
-		return nil, fmt.Errorf("list webhooks: %w", err)
-	}
+// planWebhooks decides how to make the subscriptions of ep exactly one per
+// live-chat event; subscriptions pointing elsewhere are left alone.
+func planWebhooks(existing []comm100.Webhook, ep endpoint) webhookPlan {
 	wanted := map[string]bool{}
 	for _, e := range liveChatSubscriptions {
 		wanted[e] = true
 	}
-	var changes []string
+	var p webhookPlan
 	have := map[string]bool{}
-	var stale []webhook
 	for _, w := range existing {
 		if !ep.ours(w.TargetURL) {
 			continue
 		}
 		if w.TargetURL == ep.target && wanted[w.Event] && !have[w.Event] {
 			have[w.Event] = true
-			changes = append(changes, fmt.Sprintf("kept     %-26s %s", w.Event, w.ID))
+			p.keep = append(p.keep, w)
 			continue
 		}
-		stale = append(stale, w)
+		p.remove = append(p.remove, w)
+	}
+	for _, e := range liveChatSubscriptions {
+		if !have[e] {
+			p.create = append(p.create, e)
+		}
+	}
+	return p
+}
+
+// syncWebhooks makes the subscriptions of ep exactly one per live-chat event:
+// it creates the missing ones first, then removes the stale ones, so that no
+// event goes unsubscribed while the token changes. It returns what it did
+// (or, with dryRun, would do), one line per change.
+func syncWebhooks(ctx context.Context, c webhookAPI, ep endpoint, dryRun bool) ([]string, error) {
+	existing, err := c.Webhooks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list webhooks: %w", err)
+	}
+	plan := planWebhooks(existing, ep)
+	var changes []string
+	for _, w := range plan.keep {
+		changes = append(changes, fmt.Sprintf("kept     %-26s %s", w.Event, w.ID))
 	}
 	verb := map[bool]string{false: "created", true: "would create"}[dryRun]
-	for _, e := range liveChatSubscriptions {
-		if have[e] {
-			continue
-		}
-		var created webhook
+	for _, e := range plan.create {
+		var id comm100.ID
 		if !dryRun {
-			if err := c.Do(ctx, http.MethodPost, "livechat/webhooks", nil, webhook{Event: e, TargetURL: ep.target}, &created); err != nil {
+			created, err := c.CreateWebhook(ctx, e, ep.target)
+			if err != nil {
 				return changes, fmt.Errorf("create webhook %s: %w", e, err)
 			}
+			id = created.ID
 		}
-		changes = append(changes, strings.TrimSpace(fmt.Sprintf("%-8s %-26s %s", verb, e, created.ID)))
+		changes = append(changes, strings.TrimSpace(fmt.Sprintf("%-8s %-26s %s", verb, e, id)))
 	}
 	verb = map[bool]string{false: "removed", true: "would remove"}[dryRun]
-	for _, w := range stale {
+	for _, w := range plan.remove {
 		if !dryRun {
-			if err := c.Do(ctx, http.MethodDelete, "livechat/webhooks/"+url.PathEscape(string(w.ID)), nil, nil, nil); err != nil {
+			if err := c.DeleteWebhook(ctx, string(w.ID)); err != nil {
 				return changes, fmt.Errorf("remove webhook %s: %w", w.ID, err)
 			}
 		}
 		changes = append(changes, fmt.Sprintf("%-8s %-26s %s (%s)", verb, w.Event, w.ID, ep.show(w.TargetURL)))
 	}
 	return changes, nil
-}
-
-// decodeWebhooks reads a bare array or an object holding the array under "webhooks".
-func decodeWebhooks(raw json.RawMessage) ([]webhook, error) {
-	raw = bytes.TrimSpace(raw)
-	var list []webhook
-	if len(raw) > 0 && raw[0] == '[' {
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, fmt.Errorf("decode answer: %w", err)
-		}
-		return list, nil
-	}
-	var wrapped struct {
-		Webhooks []webhook `json:"webhooks"`
-	}
-	if err := json.Unmarshal(raw, &wrapped); err != nil {
-		return nil, fmt.Errorf("decode answer: %w", err)
-	}
-	return wrapped.Webhooks, nil
 }

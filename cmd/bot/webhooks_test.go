@@ -2,99 +2,57 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comm100bot/bot/internal/comm100"
+	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/secret"
 )
 
-// webhookAPI is Comm100's livechat/webhooks API, as far as sync uses it: a
-// bare-array list, create, delete. It checks the API-key credentials.
-type webhookAPI struct {
-	mu    sync.Mutex
-	hooks []map[string]any
-	next  int
-	calls []string
-}
-
-func (a *webhookAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.calls = append(a.calls, r.Method+" "+r.URL.Path)
-	if user, key, ok := r.BasicAuth(); !ok || user != "bot@example.com" || key != "k" || r.URL.Query().Get("siteId") != "10000" {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/v4/livechat/webhooks":
-		_ = json.NewEncoder(w).Encode(a.hooks)
-	case r.Method == http.MethodPost && r.URL.Path == "/v4/livechat/webhooks":
-		var h map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&h); err != nil || h["event"] == "" || h["targetUrl"] == "" {
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		a.next++
-		h["id"] = fmt.Sprintf("wh-%d", a.next)
-		a.hooks = append(a.hooks, h)
-		w.WriteHeader(http.StatusCreated)
-		_ = json.NewEncoder(w).Encode(h)
-	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v4/livechat/webhooks/"):
-		id := strings.TrimPrefix(r.URL.Path, "/v4/livechat/webhooks/")
-		i := slices.IndexFunc(a.hooks, func(h map[string]any) bool { return fmt.Sprint(h["id"]) == id })
-		if i < 0 {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		a.hooks = slices.Delete(a.hooks, i, i+1)
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		w.WriteHeader(http.StatusNotFound)
-	}
-}
-
-// state is the subscriptions as "event targetUrl", sorted.
-func (a *webhookAPI) state() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []string
-	for _, h := range a.hooks {
-		out = append(out, fmt.Sprintf("%v %v", h["event"], h["targetUrl"]))
-	}
-	slices.Sort(out)
-	return out
-}
-
+// TestComm100WebhooksSync runs `bot comm100 webhooks sync` against the
+// simulator, which holds subscriptions of this bot (one right, a duplicate,
+// an old token) and of others: the bot's become one per live-chat event,
+// the others stay, and a second sync changes nothing.
 func TestComm100WebhooksSync(t *testing.T) {
+	t.Parallel()
 	const target = "https://bot.example.com/hooks/comm100/s3cr3t-t0ken"
-	api := &webhookAPI{next: 100, hooks: []map[string]any{
-		{"id": 1, "event": "chatEnds", "targetUrl": target},                                          // kept (numeric id)
-		{"id": "2", "event": "chatEnds", "targetUrl": target},                                        // duplicate: removed
-		{"id": "3", "event": "chatStarts", "targetUrl": "https://bot.example.com/hooks/comm100/old"}, // old token: removed
-		{"id": "4", "event": "visitorLeaves", "targetUrl": target},                                   // not a live-chat event we take: removed
-		{"id": "5", "event": "chatEnds", "targetUrl": "https://crm.example.com/comm100"},             // someone else's: kept
-		{"id": "6", "event": "chatEnds", "targetUrl": "https://bot.example.com/hooks/comm100-eu"},    // another source: kept
-	}}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	sim, simArgs := startSim(t, comm100test.Config{})
+	base := simArgs[slices.Index(simArgs, "--comm100.base_url")+1]
+	site, email, key := sim.Credentials()
+	client, err := comm100.New(comm100.Config{BaseURL: base, SiteID: site, Email: email, APIKey: secret.String(key)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []comm100.ID
+	for _, h := range [][2]string{
+		{"chatEnds", target}, // kept
+		{"chatEnds", target}, // duplicate: removed
+		{"chatStarts", "https://bot.example.com/hooks/comm100/old"}, // old token: removed
+		{"chatEnds", "https://crm.example.com/comm100"},             // someone else's: kept
+		{"chatEnds", "https://bot.example.com/hooks/comm100-eu"},    // another source: kept
+	} {
+		hook, err := client.CreateWebhook(t.Context(), h[0], h[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, hook.ID)
+	}
 	dir := t.TempDir()
 	config := filepath.Join(dir, "bot.yaml")
 	if err := os.WriteFile(config, []byte("sources:\n  comm100:\n    kind: comm100\n    token: s3cr3t-t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	environ := []string{
-		"BOT_COMM100__BASE_URL=" + srv.URL + "/v4/",
-		"BOT_COMM100__SITE_ID=10000",
-		"BOT_COMM100__EMAIL=bot@example.com",
-		"BOT_COMM100__API_KEY=k",
+		"BOT_COMM100__BASE_URL=" + base,
+		"BOT_COMM100__SITE_ID=" + site,
+		"BOT_COMM100__EMAIL=" + email,
+		"BOT_COMM100__API_KEY=" + key,
 	}
 	sync := func() string {
 		t.Helper()
@@ -107,6 +65,19 @@ func TestComm100WebhooksSync(t *testing.T) {
 			t.Errorf("sync printed the token:\n%s", stdout.String())
 		}
 		return stdout.String()
+	}
+	state := func() []string {
+		t.Helper()
+		hooks, err := client.Webhooks(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range hooks {
+			out = append(out, h.Event+" "+h.TargetURL)
+		}
+		slices.Sort(out)
+		return out
 	}
 
 	out := sync()
@@ -122,24 +93,29 @@ func TestComm100WebhooksSync(t *testing.T) {
 		"offlineMessageIsSubmitted " + target,
 	}
 	slices.Sort(want)
-	if diff := cmp.Diff(want, api.state()); diff != "" {
+	if diff := cmp.Diff(want, state()); diff != "" {
 		t.Errorf("after the first sync (-want +got):\n%s\noutput:\n%s", diff, out)
 	}
-	for _, line := range []string{"kept     chatEnds", "created  chatStarts", "removed  chatEnds                   2", "removed  chatStarts                 3 (https://bot.example.com/hooks/comm100/<token>)", "removed  visitorLeaves"} {
+	for _, line := range []string{"kept     chatEnds                   " + string(ids[0]), "created  chatStarts",
+		"removed  chatEnds                   " + string(ids[1]),
+		"removed  chatStarts                 " + string(ids[2]) + " (https://bot.example.com/hooks/comm100/<token>)"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("output lacks %q:\n%s", line, out)
 		}
 	}
 
-	// A second sync changes nothing.
-	api.mu.Lock()
-	api.calls = nil
-	api.mu.Unlock()
+	// A second sync changes nothing: it only lists.
+	before := len(sim.Requests())
 	out = sync()
-	if diff := cmp.Diff(want, api.state()); diff != "" {
+	if diff := cmp.Diff(want, state()); diff != "" {
 		t.Errorf("after the second sync (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"GET /v4/livechat/webhooks"}, api.calls); diff != "" {
+	var calls []string
+	for _, r := range sim.Requests()[before:] {
+		calls = append(calls, r.Method+" "+r.Path)
+	}
+	// The last call is state()'s own list.
+	if diff := cmp.Diff([]string{"GET /v4/livechat/webhooks", "GET /v4/livechat/webhooks"}, calls); diff != "" {
 		t.Errorf("second sync made calls beyond the list (-want +got):\n%s", diff)
 	}
 	if strings.Count(out, "kept") != len(liveChatSubscriptions) {
@@ -147,7 +123,60 @@ func TestComm100WebhooksSync(t *testing.T) {
 	}
 }
 
+// TestPlanWebhooks covers what sync decides, including subscriptions the
+// simulator cannot hold (events that are not live-chat subscriptions).
+func TestPlanWebhooks(t *testing.T) {
+	t.Parallel()
+	ep, err := newEndpoint("https://bot.example.com", "comm100", "tok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const target = "https://bot.example.com/hooks/comm100/tok"
+	hook := func(id, event, url string) comm100.Webhook {
+		return comm100.Webhook{ID: comm100.ID(id), Event: event, TargetURL: url}
+	}
+	all := func(but ...string) []string {
+		var out []string
+		for _, e := range liveChatSubscriptions {
+			if !slices.Contains(but, e) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		existing []comm100.Webhook
+		want     webhookPlan
+	}{
+		{"none yet", nil, webhookPlan{create: all()}},
+		{"one kept, its duplicate removed",
+			[]comm100.Webhook{hook("1", "chatEnds", target), hook("2", "chatEnds", target)},
+			webhookPlan{keep: []comm100.Webhook{hook("1", "chatEnds", target)}, create: all("chatEnds"),
+				remove: []comm100.Webhook{hook("2", "chatEnds", target)}}},
+		{"an event we do not take is removed",
+			[]comm100.Webhook{hook("4", "visitorLeaves", target)},
+			webhookPlan{create: all(), remove: []comm100.Webhook{hook("4", "visitorLeaves", target)}}},
+		{"an old token and the bare endpoint are ours",
+			[]comm100.Webhook{hook("5", "chatStarts", "https://bot.example.com/hooks/comm100/old"), hook("6", "chatEnds", "https://bot.example.com/hooks/comm100")},
+			webhookPlan{create: all(), remove: []comm100.Webhook{
+				hook("5", "chatStarts", "https://bot.example.com/hooks/comm100/old"), hook("6", "chatEnds", "https://bot.example.com/hooks/comm100")}}},
+		{"others' are left alone",
+			[]comm100.Webhook{hook("7", "chatEnds", "https://crm.example.com/comm100"), hook("8", "chatEnds", "https://bot.example.com/hooks/comm100-eu")},
+			webhookPlan{create: all()}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := planWebhooks(tt.existing, ep)
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(webhookPlan{})); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestComm100WebhooksSyncRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		args []string

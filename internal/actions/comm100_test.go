@@ -55,7 +55,7 @@ func TestTicketCustomFieldsByName(t *testing.T) {
 	rt, sim := simRuntime(t)
 	clock := time.Date(2025, 3, 17, 9, 0, 0, 0, time.UTC)
 	rt.TicketFields.now = func() time.Time { return clock }
-	seed, err := sim.Seed(comm100test.Seed{TicketFields: []comm100test.TicketField{{Name: "Order Number"}}})
+	seed, err := sim.Seed(comm100test.Seed{TicketFields: []comm100test.TicketFieldRecord{{Name: "Order Number"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTicketCustomFieldsByName(t *testing.T) {
 	}
 
 	// A field created after the list was fetched: a miss fetches it again.
-	if _, err := sim.Seed(comm100test.Seed{TicketFields: []comm100test.TicketField{{Name: "Region"}}}); err != nil {
+	if _, err := sim.Seed(comm100test.Seed{TicketFields: []comm100test.TicketFieldRecord{{Name: "Region"}}}); err != nil {
 		t.Fatal(err)
 	}
 	clock = clock.Add(time.Minute)
@@ -127,8 +127,8 @@ func TestAttachWithWebhookIDs(t *testing.T) {
 	rt, sim := simRuntime(t)
 	const chatGUID, msgGUID = "16c2cc3a-1b15-4b4f-9298-1cd04d6cec15", "58f738e3-86e5-4ce2-92da-f65ecc0d5318"
 	if _, err := sim.Seed(comm100test.Seed{
-		Chats:           []comm100test.Chat{{GUID: chatGUID}},
-		OfflineMessages: []comm100test.OfflineMessage{{GUID: msgGUID, Message: "call me"}},
+		Chats:           []comm100test.ChatRecord{{GUID: chatGUID}},
+		OfflineMessages: []comm100test.OfflineMessageRecord{{GUID: msgGUID, Message: "call me"}},
 	}); err != nil {
 		t.Fatal(err)
 	}

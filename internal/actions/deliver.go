@@ -2,7 +2,6 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,23 +15,15 @@ import (
 )
 
 // deliver carries out one delivery of a job and finishes its message: every
-// path ends in Ack, Nak, NakWithDelay or Term.
-func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg) {
+// path ends in Ack, Nak, NakWithDelay or Term. The job is held (progress is
+// reported on it) until deliver returns.
+func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 	if ctx.Err() != nil {
 		// Fetched as the pool stops: hand it back for the next start.
 		p.handBack(msg, "")
 		return
 	}
-	// While the job is in hand, waiting for the budget or for a slow call,
-	// tell JetStream it is being worked on, so it is not redelivered.
-	defer keepInProgress(msg, p.ackWait/3)()
-
-	var j job.Job
-	if err := json.Unmarshal(msg.Data(), &j); err != nil {
-		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
-		p.finish(msg, msg.TermWithReason("undecodable"))
-		return
-	}
+	j := *jp
 	log := p.log.With("job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action)
 	if !p.inHand.take(j.ID) {
 		// Another worker holds this job and will finish it.
@@ -297,20 +288,15 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 	}
 }
 
-// finish removes a job from ACTIONS once it is acknowledged or terminated:
-// finished jobs would otherwise stay on disk for good.
+// finish notes that a job is acknowledged or terminated, for the sweeper to
+// remove it from ACTIONS: finished jobs would otherwise stay on disk for
+// good.
 func (p *Pool) finish(msg jetstream.Msg, ackErr error) {
-	if ackErr != nil || p.stream == nil {
+	if ackErr != nil || p.sweeper == nil {
 		return
 	}
-	meta, err := msg.Metadata()
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.stream.DeleteMsg(ctx, meta.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		p.log.Debug("finished job not removed from the stream", "err", err)
+	if meta, err := msg.Metadata(); err == nil {
+		p.sweeper.finished(meta.Sequence.Stream)
 	}
 }
 

@@ -8,12 +8,22 @@
 // The rules engine publishes one [job.Job] per matching action to
 // "actions.run.<action>" with the job id as Nats-Msg-Id ([Queue.Publish]); a
 // delayed job waits as a message schedule on "actions.sched.<key>.<job>" and
-// fires onto the same subject when due. Each of the [Pool]'s workers fetches
-// one job from the durable "workers" consumer when it is free (nothing is
-// prefetched) and, while it holds the job, reports InProgress three times per
-// AckWait. For each delivery a worker (deliver.go):
+// fires onto the same subject when due. The [Pool]'s fetcher pulls jobs from
+// the durable "workers" consumer in batches sized to the room it has (one
+// per worker plus a batch of cheap jobs: the consumer's MaxAckPending, so
+// JetStream never hands the pool more than it can watch). A cheap job, one
+// of a dry run or a "log" job that emits no completion event, is carried out
+// by the fetcher as it arrives (quick.go): it changes nothing outside the
+// bot, so it skips the ledger (a repeat after a crash would repeat a log
+// line), and a copy delivered again in the same process, after its ack was
+// lost, is found among the ids of the jobs finished lately and acknowledged
+// without a second run. Every other job goes to one of the workers; while
+// jobs wait for a worker, the fetcher fetches no more than the workers can
+// start, so jobs waiting for the Comm100 budget stay in JetStream. One
+// goroutine reports InProgress three times per AckWait on every job held,
+// waiting for a worker or in one. For each job a worker (deliver.go):
 //
-//  1. decodes the job and looks it up in the [Ledger] (the jobs_done
+//  1. looks the job up in the [Ledger] (the jobs_done
 //     bucket): a job that already succeeded is acknowledged without running
 //     again, after its completion event is published if it was lost;
 //  2. looks up its action and checks the rendered parameters against the
@@ -63,15 +73,26 @@
 // and releasing them when a probe succeeds, would release them a little
 // sooner, but a goroutine would hold an unbounded number of messages through
 // an outage of any length, each kept alive by InProgress, and a crash would
-// hand them all back at once. With capped redeliveries, the pool holds at
-// most one job per worker, and JetStream holds the rest.
+// hand them all back at once. With capped redeliveries, the pool holds about
+// one job per worker, waiting or running, and JetStream holds the rest.
 //
 // # Ack, Nak, InProgress, Term
 //
 //   - Ack: the job is done. It is sent only after the done record is stored
 //     (the pool keeps trying to store it for as long as it holds the job, so
 //     a NATS blip repeats nothing) and the completion event, if asked for,
-//     is published. The finished job is then deleted from the stream.
+//     is published; a cheap job has no record. The ack is not awaited
+//     (AckSync would add a round trip per job and promise nothing more): if
+//     it is lost, JetStream delivers the job again after its AckWait, and
+//     the copy finds the done record (or, for a cheap job, the ids finished
+//     lately) and is acknowledged without running again.
+//   - Removal: finished jobs are not deleted one by one. Every second a
+//     sweeper (sweep.go) purges the run subjects of ACTIONS up to the
+//     consumer's ack floor (everything at or below it is acknowledged or
+//     terminated), and deletes the jobs finished above a floor that an
+//     earlier job, still failing, holds back, a bounded number per pass;
+//     the rest go with the purge once the floor passes them. Schedules, on
+//     other subjects, are never touched.
 //   - Nak: "take it back now". A stopping pool naks every job it holds that
 //     is not in a call (waiting for the budget or for a retry), so the next
 //     start, or another replica, picks it up at once.
@@ -79,8 +100,8 @@
 //     in-process budget, a job whose ledger lookup failed, a second delivery
 //     of a job a worker already holds.
 //   - InProgress: "still working, do not redeliver yet", sent three times
-//     per AckWait while a job waits for the budget, sleeps before a retry,
-//     is in a slow call or its record is being stored. The AckWait is short
+//     per AckWait while a job waits for a worker or for the budget, sleeps
+//     before a retry, is in a slow call or its record is being stored. The AckWait is short
 //     (5s), so the jobs of a process that died come back within seconds.
 //   - Term: "never redeliver": after the job is stored in the DLQ, or when
 //     it cannot even be decoded.

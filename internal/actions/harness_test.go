@@ -249,6 +249,24 @@ func (b *bench) idle() bool {
 	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 }
 
+// waitRemoved waits until ACTIONS holds only want messages: the finished
+// jobs are removed by the pool's sweeper, in the background.
+func (b *bench) waitRemoved(want uint64) {
+	b.t.Helper()
+	stream, err := b.js.Stream(b.t.Context(), bus.ActionsStream)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var left uint64
+	waitFor(b.t, "the finished jobs removed from ACTIONS", 10*time.Second, func() bool {
+		info, err := stream.Info(b.t.Context())
+		if err == nil {
+			left = info.State.Msgs
+		}
+		return err == nil && left == want
+	})
+}
+
 func (b *bench) dead() []DeadLetter {
 	b.t.Helper()
 	d, err := b.dlq.List(b.t.Context())

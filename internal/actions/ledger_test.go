@@ -152,9 +152,9 @@ func TestLedgerAndConsumerTakeReplicasFromConfig(t *testing.T) {
 	})
 	stop()
 	cfg := b.consumer().Config
-	if cfg.Replicas != 1 || cfg.AckWait != 5*time.Second || cfg.MaxAckPending != 4 {
-		t.Errorf("consumer: replicas %d, ack wait %s, max ack pending %d; want 1, 5s (short, see doc.go), 4 (the workers)",
-			cfg.Replicas, cfg.AckWait, cfg.MaxAckPending)
+	if cfg.Replicas != 1 || cfg.AckWait != 5*time.Second || cfg.MaxAckPending != 4+cheapInHand {
+		t.Errorf("consumer: replicas %d, ack wait %s, max ack pending %d; want 1, 5s (short, see doc.go), %d (the workers and a batch of cheap jobs)",
+			cfg.Replicas, cfg.AckWait, cfg.MaxAckPending, 4+cheapInHand)
 	}
 	for _, name := range []string{"jobs_done", "jobs_attempts"} {
 		st, err := b.js.Stream(t.Context(), "KV_"+name)

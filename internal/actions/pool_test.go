@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -46,13 +47,7 @@ func TestPoolCarriesOutAJobOnce(t *testing.T) {
 			waitFor(t, "the ticket and an idle pool", 10*time.Second, func() bool {
 				return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1 && b.idle()
 			})
-			stream, err := b.js.Stream(t.Context(), bus.ActionsStream)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if info, _ := stream.Info(t.Context()); info.State.Msgs != 0 {
-				t.Errorf("%d messages left on ACTIONS, want the finished job removed", info.State.Msgs)
-			}
+			b.waitRemoved(0)
 			raw, err := b.js.Stream(t.Context(), bus.EventsStream)
 			if err != nil {
 				t.Fatal(err)
@@ -105,7 +100,7 @@ func TestPoolKeepsTheBudget(t *testing.T) {
 	t.Parallel()
 	const budget, per, jobs = 5, time.Second, 15
 	b := newBench(t)
-	s := b.sim(comm100test.Config{RateLimit: comm100test.RateLimit{Calls: budget, Per: per}}, budget, per)
+	s := b.sim(comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: budget, Per: per}}, budget, per)
 	b.startPool(Config{Workers: 8}, s.rt, poolOpts{limiter: s.limiter})
 	for i := range jobs {
 		b.publish(ticketJob("budget-" + string(rune('a'+i))))
@@ -310,6 +305,42 @@ func TestPoolDryRunAndUnknownAction(t *testing.T) {
 	if n := len(s.Requests()); n != 0 {
 		t.Errorf("Comm100 was called %d times, want 0", n)
 	}
+}
+
+// TestPoolLogJobsAndTheSweeper: "log" jobs are carried out as they arrive,
+// without the ledger, and once per process: a copy delivered again is
+// acknowledged without a second run. Finished jobs leave ACTIONS even while
+// an earlier job, still failing, holds the consumer's ack floor back.
+func TestPoolLogJobsAndTheSweeper(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var failed atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		failed.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer down.Close()
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{RetryInProcess: 100 * time.Millisecond}, b.runtime(nil), poolOpts{reg: reg})
+	b.publish(&job.Job{ID: "down/r/0", EventID: "down", Rule: "r", Action: "http.request",
+		Params: map[string]any{"url": down.URL}, Created: time.Now().UTC()})
+	waitFor(t, "the failing call", 10*time.Second, func() bool { return failed.Load() > 0 })
+	logJob := func(i int) *job.Job {
+		id := fmt.Sprintf("log-%d", i)
+		return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "log",
+			Params: map[string]any{"message": "hello " + id}, Created: time.Now().UTC()}
+	}
+	const n = 20
+	for i := range n {
+		b.publish(logJob(i))
+	}
+	waitFor(t, "the log jobs", 10*time.Second, func() bool { return jobsMetric(t, reg, "log", "done") == n })
+	b.publishCopy(logJob(3), "log-3-again")
+	waitFor(t, "the copy", 10*time.Second, func() bool { return jobsMetric(t, reg, "log", "duplicate") == 1 })
+	if got := jobsMetric(t, reg, "log", "done"); got != n {
+		t.Errorf("log jobs done: got %d, want %d (the copy must not run again)", got, n)
+	}
+	b.waitRemoved(1) // the failing job, waiting for its next delivery
 }
 
 // TestPoolHonoursRetryAfterOfAnotherSystem: an http.request answered 503

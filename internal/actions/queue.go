@@ -35,9 +35,37 @@ var ErrUnencodable = errors.New("job cannot be encoded")
 // Publish makes the job durable. Publishing the same job twice inside the
 // duplicate window stores it once.
 func (q *Queue) Publish(ctx context.Context, j *job.Job) error {
+	msg, err := jobMsg(j)
+	if err != nil {
+		return err
+	}
+	if _, err := q.JS.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("publish job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// PublishAsync sends the job without waiting for the server: the job is
+// durable once the returned future's Ok channel delivers. Many jobs can be
+// sent this way and their PubAcks awaited together.
+func (q *Queue) PublishAsync(j *job.Job) (jetstream.PubAckFuture, error) {
+	msg, err := jobMsg(j)
+	if err != nil {
+		return nil, err
+	}
+	f, err := q.JS.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish job %s: %w", j.ID, err)
+	}
+	return f, nil
+}
+
+// jobMsg is the message that carries j: on its run subject, or, for a
+// delayed job, as a message schedule that fires onto it.
+func jobMsg(j *job.Job) (*nats.Msg, error) {
 	data, err := json.Marshal(j)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
 	}
 	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, j.ID)
@@ -48,10 +76,7 @@ func (q *Queue) Publish(ctx context.Context, j *job.Job) error {
 		msg.Header.Set(jetstream.ScheduleHeader, "@at "+j.RunAt.UTC().Format(time.RFC3339Nano))
 		msg.Header.Set(jetstream.ScheduleTargetHeader, j.RunSubject())
 	}
-	if _, err := q.JS.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish job %s: %w", j.ID, err)
-	}
-	return nil
+	return msg, nil
 }
 
 // Cancel removes every pending delayed job with key and returns how many.

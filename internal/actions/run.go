@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,9 +49,16 @@ type Pool struct {
 	// record before it gives up on it.
 	recordGrace time.Duration
 
-	outage outage
-	inHand inHand
-	stream jetstream.Stream // ACTIONS, to delete finished jobs
+	// sweepEvery spaces the removals of finished jobs from ACTIONS.
+	sweepEvery time.Duration
+
+	outage  outage
+	inHand  inHand
+	recent  recent
+	held    held
+	slots   chan struct{} // one per job taken by a worker or waiting for one
+	freed   chan struct{} // a worker finished a job
+	sweeper *sweeper      // removes finished jobs from ACTIONS
 }
 
 // NewPool returns a pool. limiter may be nil when rt.Comm100 is nil (dry
@@ -66,6 +74,7 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		now:         time.Now,
 		ackWait:     5 * time.Second,
 		fetchWait:   time.Second,
+		sweepEvery:  time.Second,
 		recordRetry: Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		recordGrace: 10 * time.Second,
 	}
@@ -96,17 +105,56 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	var wg sync.WaitGroup
+	p.slots = make(chan struct{}, p.capacity())
+	p.freed = make(chan struct{}, 1)
+	queue := make(chan task, p.capacity())
+	var workers, helpers sync.WaitGroup
 	for range p.cfg.Workers {
-		wg.Go(func() { p.work(ctx) })
+		workers.Go(func() {
+			for t := range queue {
+				p.deliver(ctx, t.msg, t.job)
+				p.held.remove(t.msg)
+				<-p.slots
+				select {
+				case p.freed <- struct{}{}:
+				default:
+				}
+			}
+		})
 	}
-	wg.Wait()
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	helpers.Go(func() { p.held.report(bg, p.ackWait/3) })
+	helpers.Go(func() { p.sweeper.run(bg, p.log) })
+	p.fetch(ctx, queue)
+	close(queue)
+	workers.Wait()
+	stopBg()
+	helpers.Wait()
 	// Acks and naks are sent without waiting for an answer: make sure the
-	// last ones are on their way before the caller closes the connection.
+	// last ones are on their way before the caller closes the connection,
+	// then remove what was finished.
 	if nc := p.js.Conn(); nc != nil && nc.IsConnected() {
 		_ = nc.FlushTimeout(2 * time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		p.sweeper.sweep(sctx)
+		cancel()
 	}
 	return nil
+}
+
+// capacity is how many jobs the pool holds at most: one per worker, plus
+// cheapInHand for the jobs it carries out at once as they arrive (see
+// [Pool.quick]). It is the consumer's MaxAckPending.
+func (p *Pool) capacity() int { return p.cfg.Workers + cheapInHand }
+
+// cheapInHand is how many jobs beyond one per worker the pool fetches at
+// once: the size of a batch of cheap jobs.
+const cheapInHand = 256
+
+// task is a job handed to a worker.
+type task struct {
+	msg jetstream.Msg
+	job *job.Job
 }
 
 // setup opens the ledger, the consumer and the stream.
@@ -121,10 +169,11 @@ func (p *Pool) setup(ctx context.Context) error {
 	if _, err := p.consumer(ctx); err != nil {
 		return err
 	}
-	var err error
-	if p.stream, err = p.js.Stream(ctx, bus.ActionsStream); err != nil {
+	stream, err := p.js.Stream(ctx, bus.ActionsStream)
+	if err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.ActionsStream, err)
 	}
+	p.sweeper = &sweeper{stream: stream, every: p.sweepEvery}
 	return nil
 }
 
@@ -138,9 +187,9 @@ func (p *Pool) consumer(ctx context.Context) (jetstream.Consumer, error) {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.ackWait,
 		MaxDeliver:    -1,
-		// Each worker holds at most one job: a job is fetched only when a
-		// worker is free, so none waits unwatched past its AckWait.
-		MaxAckPending: p.cfg.Workers,
+		// The pool fetches only what it has room for, and reports progress
+		// on every job it holds, so none waits unwatched past its AckWait.
+		MaxAckPending: p.capacity(),
 		Replicas:      p.cfg.Replicas,
 	})
 	if err != nil {
@@ -149,43 +198,88 @@ func (p *Pool) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// work is one worker: it fetches a job when it is free, carries it out, and
-// returns when ctx is done (after finishing the job in hand).
-func (p *Pool) work(ctx context.Context) {
+// fetch pulls jobs in batches sized to the room the pool has, until ctx is
+// done. A cheap job is carried out as it arrives; any other job takes a
+// slot and goes to the workers. While jobs wait for a worker, it fetches no
+// more than the workers can take, so jobs that wait for the Comm100 budget
+// stay in JetStream rather than in the pool.
+func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 	var cons jetstream.Consumer
 	wait := Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	failures := 0
+	fail := func(err error) {
+		failures++
+		p.log.Warn("fetching jobs", "err", err)
+		sleepCtx(ctx, wait.Delay(failures))
+	}
 	for ctx.Err() == nil {
 		var err error
 		if cons == nil {
 			if cons, err = p.consumer(ctx); err != nil {
 				failures++
-				p.log.Warn("worker cannot reach its consumer", "err", err)
+				p.log.Warn("pool cannot reach its consumer", "err", err)
 				sleepCtx(ctx, wait.Delay(failures))
 				continue
 			}
 		}
+		n := cap(p.slots) - len(p.slots)
+		if waiting := len(queue); waiting > 0 {
+			n = min(n, p.cfg.Workers-waiting)
+		}
+		if n <= 0 {
+			// Every worker is busy and jobs wait for them.
+			select {
+			case <-ctx.Done():
+			case <-p.freed:
+			}
+			continue
+		}
 		// The wait is not cut short when the pool stops: a pull request
 		// cancelled on the client may still be served by the server, and its
-		// job would then sit unwatched until its AckWait. A job that arrives
-		// after the stop is handed back.
-		msg, err := cons.Next(jetstream.FetchMaxWait(p.fetchWait))
+		// jobs would then sit unwatched until their AckWait. Jobs that arrive
+		// after the stop are handed back.
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(p.fetchWait))
+		if err == nil {
+			for msg := range batch.Messages() {
+				p.take(ctx, msg, queue)
+			}
+			err = batch.Error()
+		}
 		switch {
 		case err == nil:
 			failures = 0
-			p.deliver(ctx, msg)
 		case ctx.Err() != nil:
-		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages):
 			// Nothing to do for now.
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
 			p.log.Warn("workers' consumer is gone; creating it again", "err", err)
 			cons = nil
 		default:
-			failures++
-			p.log.Warn("fetching jobs", "err", err)
-			sleepCtx(ctx, wait.Delay(failures))
+			fail(err)
 		}
 	}
+}
+
+// take decodes a fetched job and carries it out at once if it is cheap, or
+// hands it to a worker.
+func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
+	if ctx.Err() != nil {
+		// Fetched as the pool stops: hand it back for the next start.
+		p.handBack(msg, "")
+		return
+	}
+	j := new(job.Job)
+	if err := json.Unmarshal(msg.Data(), j); err != nil {
+		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
+		p.finish(msg, msg.TermWithReason("undecodable"))
+		return
+	}
+	if p.quick(ctx, msg, j) {
+		return
+	}
+	p.slots <- struct{}{} // never blocks: fetched no more than the free slots
+	p.held.add(msg)
+	queue <- task{msg: msg, job: j}
 }
 
 // sleepCtx waits for d or until ctx is done, and reports whether d passed.
@@ -200,26 +294,50 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// keepInProgress reports progress on msg every interval until stop is called.
-func keepInProgress(msg jetstream.Msg, interval time.Duration) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+// held is the set of jobs that wait for a worker or are in a worker's
+// hands. One goroutine reports progress on all of them (see report).
+type held struct {
+	mu   sync.Mutex
+	msgs map[jetstream.Msg]struct{}
+}
+
+func (h *held) add(msg jetstream.Msg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.msgs == nil {
+		h.msgs = map[jetstream.Msg]struct{}{}
+	}
+	h.msgs[msg] = struct{}{}
+}
+
+func (h *held) remove(msg jetstream.Msg) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.msgs, msg)
+}
+
+// report tells JetStream, every interval until ctx is done, that each job
+// held is being worked on, so that none is redelivered while it waits for a
+// worker, for the budget, for a retry, for a slow call or for its record.
+func (h *held) report(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var msgs []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
-	return func() {
-		close(done)
-		<-finished
+		h.mu.Lock()
+		msgs = msgs[:0]
+		for m := range h.msgs {
+			msgs = append(msgs, m)
+		}
+		h.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
 	}
 }
 

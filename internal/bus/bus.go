@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -135,6 +136,10 @@ type Bus struct {
 	storeLimitSet bool
 	storeDir      string
 	log           *slog.Logger
+	url           string
+
+	mu    sync.Mutex
+	extra []*nats.Conn
 }
 
 // Open starts the embedded server if cfg.URL is empty, connects, and returns
@@ -153,8 +158,46 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		url = b.srv.ClientURL()
 		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir, "sync", cfg.Sync)
 	}
-	nc, err := nats.Connect(url,
-		nats.Name("bot"),
+	b.url = url
+	nc, err := b.connect("bot")
+	if err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
+	}
+	b.Conn = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open JetStream: %w", err)
+	}
+	b.JS = withCreateRetries(js)
+	return b, nil
+}
+
+// Connect opens another connection to the same server, named name, for a
+// part of the bot whose traffic should not queue behind the others' on one
+// socket (the rules router and the worker pool each have their own). Close
+// closes it.
+func (b *Bus) Connect(name string) (jetstream.JetStream, error) {
+	nc, err := b.connect(name)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(b.url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open JetStream: %w", err)
+	}
+	b.mu.Lock()
+	b.extra = append(b.extra, nc)
+	b.mu.Unlock()
+	return withCreateRetries(js), nil
+}
+
+func (b *Bus) connect(name string) (*nats.Conn, error) {
+	log := b.log.With("conn", name)
+	return nats.Connect(b.url,
+		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.RetryOnFailedConnect(false),
@@ -172,18 +215,6 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
 		}),
 	)
-	if err != nil {
-		b.shutdownServer()
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(url), err)
-	}
-	b.Conn = nc
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("open JetStream: %w", err)
-	}
-	b.JS = withCreateRetries(js)
-	return b, nil
 }
 
 // startEmbedded starts the embedded server and says at once why it could
@@ -274,16 +305,27 @@ func checkWritable(dir string) error {
 // Connected reports whether the client is currently connected.
 func (b *Bus) Connected() bool { return b.Conn != nil && b.Conn.IsConnected() }
 
-// Close drains the connection and stops the embedded server.
+// Close drains the connections and stops the embedded server.
 func (b *Bus) Close() {
-	if b.Conn != nil {
-		_ = b.Conn.Drain()
-		// Drain is asynchronous; wait a bounded time for it to finish.
-		deadline := time.Now().Add(5 * time.Second)
-		for !b.Conn.IsClosed() && time.Now().Before(deadline) {
+	b.mu.Lock()
+	conns := append(b.extra, b.Conn)
+	b.extra = nil
+	b.mu.Unlock()
+	for _, c := range conns {
+		if c != nil {
+			_ = c.Drain()
+		}
+	}
+	// Drain is asynchronous; wait a bounded time for it to finish.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		for !c.IsClosed() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		b.Conn.Close()
+		c.Close()
 	}
 	b.shutdownServer()
 }

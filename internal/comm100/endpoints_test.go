@@ -23,13 +23,13 @@ func TestEveryEndpoint(t *testing.T) {
 	ctx, c := t.Context(), e.client
 	t0 := time.Date(2025, 3, 17, 9, 0, 0, 0, time.UTC)
 	seed, err := e.sim.Seed(comm100test.Seed{
-		Chats: []comm100test.Chat{{StartTime: t0, EndTime: t0.Add(5 * time.Minute), DepartmentID: "d1",
+		Chats: []comm100test.ChatRecord{{StartTime: t0, EndTime: t0.Add(5 * time.Minute), DepartmentID: "d1",
 			Messages: `[{"senderName":"Jane","message":"hello"}]`}},
-		OfflineMessages: []comm100test.OfflineMessage{{Name: "Jane", Email: "jane@example.com", Message: "call me", CreatedTime: t0}},
-		Agents:          []comm100test.Agent{{ID: goldenAgent, Email: "alex@example.com", TimeZone: "China Standard Time"}},
-		Departments:     []comm100test.Department{{Name: "Sales"}, {Name: "Support"}},
-		Campaigns:       []comm100test.Campaign{{Name: "Website"}},
-		Visitors:        []comm100test.Visitor{{Name: "Vincent", Email: "vincent@example.com", NumberOfVisits: 2, NumberOfChats: 1}},
+		OfflineMessages: []comm100test.OfflineMessageRecord{{Name: "Jane", Email: "jane@example.com", Message: "call me", CreatedTime: t0}},
+		Agents:          []comm100test.AgentRecord{{ID: goldenAgent, Email: "alex@example.com", TimeZone: "China Standard Time"}},
+		Departments:     []comm100test.DepartmentRecord{{Name: "Sales"}, {Name: "Support"}},
+		Campaigns:       []comm100test.CampaignRecord{{Name: "Website"}},
+		Visitors:        []comm100test.VisitorRecord{{Name: "Vincent", Email: "vincent@example.com", NumberOfVisits: 2, NumberOfChats: 1}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -257,8 +257,8 @@ func TestLegacyContactsPath(t *testing.T) {
 
 func TestPaginationOverHTTP(t *testing.T) {
 	e := newEnv(t, envOpt{})
-	vs := make([]comm100test.Visitor, 25)
-	agents := make([]comm100test.Agent, 23)
+	vs := make([]comm100test.VisitorRecord, 25)
+	agents := make([]comm100test.AgentRecord, 23)
 	for i := range vs {
 		vs[i].Name = "v" + strconv.FormatInt(int64(i), 10)
 	}

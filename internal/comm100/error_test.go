@@ -116,7 +116,7 @@ func TestErrorsOverHTTP(t *testing.T) {
 		},
 		{
 			name:   "rate limit",
-			sim:    comm100test.Config{RateLimit: comm100test.RateLimit{Calls: 1, Per: time.Hour}},
+			sim:    comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: 1, Per: time.Hour}},
 			call:   func(c *Client) error { _, _ = c.Tags(t.Context()); _, err := c.Tags(t.Context()); return err },
 			status: 403, code: 403000, msg: "limit was exceeded", temporary: true, limited: true,
 		},

@@ -44,12 +44,12 @@ func TestRequestsMatchGolden(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	ctx, c := t.Context(), e.client
 	if _, err := e.sim.Seed(comm100test.Seed{
-		Tags:            []comm100test.Tag{{ID: goldenTag, Name: "vip"}},
-		Chats:           []comm100test.Chat{{ID: goldenChat, GUID: goldenChatGUID}},
-		OfflineMessages: []comm100test.OfflineMessage{{ID: goldenOffline, GUID: goldenOffGUID, Message: "Please call me back."}},
-		Agents:          []comm100test.Agent{{ID: goldenAgent, Email: "alex@example.com"}},
-		Contacts: []comm100test.Contact{{ID: goldenContactID, Name: "Jane Cooper",
-			Identities: []comm100test.ContactIdentity{{Type: "Email", Value: "jane.cooper@example.com"}}}},
+		Tags:            []comm100test.TagRecord{{ID: goldenTag, Name: "vip"}},
+		Chats:           []comm100test.ChatRecord{{ID: goldenChat, GUID: goldenChatGUID}},
+		OfflineMessages: []comm100test.OfflineMessageRecord{{ID: goldenOffline, GUID: goldenOffGUID, Message: "Please call me back."}},
+		Agents:          []comm100test.AgentRecord{{ID: goldenAgent, Email: "alex@example.com"}},
+		Contacts: []comm100test.ContactRecord{{ID: goldenContactID, Name: "Jane Cooper",
+			Identities: []comm100test.ContactIdentityRecord{{Type: "Email", Value: "jane.cooper@example.com"}}}},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package comm100
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	// Rules reason about local time in any zone; the binary must not depend
@@ -186,6 +187,9 @@ func Location(id string) (*time.Location, error) {
 	if id == "" || strings.EqualFold(id, "local") {
 		return nil, fmt.Errorf("time zone %q: want a Windows time-zone id or an IANA zone name", id)
 	}
+	if loc, ok := locations.Load(id); ok {
+		return loc.(*time.Location), nil
+	}
 	name := id
 	if z, ok := IANAZone(id); ok {
 		name = z
@@ -194,5 +198,12 @@ func Location(id string) (*time.Location, error) {
 	if err != nil {
 		return nil, fmt.Errorf("time zone %q: not a known Windows time-zone id or IANA zone name", id)
 	}
+	locations.Store(id, loc)
 	return loc, nil
 }
+
+// locations caches the zones Location has loaded: time.LoadLocation reads
+// and parses the zone database on every call, and rules ask for a zone on
+// every event. A *time.Location is immutable, and only ids that name a zone
+// are kept, so the cache is bounded by the zone database.
+var locations sync.Map

@@ -101,7 +101,9 @@ func FuzzAcceptedEventsDecode(f *testing.F) {
 	f.Add(uint8(2), []byte(`{"specversion":"1.0","id":"1","source":"x","type":"t","time":"0000-01-01T00:00:00+01:00"}`))
 	f.Add(uint8(2), []byte(`{"specversion":"1.0","id":"1","source":"x","type":"t","data_base64":"WzFd"}`))
 
-	eng, err := rules.LoadDir("../../rules", actions.NewCatalog())
+	var shapes rules.Shapes
+	shapes.Add("comm100", ingest.Comm100Shapes())
+	eng, err := rules.LoadDir("../../rules", actions.NewCatalog(), &shapes)
 	if err != nil {
 		f.Fatal(err)
 	}

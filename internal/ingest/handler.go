@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,7 +34,7 @@ type Config struct {
 type Handler struct {
 	cfg     Config
 	sources map[string]*source
-	pub     Publisher
+	pub     Sink
 	log     *slog.Logger
 	now     func() time.Time
 
@@ -41,7 +42,7 @@ type Handler struct {
 }
 
 // New validates the sources and returns the handler.
-func New(cfg Config, pub Publisher, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
+func New(cfg Config, pub Sink, log *slog.Logger, reg prometheus.Registerer) (*Handler, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -118,6 +119,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 			return
 		}
+		var ne net.Error
+		if r.Context().Err() != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			// Not a slow sender cut off by http.read_timeout: one that hung up.
+			h.clientGone(name, "", err)
+			return
+		}
 		h.refuse(w, r, name, http.StatusBadRequest, "read", "could not read the body")
 		return
 	}
@@ -143,6 +150,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dup, err := h.pub.Publish(r.Context(), ev)
+	if err != nil && r.Context().Err() != nil {
+		// The sender hung up while the event was being stored: not a bus
+		// outage, and there is nobody left to answer.
+		h.clientGone(name, ev.ID, err)
+		return
+	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Retrying cannot help: the stored event would be larger than the bus takes.
 		h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", "the event is larger than the bus takes; send a smaller body")
@@ -161,8 +174,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.requests.WithLabelValues(name, "accepted").Inc()
-	h.log.Info("event accepted", "source", name, "event_id", ev.ID, "type", ev.Type)
+	h.log.Debug("event accepted", "source", name, "event_id", ev.ID, "type", ev.Type)
+	if src.reply == nil {
+		// {"id": "<event id>"}, as writeJSON would write it, without its map and encoder.
+		out := make([]byte, 0, len(ev.ID)+16)
+		out = append(out, `{"id":`...)
+		out, _ = event.AppendValue(out, ev.ID)
+		out = append(out, "}\n"...)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write(out)
+		return
+	}
 	answer(w, src, ev, http.StatusAccepted, map[string]any{"id": ev.ID})
+}
+
+// clientGone counts and logs a request whose sender went away before it
+// was answered. If the publish had already reached the bus the event may be
+// stored; a retry of the sender is then answered as a duplicate.
+func (h *Handler) clientGone(source, eventID string, err error) {
+	h.requests.WithLabelValues(source, "client_gone").Inc()
+	h.log.Info("webhook not answered: the client hung up", "source", source, "event_id", eventID, "err", err)
 }
 
 // answer writes the answer to a stored event: the source's own when its

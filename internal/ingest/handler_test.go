@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -129,7 +130,7 @@ func do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
 	return resp, out
 }
 
-func fixture(t *testing.T, name string) string {
+func fixture(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/comm100/" + name + ".json")
 	if err != nil {
@@ -490,6 +491,80 @@ func counted(t *testing.T, h *Handler, source, outcome string) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// stalledPublisher is a bus whose PubAck does not come: Publish waits until
+// its context ends.
+type stalledPublisher struct {
+	once   sync.Once
+	called chan struct{}
+}
+
+func (p *stalledPublisher) Publish(ctx context.Context, _ *event.Event) (bool, error) {
+	p.once.Do(func() { close(p.called) })
+	<-ctx.Done()
+	return false, fmt.Errorf("publish: %w", ctx.Err())
+}
+
+// A sender that hangs up while its event is being stored is counted and
+// logged as gone, not as a bus outage.
+func TestHandlerClientGone(t *testing.T) {
+	pub := &stalledPublisher{called: make(chan struct{})}
+	var logs syncBuffer
+	h, err := New(Config{Sources: testSources}, pub, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/hooks/comm100", strings.NewReader(fixture(t, "chat_ended")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		<-pub.called
+		cancel()
+	}()
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("request answered %d; want the client to have hung up", resp.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for counted(t, h, "comm100", "client_gone") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("client_gone counted %v, want 1; log:\n%s", counted(t, h, "comm100", "client_gone"), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := counted(t, h, "comm100", "bus_unavailable"); got != 0 {
+		t.Errorf("bus_unavailable counted %v, want 0", got)
+	}
+	log := logs.String()
+	if !strings.Contains(log, "the client hung up") || !strings.Contains(log, "event_id=chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90") || strings.Contains(log, "bus unavailable") {
+		t.Errorf("log does not say the client hung up (and only that):\n%s", log)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestHandlerDoesNotEchoUnknownSources: a made-up source name, however long,

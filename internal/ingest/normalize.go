@@ -66,6 +66,9 @@ var msDate = regexp.MustCompile(`^/Date\((-?\d+)([+-]\d{4})?\)/$`)
 
 // parseMSDate turns "/Date(1584415749307)/" into a UTC time.
 func parseMSDate(s string) (time.Time, bool) {
+	if !strings.HasPrefix(s, "/Date(") {
+		return time.Time{}, false // most strings: no need for the regexp
+	}
 	m := msDate.FindStringSubmatch(s)
 	if m == nil {
 		return time.Time{}, false

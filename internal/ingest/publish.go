@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -12,9 +11,9 @@ import (
 	"github.com/comm100bot/bot/internal/event"
 )
 
-// Publisher makes an event durable. It reports duplicate when the bus already
+// Sink makes an event durable. It reports duplicate when the bus already
 // holds an event with the same id.
-type Publisher interface {
+type Sink interface {
 	Publish(ctx context.Context, ev *event.Event) (duplicate bool, err error)
 }
 
@@ -30,7 +29,7 @@ type JetStreamPublisher struct {
 // stream elects a leader, or the connection moves to another node, it tries
 // again within the timeout.
 func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
-	payload, err := json.Marshal(ev)
+	payload, err := ev.AppendJSON(make([]byte, 0, 1024))
 	if err != nil {
 		return false, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}

@@ -39,10 +39,10 @@ func genRules(n int, unique bool) []byte {
 
 func BenchmarkLoad10000Rules(b *testing.B) {
 	src := manyRules(10000)
-	cat := actions.NewCatalog()
+	cat, shapes := actions.NewCatalog(), testShapes()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Load([]SourceFile{{Path: "many.yaml", Data: src}}, cat); err != nil {
+		if _, err := Load([]SourceFile{{Path: "many.yaml", Data: src}}, cat, shapes); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -50,17 +50,17 @@ func BenchmarkLoad10000Rules(b *testing.B) {
 
 func BenchmarkLoad10000RulesAllUnique(b *testing.B) {
 	src := genRules(10000, true)
-	cat := actions.NewCatalog()
+	cat, shapes := actions.NewCatalog(), testShapes()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Load([]SourceFile{{Path: "many.yaml", Data: src}}, cat); err != nil {
+		if _, err := Load([]SourceFile{{Path: "many.yaml", Data: src}}, cat, shapes); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkMatch10Candidates1Match(b *testing.B) {
-	eng, err := Load([]SourceFile{{Path: "many.yaml", Data: manyRules(10000)}}, actions.NewCatalog())
+	eng, err := Load([]SourceFile{{Path: "many.yaml", Data: manyRules(10000)}}, actions.NewCatalog(), testShapes())
 	if err != nil {
 		b.Fatal(err)
 	}

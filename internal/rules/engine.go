@@ -149,7 +149,7 @@ func (e *Engine) evaluate(r *Rule, ev *event.Event, env *env, now time.Time) Out
 	return o
 }
 
-func (a *Action) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, error) {
+func (a *Step) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, error) {
 	params := map[string]any{}
 	if a.With != nil {
 		p, err := a.With.render(env)

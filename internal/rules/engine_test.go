@@ -14,7 +14,7 @@ import (
 
 func mustLoad(t testing.TB, src string) *Engine {
 	t.Helper()
-	eng, err := Load([]SourceFile{{Path: "test.yaml", Data: []byte(src)}}, actions.NewCatalog())
+	eng, err := Load([]SourceFile{{Path: "test.yaml", Data: []byte(src)}}, actions.NewCatalog(), testShapes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ rules:
     on: shop.x
     when: %s
     actions: [{do: log, with: {message: x}}]
-`, huge))}}, actions.NewCatalog())
+`, huge))}}, actions.NewCatalog(), nil)
 	if err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("got %v, want an error about the size limit", err)
 	}

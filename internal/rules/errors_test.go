@@ -26,7 +26,7 @@ func TestLoadErrorsGolden(t *testing.T) {
 	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			_, err := LoadDir(dir, actions.NewCatalog())
+			_, err := LoadDir(dir, actions.NewCatalog(), testShapes())
 			var list ErrorList
 			if !errors.As(err, &list) {
 				t.Fatalf("got %v, want an ErrorList", err)

@@ -23,12 +23,12 @@ func FuzzLoad(f *testing.F) {
 		}
 	}
 	f.Add([]byte("rules:\n  - name: x\n    on: a.b\n    actions: [{do: log, with: {message: '{{ data }}'}}]\n"))
-	cat := actions.NewCatalog()
+	cat, shapes := actions.NewCatalog(), testShapes()
 	ev := &event.Event{ID: "e", Source: "comm100", Type: "chat.ended", Data: map[string]any{
 		"chat": map[string]any{"rating": int64(1), "id": "1"}, "visitor": map[string]any{"name": "x"},
 	}}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		eng, err := Load([]SourceFile{{Path: "fuzz.yaml", Data: src}}, cat)
+		eng, err := Load([]SourceFile{{Path: "fuzz.yaml", Data: src}}, cat, shapes)
 		if err != nil {
 			var list ErrorList
 			if !errors.As(err, &list) || len(list) == 0 {

@@ -30,8 +30,10 @@ func IsRuleFile(path string) bool {
 
 // LoadDir loads and compiles every rule file under dir (sub-folders included,
 // "testdata" folders and dot-folders skipped). It reports every problem found,
-// as an ErrorList, not only the first.
-func LoadDir(dir string, catalog *actions.Catalog) (*Engine, error) {
+// as an ErrorList, not only the first. Actions are checked against catalog,
+// and expressions of rules that listen only to events of a known shape
+// against that shape; shapes may be nil.
+func LoadDir(dir string, catalog *actions.Catalog, shapes *Shapes) (*Engine, error) {
 	var paths []string
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -60,7 +62,7 @@ func LoadDir(dir string, catalog *actions.Catalog) (*Engine, error) {
 		}
 		files = append(files, SourceFile{Path: p, Data: b})
 	}
-	return Load(files, catalog)
+	return Load(files, catalog, shapes)
 }
 
 // SourceFile is one rule file's path and content.
@@ -70,13 +72,14 @@ type SourceFile struct {
 }
 
 // Load compiles rule files into an engine, or returns every problem found.
-func Load(files []SourceFile, catalog *actions.Catalog) (*Engine, error) {
+// catalog and shapes are as for LoadDir.
+func Load(files []SourceFile, catalog *actions.Catalog, shapes *Shapes) (*Engine, error) {
 	var errs ErrorList
 	var all []*Rule
 	seen := map[string]*Rule{}
 	cache := map[compileKey]compiled{}
 	for _, f := range files {
-		l := &fileLoader{path: f.Path, src: f.Data, catalog: catalog, errs: &errs, cache: cache}
+		l := &fileLoader{path: f.Path, src: f.Data, catalog: catalog, shapes: shapes, errs: &errs, cache: cache}
 		for _, r := range l.load() {
 			if prev, dup := seen[r.Name]; dup {
 				errs = append(errs, &Error{File: r.File, Line: r.Line, Col: r.Col, Rule: r.Name,
@@ -98,6 +101,7 @@ type fileLoader struct {
 	src     []byte
 	lines   []string
 	catalog *actions.Catalog
+	shapes  *Shapes
 	errs    *ErrorList
 	// typed are the environments of the rule being loaded, for type checks.
 	typed  []map[string]any
@@ -251,7 +255,7 @@ func (l *fileLoader) rule(n *yaml.Node) *Rule {
 	} else {
 		r.On = l.patterns(v, r.Name)
 	}
-	l.typed = shapesFor(r.On)
+	l.typed = l.shapes.envsFor(r.On)
 	l.topics = nil
 	if l.typed != nil {
 		l.topics = r.On
@@ -314,12 +318,12 @@ func (l *fileLoader) patterns(n *yaml.Node, rule string) []string {
 
 var actionKeys = []string{"do", "with", "after", "key", "if", "priority", "dry_run", "emit"}
 
-func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Action {
+func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Step {
 	fields := l.mapping(n, rule, actionKeys...)
 	if fields == nil {
 		return nil
 	}
-	a := &Action{Index: index, Line: n.Line}
+	a := &Step{Index: index, Line: n.Line}
 	doNode := fields["do"]
 	if doNode == nil {
 		l.errorf(n, rule, `action %d has no "do"`, index+1)
@@ -559,13 +563,13 @@ func (l *fileLoader) compileAt(n *yaml.Node, rule, key, src string, offset int, 
 	return nil
 }
 
-var noField = regexp.MustCompile(`^type rules\.c100\w+ has no field (\w+)$`)
+var noField = regexp.MustCompile(`^type (\S+) has no field (\w+)$`)
 
-// explain rewrites type-check messages about the Comm100 event shapes in
-// the user's terms.
+// explain rewrites type-check messages about the event shapes in the user's
+// terms.
 func (l *fileLoader) explain(msg string) string {
-	if m := noField.FindStringSubmatch(msg); m != nil && len(l.topics) > 0 {
-		return fmt.Sprintf("%s events have no field %q", strings.Join(l.topics, " and "), m[1])
+	if m := noField.FindStringSubmatch(msg); m != nil && len(l.topics) > 0 && l.shapes.isShapeType(m[1]) {
+		return fmt.Sprintf("%s events have no field %q", strings.Join(l.topics, " and "), m[2])
 	}
 	return msg
 }

@@ -90,7 +90,7 @@ func startRouter(t *testing.T, rules string) *routerEnv {
 
 func (env *routerEnv) setRules(t *testing.T, src string) {
 	t.Helper()
-	eng, err := Load([]SourceFile{{Path: "rules.yaml", Data: []byte(src)}}, actions.NewCatalog())
+	eng, err := Load([]SourceFile{{Path: "rules.yaml", Data: []byte(src)}}, actions.NewCatalog(), testShapes())
 	if err != nil {
 		t.Fatal(err)
 	}

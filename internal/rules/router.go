@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -17,9 +18,10 @@ import (
 	"github.com/comm100bot/bot/internal/job"
 )
 
-// JobPublisher makes jobs durable on the ACTIONS stream.
+// JobPublisher makes jobs durable on the ACTIONS stream. PublishAsync sends
+// a job without waiting: the job is stored once its future says Ok.
 type JobPublisher interface {
-	Publish(ctx context.Context, j *job.Job) error
+	PublishAsync(j *job.Job) (jetstream.PubAckFuture, error)
 }
 
 // Router consumes the EVENTS stream, runs every event through the current
@@ -39,7 +41,7 @@ type Router struct {
 	events *prometheus.CounterVec
 	parked *prometheus.CounterVec
 	// storeWarn keeps "job not stored" to one line per period while the
-	// bus cannot store.
+	// bus cannot store. Only the goroutine that finishes events uses it.
 	storeWarn throttle
 }
 
@@ -98,8 +100,27 @@ func (r *Router) Run(ctx context.Context) error {
 	return nil
 }
 
+// How many events the router holds at once: fetched, evaluated, their jobs
+// on their way to ACTIONS, not yet acknowledged.
+const (
+	maxEventsInFlight = 1024
+	eventsPerPull     = 256
+)
+
+// storeTimeout bounds the wait for the PubAcks of one event's jobs; an event
+// whose jobs are not all stored by then is handed back for redelivery.
+const storeTimeout = 10 * time.Second
+
 // consume creates the consumer and reads events until ctx is done or the
 // consumer cannot go on.
+//
+// Events are pipelined: the loop decodes and evaluates each event and sends
+// its jobs with asynchronous publishes, without waiting; a second goroutine
+// waits for the PubAcks of each event's jobs, in order, and only then
+// acknowledges the event (or parks its failures first, or hands it back if a
+// job was not stored). So hundreds of events share each round trip to the
+// server, and an event is still acknowledged only after all its jobs are
+// durable.
 func (r *Router) consume(ctx context.Context) error {
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, bus.EventsStream, jetstream.ConsumerConfig{
 		Durable:       bus.RulesConsumer,
@@ -108,23 +129,38 @@ func (r *Router) consume(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxDeliver:    -1,
-		MaxAckPending: 256,
+		MaxAckPending: maxEventsInFlight,
 	})
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", bus.RulesConsumer, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(64))
+	it, err := cons.Messages(jetstream.PullMaxMessages(eventsPerPull))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", bus.RulesConsumer, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+
+	inFlight := make(chan *evaluated, maxEventsInFlight)
+	var wg sync.WaitGroup
+	// Events already evaluated are finished even when ctx is done: their
+	// jobs are on their way, and a redelivery would only repeat them.
+	fctx := context.WithoutCancel(ctx)
+	wg.Go(func() {
+		for e := range inFlight {
+			r.finish(fctx, e)
+		}
+	})
+	defer wg.Wait()
+	defer close(inFlight)
 	for {
 		msg, err := it.Next()
 		switch {
 		case err == nil:
-			r.handle(ctx, msg)
+			if e := r.handle(ctx, msg); e != nil {
+				inFlight <- e
+			}
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed), errors.Is(err, jetstream.ErrConsumerDeleted),
@@ -136,18 +172,34 @@ func (r *Router) consume(ctx context.Context) error {
 	}
 }
 
-func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
+// evaluated is an event whose jobs are on their way to ACTIONS.
+type evaluated struct {
+	msg     jetstream.Msg
+	log     *slog.Logger
+	jobs    []job.Job
+	futures []jetstream.PubAckFuture
+	// failed are the rules and jobs that failed for good: parked on the DLQ
+	// before the event is acknowledged.
+	failed []ParkedEvent
+	// notStored is set when a job could not be stored: the event is
+	// redelivered.
+	notStored error
+}
+
+// handle decodes and evaluates one event and sends its jobs. It returns the
+// event to finish once the jobs are stored, or nil if it was finished here.
+func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 	ev, err := event.Decode(msg.Data())
 	if err != nil {
 		log := r.log.With("event_id", storedEventID(msg), "subject", msg.Subject())
 		log.Error("event cannot be decoded; parked", "err", err)
 		r.events.WithLabelValues("undecodable").Inc()
 		r.park(ctx, msg, log, []ParkedEvent{{EventID: storedEventID(msg), Reason: ParkUndecodable, Error: err.Error()}})
-		return
+		return nil
 	}
 	log := r.log.With("event_id", ev.ID, "type", ev.Type)
 	jobs, errs := r.current().Match(ev, r.now())
-	var failed []ParkedEvent
+	e := &evaluated{msg: msg, log: log, jobs: jobs}
 	for _, err := range errs {
 		pe := ParkedEvent{EventID: ev.ID, Reason: ParkEvaluate, Error: err.Error()}
 		var ee *EvalError
@@ -155,41 +207,69 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) {
 			pe.Rule, pe.Error = ee.Rule, ee.Err.Error()
 		}
 		log.Warn("rule could not be evaluated; event parked", "rule", pe.Rule, "err", pe.Error)
-		failed = append(failed, pe)
+		e.failed = append(e.failed, pe)
 	}
 	for i := range jobs {
-		err := r.jobs.Publish(ctx, &jobs[i])
+		f, err := r.jobs.PublishAsync(&jobs[i])
 		switch {
 		case errors.Is(err, actions.ErrUnencodable):
 			// One bad value must not hold back the event's other jobs.
 			log.Error("rule produced a job that cannot be stored; event parked", "rule", jobs[i].Rule, "err", err)
-			failed = append(failed, ParkedEvent{EventID: ev.ID, Rule: jobs[i].Rule, Reason: ParkUnencodable, Error: err.Error()})
+			e.failed = append(e.failed, ParkedEvent{EventID: ev.ID, Rule: jobs[i].Rule, Reason: ParkUnencodable, Error: err.Error()})
 			continue
 		case err != nil:
-			if ok, suppressed := r.storeWarn.allow(r.now()); ok {
-				log.Warn("job not stored; the event will be redelivered", "err", err, "similar_warnings_suppressed", suppressed)
-			}
-			_ = msg.NakWithDelay(redeliveryDelay(msg))
-			return
+			e.notStored = err
+			return e
 		}
-		log.Debug("job queued", "job_id", jobs[i].ID, "action", jobs[i].Action, "run_at", jobs[i].RunAt)
+		e.futures = append(e.futures, f)
+	}
+	return e
+}
+
+// finish waits until every job of the event is stored, then parks its
+// failures, if any, and acknowledges it. If a job was not stored, the event
+// is handed back for redelivery, and the job ids absorb the jobs that were.
+func (r *Router) finish(ctx context.Context, e *evaluated) {
+	timeout := time.NewTimer(storeTimeout)
+	defer timeout.Stop()
+	for _, f := range e.futures {
+		if e.notStored != nil {
+			break
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			e.notStored = err
+		case <-timeout.C:
+			e.notStored = fmt.Errorf("no PubAck within %s", storeTimeout)
+		}
+	}
+	if e.notStored != nil {
+		if ok, suppressed := r.storeWarn.allow(r.now()); ok {
+			e.log.Warn("job not stored; the event will be redelivered", "err", e.notStored, "similar_warnings_suppressed", suppressed)
+		}
+		_ = e.msg.NakWithDelay(redeliveryDelay(e.msg))
+		return
+	}
+	for i := range e.jobs {
+		e.log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
 	}
 	switch {
-	case len(failed) > 0:
+	case len(e.failed) > 0:
 		r.events.WithLabelValues("error").Inc()
-	case len(jobs) > 0:
+	case len(e.jobs) > 0:
 		r.events.WithLabelValues("matched").Inc()
 	default:
 		r.events.WithLabelValues("unmatched").Inc()
 	}
-	if len(jobs) > 0 {
-		log.Info("event matched", "jobs", len(jobs))
+	if len(e.jobs) > 0 {
+		e.log.Debug("event matched", "jobs", len(e.jobs))
 	}
-	if len(failed) > 0 {
-		r.park(ctx, msg, log, failed)
+	if len(e.failed) > 0 {
+		r.park(ctx, e.msg, e.log, e.failed)
 		return
 	}
-	_ = msg.Ack()
+	_ = e.msg.Ack()
 }
 
 // park stores the failures of an event on the DLQ, then acknowledges it.

@@ -20,12 +20,14 @@ type Rule struct {
 	When    *vm.Program
 	WhenSrc string
 	Enabled bool
-	Actions []*Action
+	Actions []*Step
 	Tests   []*Test
 }
 
-// Action is one compiled action of a rule.
-type Action struct {
+// Step is one compiled entry of a rule's actions list: the action to do
+// (an actions.Action of the catalog), with its parameters, delay, key and
+// condition.
+type Step struct {
 	Index int
 	Do    string
 	With  mapValue

@@ -1,153 +1,66 @@
 package rules
 
-import "strings"
+import (
+	"reflect"
+	"strings"
+)
 
-// The shapes of the normalized Comm100 live-chat events, for checking rules
-// at load time: a rule that only listens to these events and reads a field
-// they do not have (data.chat.ratting) is refused with the field's position,
-// instead of being silently false at run time. They follow the normalization
-// in internal/ingest; a test there keeps the two in step. The fields are
-// those of the knowledge base's "Reference for Webhook event" samples (see
-// internal/comm100/SOURCES.md): chat ids are GUIDs, visitor status is an
-// integer, attachments are {name, uri}.
-
-type c100Visitor struct {
-	ID               string         `expr:"id"`
-	Name             string         `expr:"name"`
-	Email            string         `expr:"email"`
-	Phone            string         `expr:"phone"`
-	Company          string         `expr:"company"`
-	ChatID           string         `expr:"chat_id"` // a GUID
-	Status           int            `expr:"status"`  // an integer code
-	Skill            string         `expr:"skill"`
-	Browser          string         `expr:"browser"`
-	OperatingSystem  string         `expr:"operating_system"`
-	IP               string         `expr:"ip"`
-	City             string         `expr:"city"`
-	State            string         `expr:"state"`
-	Country          string         `expr:"country"`
-	Language         string         `expr:"language"`
-	TimeZone         string         `expr:"time_zone"`
-	CurrentBrowsing  string         `expr:"current_browsing"`
-	LandingPage      string         `expr:"landing_page"`
-	ReferrerURL      string         `expr:"referrer_url"`
-	PageViews        int            `expr:"page_views"`
-	Visits           int            `expr:"visits"`
-	Chats            int            `expr:"chats"`
-	FirstVisitTime   string         `expr:"first_visit_time"`
-	VisitTime        string         `expr:"visit_time"`
-	Department       string         `expr:"department"`
-	CustomFields     map[string]any `expr:"custom_fields"`
-	CustomVariables  map[string]any `expr:"custom_variables"`
-	FlashVersion     string         `expr:"flash_version"`
-	Keywords         string         `expr:"keywords"`
-	ProductService   string         `expr:"product_service"`
-	ScreenResolution string         `expr:"screen_resolution"`
-	SearchEngine     any            `expr:"search_engine"`
+// Shapes knows the data of some events in advance, so that the rules that
+// listen only to such events are type-checked when they load: a rule that
+// reads a field the event does not have (data.chat.ratting) is refused with
+// the field's position, instead of being silently false at run time.
+//
+// The code that produces the events owns their shapes (ingest.Comm100Shapes
+// for the Comm100 normalizer); the caller adds them under the name of the
+// source the events arrive on. The zero value knows no shapes, and nor does
+// a nil *Shapes: every rule is then checked untyped. Add must not be called
+// while rules load.
+type Shapes struct {
+	byTopic map[string]any  // "source.type" -> a struct value with expr tags
+	types   map[string]bool // the struct types found in the shapes, as expr names them
 }
 
-type c100Attachment struct {
-	Name string `expr:"name"`
-	URI  string `expr:"uri"`
+// Add registers the shapes of a source's events: for each event type, a
+// struct value whose expr tags name the fields of the event's data.
+func (s *Shapes) Add(source string, byType map[string]any) {
+	if s.byTopic == nil {
+		s.byTopic = map[string]any{}
+		s.types = map[string]bool{}
+	}
+	for typ, data := range byType {
+		s.byTopic[source+"."+typ] = data
+		s.addTypes(reflect.TypeOf(data))
+	}
 }
 
-type c100Chat struct {
-	ID             string           `expr:"id"` // a GUID
-	Name           string           `expr:"name"`
-	Email          string           `expr:"email"`
-	Company        string           `expr:"company"`
-	Department     string           `expr:"department"`
-	CustomVariable map[string]any   `expr:"custom_variable"`
-	Transcript     []string         `expr:"transcript"`
-	StartTime      string           `expr:"start_time"`
-	EndTime        string           `expr:"end_time"`
-	WaitingTime    int              `expr:"waiting_time"`
-	Operators      any              `expr:"operators"`
-	Rating         int              `expr:"rating"`
-	RatingComment  string           `expr:"rating_comment"`
-	WrapUp         any              `expr:"wrap_up"`
-	CustomFields   map[string]any   `expr:"custom_fields"`
-	Attachment     []c100Attachment `expr:"attachment"`
+// addTypes records t and the struct types inside it, so that type-check
+// messages naming them can be told in the user's terms.
+func (s *Shapes) addTypes(t reflect.Type) {
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || s.types[t.String()] {
+		return
+	}
+	s.types[t.String()] = true
+	for i := range t.NumField() {
+		s.addTypes(t.Field(i).Type)
+	}
 }
 
-type c100Wrapup struct {
-	Category any    `expr:"category"`
-	Comment  string `expr:"comment"`
-	Fields   any    `expr:"fields"`
-	Time     string `expr:"time"`
-}
-
-type c100OfflineMessage struct {
-	ID             string         `expr:"id"` // a GUID
-	Skill          string         `expr:"skill"`
-	CustomVariable map[string]any `expr:"custom_variable"`
-	Name           string         `expr:"name"`
-	Email          string         `expr:"email"`
-	Phone          string         `expr:"phone"`
-	Company        string         `expr:"company"`
-	Department     string         `expr:"department"`
-	Subject        string         `expr:"subject"`
-	Content        string         `expr:"content"`
-	Time           string         `expr:"time"`
-	Attachment     c100Attachment `expr:"attachment"`
-	CustomFields   map[string]any `expr:"custom_fields"`
-}
-
-type c100ChatStarted struct {
-	Visitor c100Visitor `expr:"visitor"`
-	ChatID  string      `expr:"chat_id"`
-}
-
-type c100ChatEnded struct {
-	Visitor c100Visitor `expr:"visitor"`
-	Chat    c100Chat    `expr:"chat"`
-	ChatID  string      `expr:"chat_id"`
-}
-
-type c100ChatWrappedUp struct {
-	Visitor c100Visitor `expr:"visitor"`
-	Wrapup  c100Wrapup  `expr:"wrapup"`
-	ChatID  string      `expr:"chat_id"`
-}
-
-type c100ChatTransferred struct {
-	Visitor c100Visitor `expr:"visitor"`
-	Chat    c100Chat    `expr:"chat"`
-	ChatID  string      `expr:"chat_id"`
-}
-
-type c100OfflineSubmitted struct {
-	Visitor        c100Visitor        `expr:"visitor"`
-	OfflineMessage c100OfflineMessage `expr:"offline_message"`
-}
-
-type c100AgentStatus struct {
-	OperatorID string `expr:"operator_id"` // a GUID on v4
-	Status     string `expr:"status"`
-}
-
-// comm100Shapes maps the event types of the comm100 source to their data.
-var comm100Shapes = map[string]any{
-	"chat.requested":            c100ChatStarted{},
-	"chat.started":              c100ChatStarted{},
-	"chat.ended":                c100ChatEnded{},
-	"chat.wrapped_up":           c100ChatWrappedUp{},
-	"chat.transferred":          c100ChatTransferred{},
-	"offline_message.submitted": c100OfflineSubmitted{},
-	"agent.status_changed":      c100AgentStatus{},
-}
-
-// shapesFor returns the typed environments to check a rule's expressions
-// against: one per pattern, when every pattern names one known Comm100 event
-// exactly; none (no typed check) otherwise.
-func shapesFor(patterns []string) []map[string]any {
+// envsFor returns the typed environments to check a rule's expressions
+// against: one per pattern, when every pattern names one event with a known
+// shape exactly; none (no typed check) otherwise.
+func (s *Shapes) envsFor(patterns []string) []map[string]any {
+	if s == nil || len(s.byTopic) == 0 {
+		return nil
+	}
 	var out []map[string]any
 	for _, p := range patterns {
-		typ, ok := strings.CutPrefix(p, "comm100.")
-		if !ok || strings.ContainsAny(typ, "*>") {
+		if strings.ContainsAny(p, "*>") {
 			return nil
 		}
-		data, ok := comm100Shapes[typ]
+		data, ok := s.byTopic[p]
 		if !ok {
 			return nil
 		}
@@ -159,4 +72,10 @@ func shapesFor(patterns []string) []map[string]any {
 		out = append(out, env)
 	}
 	return out
+}
+
+// isShapeType reports whether name ("ingest.c100Chat") is one of the
+// struct types of the shapes.
+func (s *Shapes) isShapeType(name string) bool {
+	return s != nil && s.types[name]
 }

@@ -12,7 +12,9 @@ import (
 // TestShippedRules runs the inline tests of the rules in rules/, as
 // `bot rules test rules` does.
 func TestShippedRules(t *testing.T) {
-	eng, err := rules.LoadDir("../../rules", actions.NewCatalog())
+	var shapes rules.Shapes
+	shapes.Add("comm100", ingest.Comm100Shapes())
+	eng, err := rules.LoadDir("../../rules", actions.NewCatalog(), &shapes)
 	if err != nil {
 		t.Fatal(err)
 	}

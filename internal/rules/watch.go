@@ -12,10 +12,10 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch calls reload whenever a rule file under dir is written, created,
+// watch calls reload whenever a rule file under dir is written, created,
 // removed or renamed, once per burst of changes (debounce), until ctx is
 // done. Folders created later are watched too.
-func Watch(ctx context.Context, dir string, debounce time.Duration, log *slog.Logger, reload func()) error {
+func watch(ctx context.Context, dir string, debounce time.Duration, log *slog.Logger, reload func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)

@@ -13,17 +13,17 @@ import (
 // findChatLocked finds a chat by its integer id or its GUID: GET
 // livechat/chats/{id} takes both (Comm100's own API tests fetch the chat by
 // the GUID its webhook carries, then use the integer id the answer has).
-func (s *Server) findChatLocked(id string) *Chat {
+func (s *Server) findChatLocked(id string) *ChatRecord {
 	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-		return find(s.st.chats, func(c *Chat) bool { return c.ID == n })
+		return find(s.st.chats, func(c *ChatRecord) bool { return c.ID == n })
 	}
-	return find(s.st.chats, func(c *Chat) bool { return sameGUID(c.GUID, id) })
+	return find(s.st.chats, func(c *ChatRecord) bool { return sameGUID(c.GUID, id) })
 }
 
 func (s *Server) handleGetChat(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	c := s.findChatLocked(r.PathValue("id"))
-	var cp Chat
+	var cp ChatRecord
 	if c != nil {
 		cp = *c
 	}
@@ -103,7 +103,7 @@ func (s *Server) handleSearchChats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	var all []Chat
+	var all []ChatRecord
 	for _, c := range s.st.chats {
 		if match(c) {
 			all = append(all, *c)
@@ -117,7 +117,7 @@ func (s *Server) handleSearchChats(w http.ResponseWriter, r *http.Request) {
 	to := min(from+size, len(all))
 	list := all[from:to]
 	if list == nil {
-		list = []Chat{}
+		list = []ChatRecord{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"total": len(all), "pageCount": (len(all) + size - 1) / size, "list": list, "pageIndex": index, "pageSize": size,
@@ -125,8 +125,8 @@ func (s *Server) handleSearchChats(w http.ResponseWriter, r *http.Request) {
 }
 
 // chatMatcher compiles the filters, or says what is wrong with them.
-func chatMatcher(filters []searchFilter) (func(*Chat) bool, string) {
-	var tests []func(*Chat) bool
+func chatMatcher(filters []searchFilter) (func(*ChatRecord) bool, string) {
+	var tests []func(*ChatRecord) bool
 	for i, f := range filters {
 		if !slices.Contains(chatFilters, f.Name) {
 			return nil, "Filter '" + f.Name + "' is not a chat filter; known: " + strings.Join(chatFilters, ", ") + "."
@@ -140,10 +140,10 @@ func chatMatcher(filters []searchFilter) (func(*Chat) bool, string) {
 		switch f.Name {
 		case "departmentId":
 			vals := f.Value
-			tests = append(tests, func(c *Chat) bool { return slices.Contains(vals, c.DepartmentID) })
+			tests = append(tests, func(c *ChatRecord) bool { return slices.Contains(vals, c.DepartmentID) })
 		case "keywords":
 			vals := f.Value
-			tests = append(tests, func(c *Chat) bool {
+			tests = append(tests, func(c *ChatRecord) bool {
 				return slices.ContainsFunc(vals, func(k string) bool {
 					return strings.Contains(strings.ToLower(c.Messages), strings.ToLower(k))
 				})
@@ -157,10 +157,10 @@ func chatMatcher(filters []searchFilter) (func(*Chat) bool, string) {
 			if err1 != nil || err2 != nil {
 				return nil, "Filter 'time' wants ISO-8601 times."
 			}
-			tests = append(tests, func(c *Chat) bool { return !c.StartTime.Before(from) && c.StartTime.Before(to) })
+			tests = append(tests, func(c *ChatRecord) bool { return !c.StartTime.Before(from) && c.StartTime.Before(to) })
 		}
 	}
-	return func(c *Chat) bool {
+	return func(c *ChatRecord) bool {
 		for _, t := range tests {
 			if !t(c) {
 				return false
@@ -206,7 +206,7 @@ func (s *Server) handleAttachChat(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := find(s.st.chats, func(c *Chat) bool { return c.ID == id })
+	c := find(s.st.chats, func(c *ChatRecord) bool { return c.ID == id })
 	if c == nil {
 		writeError(w, http.StatusNotFound, 404000, "Chat not found.")
 		return
@@ -221,17 +221,17 @@ func (s *Server) handleAttachChat(w http.ResponseWriter, r *http.Request) {
 
 // findOfflineLocked finds an offline message by integer id or GUID: "Id of
 // the offline message or Guid of the offline message" (the offline message page).
-func (s *Server) findOfflineLocked(id string) *OfflineMessage {
+func (s *Server) findOfflineLocked(id string) *OfflineMessageRecord {
 	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-		return find(s.st.offlineMessages, func(m *OfflineMessage) bool { return m.ID == n })
+		return find(s.st.offlineMessages, func(m *OfflineMessageRecord) bool { return m.ID == n })
 	}
-	return find(s.st.offlineMessages, func(m *OfflineMessage) bool { return sameGUID(m.GUID, id) })
+	return find(s.st.offlineMessages, func(m *OfflineMessageRecord) bool { return sameGUID(m.GUID, id) })
 }
 
 func (s *Server) handleGetOfflineMessage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	m := s.findOfflineLocked(r.PathValue("id"))
-	var cp OfflineMessage
+	var cp OfflineMessageRecord
 	if m != nil {
 		cp = *m
 	}
@@ -250,7 +250,7 @@ func (s *Server) handleAttachOfflineMessage(w http.ResponseWriter, r *http.Reque
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := find(s.st.offlineMessages, func(m *OfflineMessage) bool { return m.ID == id })
+	m := find(s.st.offlineMessages, func(m *OfflineMessageRecord) bool { return m.ID == id })
 	if m == nil {
 		writeError(w, http.StatusNotFound, 404000, "Offline message not found.")
 		return

@@ -18,7 +18,7 @@ var identityTypes = []string{"visitor", "Email", "SMS", "facebook", "twitter", "
 // a value, and not one already used by another contact than self (an
 // identity has one contactId: the contact identity page); it says what is
 // wrong ("" if nothing). s.mu must be held.
-func (st *state) checkIdentities(ids []ContactIdentity, self string) string {
+func (st *state) checkIdentities(ids []ContactIdentityRecord, self string) string {
 	for _, id := range ids {
 		if !slices.ContainsFunc(identityTypes, func(t string) bool { return strings.EqualFold(t, id.Type) }) {
 			return fmt.Sprintf("Parameter 'contactIdentityType' must be one of %s.", strings.Join(identityTypes, ", "))
@@ -51,9 +51,9 @@ func (s *Server) handleFindContacts(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	typ, val := q.Get("contactIdentityType"), q.Get("contactIdentityValue")
 	s.mu.Lock()
-	var out []Contact
+	var out []ContactRecord
 	for _, c := range s.st.contacts {
-		if slices.ContainsFunc(c.Identities, func(i ContactIdentity) bool {
+		if slices.ContainsFunc(c.Identities, func(i ContactIdentityRecord) bool {
 			return (typ == "" || strings.EqualFold(i.Type, typ)) && (val == "" || strings.EqualFold(i.Value, val))
 		}) || (typ == "" && val == "") {
 			out = append(out, *c)
@@ -66,7 +66,7 @@ func (s *Server) handleFindContacts(w http.ResponseWriter, r *http.Request) {
 // handleCreateContact is POST contact/contacts {name, contactIdentities,
 // customFields} (the contact page; Comm100's API tests create contacts so).
 func (s *Server) handleCreateContact(w http.ResponseWriter, r *http.Request) {
-	var in Contact
+	var in ContactRecord
 	if !decodeBody(w, r, &in) {
 		return
 	}
@@ -78,7 +78,7 @@ func (s *Server) handleCreateContact(w http.ResponseWriter, r *http.Request) {
 	}
 	in.ID = newGUID()
 	if in.Identities == nil {
-		in.Identities = []ContactIdentity{}
+		in.Identities = []ContactIdentityRecord{}
 	}
 	c := in
 	s.st.contacts = append(s.st.contacts, &c)
@@ -90,16 +90,16 @@ func (s *Server) handleCreateContact(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleUpdateContact(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var in struct {
-		Name         *string            `json:"name"`
-		Identities   *[]ContactIdentity `json:"contactIdentities"`
-		CustomFields map[string]any     `json:"customFields"`
+		Name         *string                  `json:"name"`
+		Identities   *[]ContactIdentityRecord `json:"contactIdentities"`
+		CustomFields map[string]any           `json:"customFields"`
 	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := find(s.st.contacts, func(c *Contact) bool { return c.ID == id })
+	c := find(s.st.contacts, func(c *ContactRecord) bool { return c.ID == id })
 	if c == nil {
 		writeError(w, http.StatusNotFound, 404000, "Contact not found.")
 		return
@@ -113,7 +113,7 @@ func (s *Server) handleUpdateContact(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, 400000, msg)
 			return
 		}
-		u.Identities = append([]ContactIdentity{}, (*in.Identities)...)
+		u.Identities = append([]ContactIdentityRecord{}, (*in.Identities)...)
 	}
 	if in.CustomFields != nil {
 		u.CustomFields = in.CustomFields

@@ -52,7 +52,7 @@ func (s *Server) handleSetAgentStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := find(s.st.agents, func(a *Agent) bool { return strings.EqualFold(a.ID, id) })
+	a := find(s.st.agents, func(a *AgentRecord) bool { return strings.EqualFold(a.ID, id) })
 	if a == nil {
 		writeError(w, http.StatusNotFound, 404000, "Agent not found.")
 		return

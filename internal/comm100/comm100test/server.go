@@ -31,7 +31,7 @@ type Config struct {
 	// TokenTTL is the life of an access token. Default 12h.
 	TokenTTL time.Duration
 	// RateLimit is the per-client-IP budget. Default 300 calls per 5m.
-	RateLimit RateLimit
+	RateLimit IPRateLimit
 	// Faults to inject from the start; POST /_sim/faults changes them.
 	Faults Faults
 	// LegacyContacts serves contacts at global/contacts instead of
@@ -41,9 +41,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// RateLimit is a budget of Calls per client IP in any window of Per (a true
+// IPRateLimit is a budget of Calls per client IP in any window of Per (a true
 // sliding window). Calls < 0 turns the limit off.
-type RateLimit struct {
+type IPRateLimit struct {
 	Calls int
 	Per   time.Duration
 }
@@ -149,9 +149,9 @@ func (s *Server) OAuth() (email, password, clientID string) {
 }
 
 // RateLimit returns the per-IP budget in force (Calls < 0: none).
-func (s *Server) RateLimit() RateLimit {
+func (s *Server) RateLimit() IPRateLimit {
 	if s.limit == nil {
-		return RateLimit{Calls: -1}
+		return IPRateLimit{Calls: -1}
 	}
 	return s.cfg.RateLimit
 }

@@ -247,7 +247,7 @@ func TestRateLimit301CallsGetExactlyOne403(t *testing.T) {
 // a budget of 3 per 10 s. A fixed window would admit the calls at 10.1 s.
 func TestRateLimitIsASlidingWindow(t *testing.T) {
 	clock := newClock()
-	_, base := start(t, Config{Now: clock.Now, RateLimit: RateLimit{Calls: 3, Per: 10 * time.Second}})
+	_, base := start(t, Config{Now: clock.Now, RateLimit: IPRateLimit{Calls: 3, Per: 10 * time.Second}})
 	t0 := clock.Now()
 	steps := []struct {
 		at   time.Duration
@@ -274,7 +274,7 @@ func TestRateLimitIsASlidingWindow(t *testing.T) {
 // its own budget.
 func TestRateLimitIsPerClientIP(t *testing.T) {
 	clock := newClock()
-	sim, base := start(t, Config{Now: clock.Now, RateLimit: RateLimit{Calls: 2, Per: time.Minute}})
+	sim, base := start(t, Config{Now: clock.Now, RateLimit: IPRateLimit{Calls: 2, Per: time.Minute}})
 	from := func(ip string) *http.Client {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 		return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -303,7 +303,7 @@ func TestRateLimitIsPerClientIP(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	t.Run("fail rate is an exact share", func(t *testing.T) {
-		_, base := start(t, Config{Faults: Faults{FailRate: 0.25}, RateLimit: RateLimit{Calls: -1}})
+		_, base := start(t, Config{Faults: Faults{FailRate: 0.25}, RateLimit: IPRateLimit{Calls: -1}})
 		failed := 0
 		for range 100 {
 			a := call(t, nil, "GET", base+"/v4/ticketing/tags"+site, "", okAuth)
@@ -366,7 +366,7 @@ func TestFaults(t *testing.T) {
 
 func TestPagination(t *testing.T) {
 	sim, base := start(t, Config{})
-	vs := make([]Visitor, 25)
+	vs := make([]VisitorRecord, 25)
 	for i := range vs {
 		vs[i].Name = "v" + formatInt(int64(i+1))
 	}
@@ -389,10 +389,10 @@ func TestPagination(t *testing.T) {
 		t.Run(tt.query, func(t *testing.T) {
 			a := call(t, nil, "GET", base+"/v4/global/visitors"+site+tt.query, "", okAuth)
 			var p struct {
-				Visitors     []Visitor `json:"visitors"`
-				NextPage     *string   `json:"nextPage"`
-				PreviousPage *string   `json:"previousPage"`
-				Total        int       `json:"total"`
+				Visitors     []VisitorRecord `json:"visitors"`
+				NextPage     *string         `json:"nextPage"`
+				PreviousPage *string         `json:"previousPage"`
+				Total        int             `json:"total"`
 			}
 			if err := json.Unmarshal(a.raw, &p); err != nil || a.status != 200 {
 				t.Fatalf("got %d %s", a.status, a.raw)
@@ -420,7 +420,7 @@ func TestValidationAndNotFound(t *testing.T) {
 	if a.status != 201 || a.body["id"] != float64(1001) {
 		t.Fatalf("create ticket: got %d %s, want 201 with integer id 1001", a.status, a.raw)
 	}
-	if _, err := sim.Seed(Seed{Agents: []Agent{{ID: "a1", Email: "a@example.com"}}, Contacts: []Contact{{Name: "c", Identities: []ContactIdentity{{"Email", "c@example.com"}}}}}); err != nil {
+	if _, err := sim.Seed(Seed{Agents: []AgentRecord{{ID: "a1", Email: "a@example.com"}}, Contacts: []ContactRecord{{Name: "c", Identities: []ContactIdentityRecord{{"Email", "c@example.com"}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

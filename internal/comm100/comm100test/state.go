@@ -12,42 +12,44 @@ import (
 
 // State is everything the simulator holds, as GET /_sim/state shows it.
 type State struct {
-	Tickets         []Ticket         `json:"tickets"`
-	Messages        []Message        `json:"messages"`
-	Notes           []Note           `json:"notes"`
-	Tags            []Tag            `json:"tags"`
-	TicketFields    []TicketField    `json:"ticketFields"`
-	Contacts        []Contact        `json:"contacts"`
-	Webhooks        []Webhook        `json:"webhooks"`
-	Chats           []Chat           `json:"chats"`
-	OfflineMessages []OfflineMessage `json:"offlineMessages"`
-	Agents          []Agent          `json:"agents"`
-	Departments     []Department     `json:"departments"`
-	Campaigns       []Campaign       `json:"campaigns"`
-	Visitors        []Visitor        `json:"visitors"`
+	Tickets         []TicketRecord         `json:"tickets"`
+	Messages        []MessageRecord        `json:"messages"`
+	Notes           []NoteRecord           `json:"notes"`
+	Tags            []TagRecord            `json:"tags"`
+	TicketFields    []TicketFieldRecord    `json:"ticketFields"`
+	Contacts        []ContactRecord        `json:"contacts"`
+	Webhooks        []WebhookRecord        `json:"webhooks"`
+	Chats           []ChatRecord           `json:"chats"`
+	OfflineMessages []OfflineMessageRecord `json:"offlineMessages"`
+	Agents          []AgentRecord          `json:"agents"`
+	Departments     []DepartmentRecord     `json:"departments"`
+	Campaigns       []CampaignRecord       `json:"campaigns"`
+	Visitors        []VisitorRecord        `json:"visitors"`
 }
 
 // Seed is data to add to the simulator (Server.Seed, POST /_sim/seed).
 // Items without an id get one: an integer for chats and offline messages
 // (with a GUID besides, the id their webhooks carry), a GUID otherwise.
 type Seed struct {
-	Tags            []Tag            `json:"tags,omitempty"`
-	TicketFields    []TicketField    `json:"ticketFields,omitempty"`
-	Contacts        []Contact        `json:"contacts,omitempty"`
-	Chats           []Chat           `json:"chats,omitempty"`
-	OfflineMessages []OfflineMessage `json:"offlineMessages,omitempty"`
-	Agents          []Agent          `json:"agents,omitempty"`
-	Departments     []Department     `json:"departments,omitempty"`
-	Campaigns       []Campaign       `json:"campaigns,omitempty"`
-	Visitors        []Visitor        `json:"visitors,omitempty"`
+	Tags            []TagRecord            `json:"tags,omitempty"`
+	TicketFields    []TicketFieldRecord    `json:"ticketFields,omitempty"`
+	Contacts        []ContactRecord        `json:"contacts,omitempty"`
+	Chats           []ChatRecord           `json:"chats,omitempty"`
+	OfflineMessages []OfflineMessageRecord `json:"offlineMessages,omitempty"`
+	Agents          []AgentRecord          `json:"agents,omitempty"`
+	Departments     []DepartmentRecord     `json:"departments,omitempty"`
+	Campaigns       []CampaignRecord       `json:"campaigns,omitempty"`
+	Visitors        []VisitorRecord        `json:"visitors,omitempty"`
 }
 
-// The models follow the pages listed in internal/comm100/SOURCES.md; each
-// type names its page.
+// The ...Record types are the simulator's stored copies of Comm100's models,
+// read independently of the client's own types in internal/comm100. They
+// follow the pages listed in internal/comm100/SOURCES.md; each type names its
+// page.
 
-// Ticket is a ticket (developer.comm100.com/docs/server-api-ticketing-ticket);
+// TicketRecord is a ticket (developer.comm100.com/docs/server-api-ticketing-ticket);
 // its id is an integer.
-type Ticket struct {
+type TicketRecord struct {
 	ID                   int64          `json:"id"`
 	Subject              string         `json:"subject"`
 	Priority             string         `json:"priority"`
@@ -64,10 +66,10 @@ type Ticket struct {
 	LastUpdatedTime      time.Time      `json:"lastUpdatedTime"`
 }
 
-// Message is a message on a ticket
+// MessageRecord is a message on a ticket
 // (developer.comm100.com/docs/server-api-ticketing-message). Body is kept
 // as text: a base64 data URL is decoded.
-type Message struct {
+type MessageRecord struct {
 	ID         string    `json:"id"`
 	TicketID   int64     `json:"ticketId"`
 	SentByType string    `json:"sentByType"`
@@ -77,24 +79,24 @@ type Message struct {
 	Time       time.Time `json:"time"`
 }
 
-// Note is an internal note on a ticket
+// NoteRecord is an internal note on a ticket
 // (dash15.comm100.io/doc/Ticketing/ticketingNote).
-type Note struct {
+type NoteRecord struct {
 	ID          string    `json:"id"`
 	TicketID    int64     `json:"ticketId"`
 	Text        string    `json:"text"`
 	CreatedTime time.Time `json:"createdTime"`
 }
 
-// Tag is a ticket tag (developer.comm100.com/docs/server-api-ticketing-tag).
-type Tag struct {
+// TagRecord is a ticket tag (developer.comm100.com/docs/server-api-ticketing-tag).
+type TagRecord struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 }
 
-// TicketField is a ticket field (dash15.comm100.io/doc/Ticketing/ticketingField).
+// TicketFieldRecord is a ticket field (dash15.comm100.io/doc/Ticketing/ticketingField).
 // Tickets carry custom field values keyed by the field's id.
-type TicketField struct {
+type TicketFieldRecord struct {
 	ID         string `json:"id"`
 	Name       string `json:"name"`
 	SystemName string `json:"systemName"`
@@ -103,34 +105,34 @@ type TicketField struct {
 	IsRequired bool   `json:"isRequired"`
 }
 
-// Contact is a contact with its identities
+// ContactRecord is a contact with its identities
 // (developer.comm100.com/docs/server-api-global-setting-contact).
-type Contact struct {
-	ID           string            `json:"id"`
-	Name         string            `json:"name"`
-	Identities   []ContactIdentity `json:"contactIdentities"`
-	CustomFields map[string]any    `json:"customFields,omitempty"`
+type ContactRecord struct {
+	ID           string                  `json:"id"`
+	Name         string                  `json:"name"`
+	Identities   []ContactIdentityRecord `json:"contactIdentities"`
+	CustomFields map[string]any          `json:"customFields,omitempty"`
 }
 
-// ContactIdentity is one way a contact is known.
-type ContactIdentity struct {
+// ContactIdentityRecord is one way a contact is known.
+type ContactIdentityRecord struct {
 	Type  string `json:"contactIdentityType"`
 	Value string `json:"value"`
 }
 
-// Webhook is a webhook subscription
+// WebhookRecord is a webhook subscription
 // (developer.comm100.com/docs/server-api-livechat-webhook); its id is a GUID.
-type Webhook struct {
+type WebhookRecord struct {
 	ID        string `json:"id"`
 	Event     string `json:"event"`
 	TargetURL string `json:"targetUrl"`
 }
 
-// Chat is a live chat (dash15.comm100.io/doc/LiveChat/chat): an integer id
+// ChatRecord is a live chat (dash15.comm100.io/doc/LiveChat/chat): an integer id
 // for the REST API, and GUID, the id the live-chat webhooks carry, which
 // GET livechat/chats/{id} takes too (Comm100's own API tests). Messages is a
 // string, as the page types it.
-type Chat struct {
+type ChatRecord struct {
 	ID              int64     `json:"id"`
 	GUID            string    `json:"guid"`
 	Status          string    `json:"status"`
@@ -144,9 +146,9 @@ type Chat struct {
 	CampaignID      string    `json:"campaignId,omitempty"`
 }
 
-// OfflineMessage is a message left while no agent was online
+// OfflineMessageRecord is a message left while no agent was online
 // (dash15.comm100.io/doc/LiveChat/offlineMessage): an integer id and a GUID.
-type OfflineMessage struct {
+type OfflineMessageRecord struct {
 	ID           int64     `json:"id"`
 	GUID         string    `json:"guid"`
 	CreatedTime  time.Time `json:"createdTime"`
@@ -162,9 +164,9 @@ type OfflineMessage struct {
 	TicketID     int64     `json:"ticketId,omitempty"`
 }
 
-// Agent is an agent (dash15.comm100.io/doc/Global/agent) with its live-chat
+// AgentRecord is an agent (dash15.comm100.io/doc/Global/agent) with its live-chat
 // status (dash15.comm100.io/doc/LiveChat/chatServer: "Online", "Away", ...).
-type Agent struct {
+type AgentRecord struct {
 	ID            string   `json:"id"`
 	Email         string   `json:"email"`
 	DisplayName   string   `json:"displayName,omitempty"`
@@ -176,23 +178,23 @@ type Agent struct {
 	DepartmentIDs []string `json:"departmentIds,omitempty"`
 }
 
-// Department is a group of agents.
-type Department struct {
+// DepartmentRecord is a group of agents.
+type DepartmentRecord struct {
 	ID          string   `json:"id"`
 	Name        string   `json:"name"`
 	Description string   `json:"description,omitempty"`
 	AgentIDs    []string `json:"agentIds,omitempty"`
 }
 
-// Campaign is a live-chat campaign.
-type Campaign struct {
+// CampaignRecord is a live-chat campaign.
+type CampaignRecord struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 }
 
-// Visitor is a website visitor (dash15.comm100.io/doc/Global/visitor).
-type Visitor struct {
+// VisitorRecord is a website visitor (dash15.comm100.io/doc/Global/visitor).
+type VisitorRecord struct {
 	ID             string `json:"id"`
 	Name           string `json:"name,omitempty"`
 	Email          string `json:"email,omitempty"`
@@ -203,19 +205,19 @@ type Visitor struct {
 // state is the simulator's data, guarded by Server.mu. Slices keep creation
 // order, which is the order lists answer in.
 type state struct {
-	tickets         []*Ticket
-	messages        []*Message
-	notes           []*Note
-	tags            []*Tag
-	fields          []*TicketField
-	contacts        []*Contact
-	webhooks        []*Webhook
-	chats           []*Chat
-	offlineMessages []*OfflineMessage
-	agents          []*Agent
-	departments     []*Department
-	campaigns       []*Campaign
-	visitors        []*Visitor
+	tickets         []*TicketRecord
+	messages        []*MessageRecord
+	notes           []*NoteRecord
+	tags            []*TagRecord
+	fields          []*TicketFieldRecord
+	contacts        []*ContactRecord
+	webhooks        []*WebhookRecord
+	chats           []*ChatRecord
+	offlineMessages []*OfflineMessageRecord
+	agents          []*AgentRecord
+	departments     []*DepartmentRecord
+	campaigns       []*CampaignRecord
+	visitors        []*VisitorRecord
 
 	nextTicket, nextChat, nextOffline int64
 }
@@ -228,8 +230,8 @@ const ChatIDField = "7b3e6a0c-2d41-4f8e-9c55-1a2b3c4d5e6f"
 // defaultFields are the ticket fields a new simulator has: a few of
 // Comm100's system fields (dash11 KB "Introduction to Fields in Ticketing &
 // Messaging") and the custom field "Chat ID".
-func defaultFields() []*TicketField {
-	return []*TicketField{
+func defaultFields() []*TicketFieldRecord {
+	return []*TicketFieldRecord{
 		{ID: "0a1b2c3d-0001-4000-8000-000000000001", Name: "Subject", SystemName: "subject", Type: "text", IsSystem: true, IsRequired: true},
 		{ID: "0a1b2c3d-0002-4000-8000-000000000002", Name: "Priority", SystemName: "priority", Type: "dropdownList", IsSystem: true},
 		{ID: "0a1b2c3d-0003-4000-8000-000000000003", Name: "Status", SystemName: "status", Type: "dropdownList", IsSystem: true},
@@ -255,7 +257,7 @@ func (s *Server) Seed(in Seed) (Seed, error) {
 		if c.GUID == "" {
 			c.GUID = newGUID()
 		}
-		if find(st.chats, func(x *Chat) bool { return x.ID == c.ID || strings.EqualFold(x.GUID, c.GUID) }) != nil {
+		if find(st.chats, func(x *ChatRecord) bool { return x.ID == c.ID || strings.EqualFold(x.GUID, c.GUID) }) != nil {
 			return Seed{}, fmt.Errorf("chat %d (%s): already exists", c.ID, c.GUID)
 		}
 		st.nextChat = max(st.nextChat, c.ID)
@@ -272,7 +274,7 @@ func (s *Server) Seed(in Seed) (Seed, error) {
 		if m.GUID == "" {
 			m.GUID = newGUID()
 		}
-		if find(st.offlineMessages, func(x *OfflineMessage) bool { return x.ID == m.ID || strings.EqualFold(x.GUID, m.GUID) }) != nil {
+		if find(st.offlineMessages, func(x *OfflineMessageRecord) bool { return x.ID == m.ID || strings.EqualFold(x.GUID, m.GUID) }) != nil {
 			return Seed{}, fmt.Errorf("offline message %d (%s): already exists", m.ID, m.GUID)
 		}
 		st.nextOffline = max(st.nextOffline, m.ID)

@@ -28,7 +28,7 @@ func (s *Server) handleCreateTag(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &Tag{ID: newGUID(), Name: name}
+	t := &TagRecord{ID: newGUID(), Name: name}
 	s.st.tags = append(s.st.tags, t)
 	writeJSON(w, http.StatusCreated, t)
 }

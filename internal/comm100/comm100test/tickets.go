@@ -120,7 +120,7 @@ func (in *ticketIn) check(st *state) error {
 	// Custom field values are keyed by the field's id (the Field page; the
 	// ticket-trigger payloads of the knowledge base), never by its name.
 	for k := range in.CustomFields {
-		f := find(st.fields, func(f *TicketField) bool { return sameGUID(f.ID, k) })
+		f := find(st.fields, func(f *TicketFieldRecord) bool { return sameGUID(f.ID, k) })
 		switch {
 		case f == nil && !isGUID(k):
 			return badRequest("Custom field '%s' is not a field id; customFields are keyed by the id (a GUID) GET ticketing/fields gives.", k)
@@ -132,7 +132,7 @@ func (in *ticketIn) check(st *state) error {
 	}
 	if in.TagIDs != nil {
 		for _, tid := range *in.TagIDs {
-			if find(st.tags, func(t *Tag) bool { return t.ID == tid }) == nil {
+			if find(st.tags, func(t *TagRecord) bool { return t.ID == tid }) == nil {
 				return badRequest("Tag '%s' does not exist.", tid)
 			}
 		}
@@ -169,7 +169,7 @@ func (s *Server) handleCreateTicket(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, 400000, "Parameter 'subject' is required.")
 		return
 	}
-	t := Ticket{Subject: *in.Subject, Priority: "normal", Status: "new", ChannelID: "Internal",
+	t := TicketRecord{Subject: *in.Subject, Priority: "normal", Status: "new", ChannelID: "Internal",
 		ContactOrVisitorID: zeroGUID, CustomFields: map[string]any{}, TagIDs: []string{}}
 	apply(&t, &in)
 	now := s.cfg.Now().UTC()
@@ -179,7 +179,7 @@ func (s *Server) handleCreateTicket(w http.ResponseWriter, r *http.Request) {
 	s.st.tickets = append(s.st.tickets, &t)
 	for _, m := range in.Messages {
 		body, _ := m.check("")
-		s.st.messages = append(s.st.messages, &Message{ID: newGUID(), TicketID: t.ID, SentByType: or(m.SentByType, "agent"),
+		s.st.messages = append(s.st.messages, &MessageRecord{ID: newGUID(), TicketID: t.ID, SentByType: or(m.SentByType, "agent"),
 			ChannelID: or(m.ChannelID, t.ChannelID), Type: or(m.Type, "text"), Body: body, Time: now})
 	}
 	writeJSON(w, http.StatusCreated, t)
@@ -188,7 +188,7 @@ func (s *Server) handleCreateTicket(w http.ResponseWriter, r *http.Request) {
 const zeroGUID = "00000000-0000-0000-0000-000000000000"
 
 // apply sets the fields sent on t; custom fields sent are merged.
-func apply(t *Ticket, in *ticketIn) {
+func apply(t *TicketRecord, in *ticketIn) {
 	set := func(dst *string, v *string) {
 		if v != nil {
 			*dst = *v
@@ -226,15 +226,15 @@ func or(s, def string) string {
 }
 
 // ticketLocked finds a ticket; s.mu must be held.
-func (s *Server) ticketLocked(id int64) *Ticket {
-	return find(s.st.tickets, func(t *Ticket) bool { return t.ID == id })
+func (s *Server) ticketLocked(id int64) *TicketRecord {
+	return find(s.st.tickets, func(t *TicketRecord) bool { return t.ID == id })
 }
 
 func (s *Server) handleGetTicket(w http.ResponseWriter, r *http.Request) {
 	id, _ := pathInt(r, "id")
 	s.mu.Lock()
 	t := s.ticketLocked(id)
-	var cp Ticket
+	var cp TicketRecord
 	if t != nil {
 		cp = *t
 	}
@@ -300,7 +300,7 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 404000, "Ticket not found.")
 		return
 	}
-	m := &Message{ID: newGUID(), TicketID: t.ID, SentByType: or(in.SentByType, "agent"), ChannelID: or(in.ChannelID, t.ChannelID),
+	m := &MessageRecord{ID: newGUID(), TicketID: t.ID, SentByType: or(in.SentByType, "agent"), ChannelID: or(in.ChannelID, t.ChannelID),
 		Type: or(in.Type, "text"), Body: body, Time: now}
 	s.st.messages = append(s.st.messages, m)
 	t.LastUpdatedTime = now
@@ -339,7 +339,7 @@ func (s *Server) handleCreateNote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 404000, "Ticket not found.")
 		return
 	}
-	n := &Note{ID: newGUID(), TicketID: t.ID, Text: text, CreatedTime: now}
+	n := &NoteRecord{ID: newGUID(), TicketID: t.ID, Text: text, CreatedTime: now}
 	s.st.notes = append(s.st.notes, n)
 	writeJSON(w, http.StatusCreated, n)
 }
@@ -349,7 +349,7 @@ func (s *Server) handleCreateNote(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleTicketFields(w http.ResponseWriter, r *http.Request) {
 	kw := strings.ToLower(r.URL.Query().Get("keywords"))
 	s.mu.Lock()
-	out := []TicketField{}
+	out := []TicketFieldRecord{}
 	for _, f := range s.st.fields {
 		if kw == "" || strings.Contains(strings.ToLower(f.Name), kw) {
 			out = append(out, *f)

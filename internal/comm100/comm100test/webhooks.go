@@ -55,7 +55,7 @@ func (s *Server) handleCreateWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	h := &Webhook{ID: newGUID(), Event: in.Event, TargetURL: in.TargetURL}
+	h := &WebhookRecord{ID: newGUID(), Event: in.Event, TargetURL: in.TargetURL}
 	s.st.webhooks = append(s.st.webhooks, h)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusCreated, h)
@@ -73,7 +73,7 @@ func (s *Server) handleUpdateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := find(s.st.webhooks, func(h *Webhook) bool { return sameGUID(h.ID, id) })
+	h := find(s.st.webhooks, func(h *WebhookRecord) bool { return sameGUID(h.ID, id) })
 	if h == nil {
 		writeError(w, http.StatusNotFound, 404000, "Webhook not found.")
 		return
@@ -86,7 +86,7 @@ func (s *Server) handleDeleteWebhook(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.st.webhooks, func(h *Webhook) bool { return sameGUID(h.ID, id) })
+	i := slices.IndexFunc(s.st.webhooks, func(h *WebhookRecord) bool { return sameGUID(h.ID, id) })
 	if i < 0 {
 		writeError(w, http.StatusNotFound, 404000, "Webhook not found.")
 		return

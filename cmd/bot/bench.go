@@ -1,0 +1,1376 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
+
+	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/rules"
+)
+
+func benchCommand() *command {
+	return &command{
+		name:    "bench",
+		args:    "[flags]",
+		summary: "load-test a bot (or one started in-process) and report its figures",
+		long: `Posts real-shaped webhooks, each with a unique id, to a bot and reports
+throughput, latency percentiles, refusals, the rules' and the pool's rates,
+the end-to-end latency (webhook accepted -> job done) and the peak RSS.
+
+Without --url it starts a bot in this process: an embedded NATS server in a
+temporary directory, the rules of --rules (plus a generic source "bench" and
+its rule), in dry run, or against an in-process Comm100 simulator with its
+limit off (--sim). With --floor it also runs, in the same process, the bare
+floor of this stack: an HTTP handler that reads the body, publishes it with a
+message id to an embedded JetStream stream and answers 202 after the PubAck.
+Floor and bot runs alternate, and the medians of each are compared.
+
+Examples:
+  bot bench --floor --runs 5 --duration 10s --connections 64
+  bot bench --rate 2000 --duration 5m
+  bot bench --payload generic --extra-rules 1000
+  bot bench --url http://localhost:8080 --admin-url http://127.0.0.1:8081 --pid $(pidof bot)
+
+On a machine shared with other work, figures vary from run to run: take the
+medians of several runs (--runs), each next to its floor (--floor)`,
+		run: benchCmd,
+	}
+}
+
+// benchOptions are the settings of one `bot bench`.
+type benchOptions struct {
+	URL         string
+	AdminURL    string
+	AdminToken  string
+	Connections int
+	Rate        float64
+	Duration    time.Duration
+	Runs        int
+	Floor       bool
+	Payload     string
+	Sim         bool
+	RulesDir    string
+	ExtraRules  int
+	Drain       time.Duration
+	PID         int
+	JSON        bool
+	CPUProfile  string
+	MemProfile  string
+	BotLog      string
+	LogLevel    string
+	Comm100Path string
+	GenericPath string
+	Workers     int
+	Sync        string
+}
+
+func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
+	stdout, stderr := e.stdout, e.stderr
+	fs := c.flagSet(e)
+	var o benchOptions
+	for _, kv := range e.environ {
+		if v, ok := strings.CutPrefix(kv, "BOT_HTTP__ADMIN_TOKEN="); ok {
+			o.AdminToken = v
+		}
+	}
+	fs.StringVar(&o.URL, "url", "", "base URL of a running bot's webhooks (http://host:port); empty starts one in this process")
+	fs.StringVar(&o.AdminURL, "admin-url", "http://127.0.0.1:8081", "with --url: base URL of the bot's admin listener, whose /metrics give the rules' and the pool's rates (bearer token from BOT_HTTP__ADMIN_TOKEN)")
+	fs.IntVar(&o.Connections, "connections", 64, "HTTP connections (concurrent requests)")
+	fs.Float64Var(&o.Rate, "rate", 0, "webhooks per second to send, spread over the connections; 0 sends as fast as the connections allow")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long each run sends webhooks")
+	fs.IntVar(&o.Runs, "runs", 1, "runs of the bot (and, with --floor, as many of the floor, alternating); medians are reported")
+	fs.BoolVar(&o.Floor, "floor", false, "also run the bare HTTP -> JetStream floor in this process and report the bot's ratio to it")
+	fs.StringVar(&o.Payload, "payload", "comm100", `what to post: "comm100" (Comm100 chat_ended webhooks rated 1: one rule, two actions), "generic" (JSON orders to source "bench": one rule, two log actions) or "mix" (both, alternating)`)
+	fs.BoolVar(&o.Sim, "sim", false, "in-process bot only: call an in-process Comm100 simulator with its rate limit off, instead of dry run")
+	fs.StringVar(&o.RulesDir, "rules", "./rules", "in-process bot only: directory of the rules to load (the bench source's rule is added)")
+	fs.IntVar(&o.ExtraRules, "extra-rules", 0, "in-process bot only: add this many rules that never match (1% of them candidates for the posted events)")
+	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "after each run, wait at most this long for the rules and the pool to finish the backlog")
+	fs.IntVar(&o.PID, "pid", 0, "with --url: process id of the bot, whose peak RSS (VmHWM) is reported")
+	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bot runs' load phases to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (taken after the bot runs) to this file")
+	fs.StringVar(&o.BotLog, "bot-log", "", "in-process bot only: file for the bot's log (default: a file in the temporary directory, removed at the end)")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "in-process bot only: the bot's log level")
+	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
+	fs.StringVar(&o.GenericPath, "generic-path", "/hooks/bench", "path the generic webhooks are posted to")
+	fs.StringVar(&o.Sync, "sync", bus.SyncAlways, `in-process bot and floor: nats.sync of their embedded servers, "always" or an interval such as 1s`)
+	fs.IntVar(&o.Workers, "workers", 0, "in-process bot only: dispatch.workers (0: the default)")
+	if err := c.parse(fs, e, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
+	}
+	rep, err := runBench(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.print(stdout)
+	return nil
+}
+
+func (o *benchOptions) validate() error {
+	switch {
+	case o.Connections < 1:
+		return fmt.Errorf("--connections: want at least 1, got %d", o.Connections)
+	case o.Rate < 0:
+		return fmt.Errorf("--rate: want 0 or more, got %g", o.Rate)
+	case o.Duration <= 0:
+		return fmt.Errorf("--duration: want a positive duration, got %s", o.Duration)
+	case o.Runs < 1:
+		return fmt.Errorf("--runs: want at least 1, got %d", o.Runs)
+	case o.ExtraRules < 0:
+		return fmt.Errorf("--extra-rules: want 0 or more, got %d", o.ExtraRules)
+	case o.URL != "" && (o.Sim || o.ExtraRules > 0 || o.BotLog != "" || o.Workers != 0):
+		return fmt.Errorf("--sim, --extra-rules, --bot-log and --workers set up the in-process bot; they cannot be used with --url")
+	case o.PID != 0 && o.URL == "":
+		return fmt.Errorf("--pid: only with --url (the in-process bot's RSS is this process's)")
+	}
+	switch o.Payload {
+	case "comm100", "generic", "mix":
+	default:
+		return fmt.Errorf(`--payload: want "comm100", "generic" or "mix", got %q`, o.Payload)
+	}
+	return nil
+}
+
+// benchReport is what `bot bench` prints.
+type benchReport struct {
+	Target      string        `json:"target"`
+	Payload     string        `json:"payload"`
+	Connections int           `json:"connections"`
+	Rate        float64       `json:"rate,omitempty"`
+	Duration    string        `json:"duration"`
+	CPUs        int           `json:"cpus"`
+	Runs        []benchRun    `json:"runs"`
+	Bot         benchSummary  `json:"bot"`
+	Floor       *benchSummary `json:"floor,omitempty"`
+	// FloorRatio is the bot's median req/s over the floor's; P99Ratio its
+	// median p99 over the floor's.
+	FloorRatio float64 `json:"floor_ratio,omitempty"`
+	P99Ratio   float64 `json:"p99_ratio,omitempty"`
+	// PeakRSS is VmHWM in bytes: of this process (bot, NATS and load
+	// generator) for the in-process bot, of --pid otherwise; 0 if unknown.
+	PeakRSS int64  `json:"peak_rss_bytes"`
+	RSSOf   string `json:"rss_of,omitempty"`
+}
+
+// benchRun is one run against one target.
+type benchRun struct {
+	Target   string  `json:"target"` // "bot" or "floor"
+	Run      int     `json:"run"`
+	Requests int64   `json:"requests"`
+	Accepted int64   `json:"accepted"`
+	Seconds  float64 `json:"seconds"`
+	RPS      float64 `json:"rps"`
+	Latency  latency `json:"latency"`
+	// Refused counts every answer other than 202, by status ("503"), and
+	// the requests that got no answer ("error").
+	Refused map[string]int64 `json:"refused,omitempty"`
+	// Bot runs only.
+	Pipeline *pipelineStats `json:"pipeline,omitempty"`
+}
+
+// pipelineStats are what the rules and the pool did with a run's events.
+type pipelineStats struct {
+	// Rates during the load: events evaluated and jobs finished per second.
+	RulesRate float64 `json:"rules_events_per_second"`
+	PoolRate  float64 `json:"pool_jobs_per_second"`
+	// Backlog when the load stopped: events not yet evaluated, jobs not yet
+	// finished (-1 when unknown).
+	EventsBacklog int64 `json:"events_backlog"`
+	JobsBacklog   int64 `json:"jobs_backlog"`
+	// Events evaluated and jobs finished in all, once drained.
+	Events int64 `json:"events"`
+	Jobs   int64 `json:"jobs"`
+	// DrainSeconds is how long after the load the backlog took to clear;
+	// Drained is false if --drain ran out first.
+	DrainSeconds float64 `json:"drain_seconds"`
+	Drained      bool    `json:"drained"`
+	// EndToEnd is from the 202 to each job's end (in-process bot only).
+	EndToEnd *latency `json:"end_to_end,omitempty"`
+}
+
+// latency is a summary of a latency distribution, in milliseconds.
+type latency struct {
+	N    int     `json:"n"`
+	P50  float64 `json:"p50_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p999_ms"`
+	Max  float64 `json:"max_ms"`
+}
+
+func summarize(ds []time.Duration) latency {
+	if len(ds) == 0 {
+		return latency{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(ds))+0.5) - 1
+		i = max(0, min(i, len(ds)-1))
+		return ms(ds[i])
+	}
+	return latency{N: len(ds), P50: at(0.50), P99: at(0.99), P999: at(0.999), Max: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// benchSummary holds the medians of a target's runs.
+type benchSummary struct {
+	Runs      int     `json:"runs"`
+	RPS       float64 `json:"rps"`
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	P999      float64 `json:"p999_ms"`
+	Refused   int64   `json:"refused"`
+	RulesRate float64 `json:"rules_events_per_second,omitempty"`
+	PoolRate  float64 `json:"pool_jobs_per_second,omitempty"`
+	E2EP50    float64 `json:"end_to_end_p50_ms,omitempty"`
+	E2EP99    float64 `json:"end_to_end_p99_ms,omitempty"`
+	// Backlog is the largest events backlog at the end of a run's load.
+	Backlog int64 `json:"max_events_backlog,omitempty"`
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func summarizeRuns(runs []benchRun, target string) benchSummary {
+	var rps, p50, p99, p999, rr, pr, e50, e99 []float64
+	s := benchSummary{}
+	for _, r := range runs {
+		if r.Target != target {
+			continue
+		}
+		s.Runs++
+		rps = append(rps, r.RPS)
+		p50 = append(p50, r.Latency.P50)
+		p99 = append(p99, r.Latency.P99)
+		p999 = append(p999, r.Latency.P999)
+		for _, n := range r.Refused {
+			s.Refused += n
+		}
+		if p := r.Pipeline; p != nil {
+			rr = append(rr, p.RulesRate)
+			pr = append(pr, p.PoolRate)
+			s.Backlog = max(s.Backlog, p.EventsBacklog)
+			if p.EndToEnd != nil {
+				e50 = append(e50, p.EndToEnd.P50)
+				e99 = append(e99, p.EndToEnd.P99)
+			}
+		}
+	}
+	s.RPS, s.P50, s.P99, s.P999 = median(rps), median(p50), median(p99), median(p999)
+	s.RulesRate, s.PoolRate, s.E2EP50, s.E2EP99 = median(rr), median(pr), median(e50), median(e99)
+	return s
+}
+
+// benchTarget is what a run sends webhooks to.
+type benchTarget interface {
+	// BaseURL is where the webhooks go.
+	BaseURL() string
+	// Pipeline returns the counters of the rules and the pool, or nil for
+	// a target that has none (the floor).
+	Pipeline() pipelineProbe
+}
+
+// pipelineProbe reads what the rules and the pool have done.
+type pipelineProbe interface {
+	// Counts returns the events evaluated and the jobs finished so far.
+	Counts(ctx context.Context) (events, jobs int64, err error)
+	// Backlog returns the events and jobs waiting (-1 when unknown).
+	// accepted is how many events the bench got 202 for since since.
+	Backlog(ctx context.Context, eventsSince int64, accepted int64) (events, jobs int64, err error)
+}
+
+func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchReport, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "bot-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	rep := &benchReport{Payload: o.Payload, Connections: o.Connections, Rate: o.Rate, Duration: o.Duration.String(), CPUs: runtime.NumCPU()}
+	gen, err := newPayloads(o)
+	if err != nil {
+		return nil, err
+	}
+
+	var bot benchTarget
+	var tap *completionTap
+	if o.URL == "" {
+		b, err := startBenchBot(ctx, o, tmp)
+		if err != nil {
+			return nil, err
+		}
+		defer b.stop()
+		bot, tap = b, b.tap
+		rep.Target = "in-process bot (" + b.describe + ")"
+		rep.RSSOf = "this process: bot, NATS, load generator and floor"
+	} else {
+		bot = &externalBot{base: strings.TrimSuffix(o.URL, "/"), admin: strings.TrimSuffix(o.AdminURL, "/"), token: o.AdminToken}
+		rep.Target = o.URL
+		if o.PID != 0 {
+			rep.RSSOf = "pid " + strconv.Itoa(o.PID)
+		}
+	}
+	var floor *floorServer
+	if o.Floor {
+		floor, err = startFloor(ctx, filepath.Join(tmp, "floor"), o.Sync)
+		if err != nil {
+			return nil, err
+		}
+		defer floor.stop()
+	}
+
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        o.Connections,
+		MaxIdleConnsPerHost: o.Connections,
+		MaxConnsPerHost:     o.Connections,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}}
+	defer client.CloseIdleConnections()
+
+	for i := 1; i <= o.Runs; i++ {
+		if floor != nil {
+			r, err := benchRunOnce(ctx, o, client, floor, gen, nil, progress, fmt.Sprintf("floor %d/%d", i, o.Runs))
+			if err != nil {
+				return nil, err
+			}
+			r.Run = i
+			rep.Runs = append(rep.Runs, r)
+		}
+		profile := o.CPUProfile != "" && i == 1
+		if profile {
+			f, err := os.Create(o.CPUProfile)
+			if err != nil {
+				return nil, err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return nil, err
+			}
+			defer f.Close()
+		}
+		r, err := benchRunOnce(ctx, o, client, bot, gen, tap, progress, fmt.Sprintf("bot %d/%d", i, o.Runs), func() {
+			if profile {
+				pprof.StopCPUProfile()
+				profile = false
+			}
+		})
+		if profile {
+			pprof.StopCPUProfile()
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.Run = i
+		rep.Runs = append(rep.Runs, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if o.MemProfile != "" {
+		if err := writeAllocProfile(o.MemProfile); err != nil {
+			return nil, err
+		}
+	}
+	rep.Bot = summarizeRuns(rep.Runs, "bot")
+	if floor != nil {
+		s := summarizeRuns(rep.Runs, "floor")
+		rep.Floor = &s
+		if s.RPS > 0 {
+			rep.FloorRatio = rep.Bot.RPS / s.RPS
+		}
+		if s.P99 > 0 {
+			rep.P99Ratio = rep.Bot.P99 / s.P99
+		}
+	}
+	switch {
+	case o.URL == "":
+		rep.PeakRSS = peakRSS("self")
+	case o.PID != 0:
+		rep.PeakRSS = peakRSS(strconv.Itoa(o.PID))
+	}
+	return rep, nil
+}
+
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// peakRSS reads VmHWM of /proc/<pid>/status in bytes; 0 if it cannot.
+func peakRSS(pid string) int64 {
+	data, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 && f[1] == "kB" {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// benchRunOnce sends webhooks to t for o.Duration, then, for a bot, waits for
+// the backlog to drain. loadDone, if given, is called when the load stops.
+func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t benchTarget, gen *payloads,
+	tap *completionTap, progress io.Writer, label string, loadDone ...func()) (benchRun, error) {
+	run := benchRun{Target: "bot"}
+	if _, ok := t.(*floorServer); ok {
+		run.Target = "floor"
+	}
+	probe := t.Pipeline()
+	var events0, jobs0 int64
+	if probe != nil {
+		var err error
+		if events0, jobs0, err = probe.Counts(ctx); err != nil {
+			return run, fmt.Errorf("read the bot's counters: %w", err)
+		}
+	}
+	if tap != nil {
+		tap.reset()
+	}
+	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
+	for _, f := range loadDone {
+		f()
+	}
+	run.Requests, run.Accepted = res.requests, res.accepted
+	run.Seconds = res.elapsed.Seconds()
+	run.RPS = float64(res.accepted) / res.elapsed.Seconds()
+	run.Latency = summarize(res.latencies)
+	if len(res.refused) > 0 {
+		run.Refused = res.refused
+	}
+	if probe == nil {
+		return run, nil
+	}
+
+	// The rates during the load, and the backlog it left.
+	ctx = context.WithoutCancel(ctx)
+	events1, jobs1, err := probe.Counts(ctx)
+	if err != nil {
+		return run, fmt.Errorf("read the bot's counters: %w", err)
+	}
+	p := &pipelineStats{
+		RulesRate: float64(events1-events0) / res.elapsed.Seconds(),
+		PoolRate:  float64(jobs1-jobs0) / res.elapsed.Seconds(),
+	}
+	p.EventsBacklog, p.JobsBacklog, err = probe.Backlog(ctx, events1-events0, res.accepted)
+	if err != nil {
+		return run, fmt.Errorf("read the backlog: %w", err)
+	}
+	// Drain: until nothing waits, or --drain is over.
+	start := time.Now()
+	deadline := start.Add(o.Drain)
+	lastJobs, stable := jobs1, 0
+	for {
+		ev, jobs, err := probe.Counts(ctx)
+		if err != nil {
+			return run, fmt.Errorf("read the bot's counters: %w", err)
+		}
+		be, bj, err := probe.Backlog(ctx, ev-events0, res.accepted)
+		if err != nil {
+			return run, fmt.Errorf("read the backlog: %w", err)
+		}
+		if jobs == lastJobs {
+			stable++
+		} else {
+			stable = 0
+		}
+		lastJobs = jobs
+		p.Events, p.Jobs = ev-events0, jobs-jobs0
+		// An unknown jobs backlog counts as drained once the jobs count
+		// has not moved for a second.
+		if be == 0 && (bj == 0 || (bj < 0 && stable >= 5)) {
+			p.Drained = true
+			break
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		if progress != nil && isTerminal(progress) {
+			fmt.Fprintf(progress, "\r\033[K%-9s draining: %d events, %d jobs waiting", label, be, bj)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if progress != nil && isTerminal(progress) {
+		fmt.Fprint(progress, "\r\033[K")
+	}
+	p.DrainSeconds = time.Since(start).Seconds()
+	if tap != nil {
+		e2e := tap.latencies(res.acceptedAt)
+		if len(e2e) > 0 {
+			l := summarize(e2e)
+			p.EndToEnd = &l
+		}
+	}
+	run.Pipeline = p
+	return run, nil
+}
+
+// loadResult is what one run of the load generator saw.
+type loadResult struct {
+	requests, accepted int64
+	elapsed            time.Duration
+	latencies          []time.Duration
+	refused            map[string]int64
+	// acceptedAt is when each accepted event's 202 arrived, by event id
+	// (only when asked for).
+	acceptedAt map[string]time.Time
+}
+
+// drive sends webhooks for o.Duration over o.Connections connections, as
+// fast as they go or at o.Rate. At a fixed rate, latency counts from when a
+// request was due, so a stalled server is not hidden by requests that were
+// never sent (coordinated omission).
+func drive(ctx context.Context, o benchOptions, client *http.Client, base string, gen *payloads, keepAccepted bool,
+	progress io.Writer, label string) loadResult {
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	type worker struct {
+		lat        []time.Duration
+		refused    map[string]int64
+		requests   int64
+		accepted   int64
+		acceptedAt map[string]time.Time
+	}
+	workers := make([]*worker, o.Connections)
+	var sent, ok atomic.Int64
+	var slots chan time.Time
+	if o.Rate > 0 {
+		slots = make(chan time.Time, o.Connections)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &worker{refused: map[string]int64{}}
+		if keepAccepted {
+			w.acceptedAt = map[string]time.Time{}
+		}
+		workers[i] = w
+		wg.Go(func() {
+			for {
+				var due time.Time
+				if slots != nil {
+					var open bool
+					select {
+					case due, open = <-slots:
+						if !open {
+							return
+						}
+					case <-ctx.Done():
+						return
+					}
+				} else if ctx.Err() != nil {
+					return
+				}
+				path, body := gen.next()
+				sentAt := time.Now()
+				if due.IsZero() {
+					due = sentAt
+				}
+				status, id, err := postWebhook(context.WithoutCancel(ctx), client, base+path, body)
+				now := time.Now()
+				w.requests++
+				sent.Add(1)
+				switch {
+				case err != nil:
+					w.refused["error"]++
+				case status == http.StatusAccepted:
+					w.accepted++
+					ok.Add(1)
+					w.lat = append(w.lat, now.Sub(due))
+					if w.acceptedAt != nil && id != "" {
+						w.acceptedAt[id] = now
+					}
+				default:
+					w.refused[strconv.Itoa(status)]++
+					w.lat = append(w.lat, now.Sub(due))
+				}
+			}
+		})
+	}
+	if slots != nil {
+		wg.Go(func() {
+			defer close(slots)
+			interval := time.Duration(float64(time.Second) / o.Rate)
+			for n := int64(0); ; n++ {
+				due := start.Add(time.Duration(n) * interval)
+				if d := time.Until(due); d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-ctx.Done():
+						t.Stop()
+						return
+					case <-t.C:
+					}
+				}
+				select {
+				case slots <- due:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	stopProgress := showProgress(ctx, progress, label, o.Duration, start, &sent, &ok)
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+
+	res := loadResult{elapsed: elapsed, refused: map[string]int64{}}
+	if keepAccepted {
+		res.acceptedAt = map[string]time.Time{}
+	}
+	for _, w := range workers {
+		res.requests += w.requests
+		res.accepted += w.accepted
+		res.latencies = append(res.latencies, w.lat...)
+		for k, v := range w.refused {
+			res.refused[k] += v
+		}
+		for k, v := range w.acceptedAt {
+			res.acceptedAt[k] = v
+		}
+	}
+	return res
+}
+
+// postWebhook sends one webhook and reads the whole answer, so that the connection
+// is reused.
+func postWebhook(ctx context.Context, client *http.Client, url string, body []byte) (status int, eventID string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode == http.StatusAccepted {
+		var a struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(answer, &a) == nil {
+			eventID = a.ID
+		}
+	}
+	return resp.StatusCode, eventID, nil
+}
+
+// showProgress draws a progress bar on a terminal, or prints a plain line
+// now and then otherwise, until the returned function is called.
+func showProgress(ctx context.Context, w io.Writer, label string, total time.Duration, start time.Time, sent, ok *atomic.Int64) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	term := isTerminal(w)
+	every := 250 * time.Millisecond
+	if !term {
+		every = max(time.Second, total/5)
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var lastOK int64
+		lastAt := start
+		for {
+			select {
+			case <-done:
+				if term {
+					fmt.Fprint(w, "\r\033[K")
+				}
+				return
+			case now := <-t.C:
+				elapsed := now.Sub(start)
+				n := ok.Load()
+				rate := float64(n-lastOK) / now.Sub(lastAt).Seconds()
+				lastOK, lastAt = n, now
+				if term {
+					const width = 30
+					filled := min(width, int(float64(width)*elapsed.Seconds()/total.Seconds()))
+					fmt.Fprintf(w, "\r\033[K%-9s [%s%s] %5.1fs/%s  %7.0f req/s  %d accepted  %d refused",
+						label, strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+						min(elapsed, total).Seconds(), total, rate, n, sent.Load()-n)
+				} else {
+					fmt.Fprintf(w, "%s: %.0fs of %s, %.0f req/s, %d accepted, %d refused\n",
+						label, min(elapsed, total).Seconds(), total, rate, n, sent.Load()-n)
+				}
+			}
+		}
+	}()
+	_ = ctx
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+func (r *benchReport) print(w io.Writer) {
+	mode := "as fast as they go"
+	if r.Rate > 0 {
+		mode = fmt.Sprintf("at %.0f webhooks/s", r.Rate)
+	}
+	fmt.Fprintf(w, "bot bench: %s, payload %s, %d connections %s, %s per run, %d CPUs\n\n",
+		r.Target, r.Payload, r.Connections, mode, r.Duration, r.CPUs)
+	fmt.Fprintf(w, "%-6s %-4s %9s %9s %9s %9s %9s  %s\n", "target", "run", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "requests", "refused")
+	for _, run := range r.Runs {
+		fmt.Fprintf(w, "%-6s %-4d %9.0f %9.2f %9.2f %9.2f %9d  %s\n", run.Target, run.Run, run.RPS,
+			run.Latency.P50, run.Latency.P99, run.Latency.P999, run.Requests, refusedText(run.Refused))
+	}
+	fmt.Fprintln(w)
+	for _, run := range r.Runs {
+		p := run.Pipeline
+		if p == nil {
+			continue
+		}
+		drained := fmt.Sprintf("drained in %.1fs", p.DrainSeconds)
+		if !p.Drained {
+			drained = fmt.Sprintf("NOT drained after %.0fs", p.DrainSeconds)
+		}
+		jb := "?"
+		if p.JobsBacklog >= 0 {
+			jb = strconv.FormatInt(p.JobsBacklog, 10)
+		}
+		fmt.Fprintf(w, "bot run %d: rules %.0f events/s, pool %.0f jobs/s during the load (ingest %.0f/s); backlog at its end %d events, %s jobs; %s (%d events, %d jobs)\n",
+			run.Run, p.RulesRate, p.PoolRate, run.RPS, p.EventsBacklog, jb, drained, p.Events, p.Jobs)
+		if e := p.EndToEnd; e != nil {
+			fmt.Fprintf(w, "           end to end (202 -> job done): p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, max %.1f ms over %d jobs\n",
+				e.P50, e.P99, e.P999, e.Max, e.N)
+		}
+	}
+	fmt.Fprintf(w, "\nmedians: bot %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; rules %.0f events/s, pool %.0f jobs/s",
+		r.Bot.RPS, r.Bot.P50, r.Bot.P99, r.Bot.P999, r.Bot.RulesRate, r.Bot.PoolRate)
+	if r.Bot.E2EP99 > 0 {
+		fmt.Fprintf(w, "; end to end p50 %.1f ms, p99 %.1f ms", r.Bot.E2EP50, r.Bot.E2EP99)
+	}
+	fmt.Fprintln(w)
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "         floor %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n", f.RPS, f.P50, f.P99, f.P999)
+		fmt.Fprintf(w, "         bot/floor: %.2f of the floor's req/s, %.2fx its p99\n", r.FloorRatio, r.P99Ratio)
+	}
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(w, "peak RSS: %.0f MB (%s)\n", float64(r.PeakRSS)/(1<<20), r.RSSOf)
+	}
+}
+
+func refusedText(m map[string]int64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// payloads makes unique, real-shaped webhook bodies.
+type payloads struct {
+	kinds []payloadKind
+	n     atomic.Uint64
+	base  uint64
+}
+
+// payloadKind is a body template split around the id it makes unique.
+type payloadKind struct {
+	path  string
+	parts [][]byte
+	// unique formats the n-th unique id like the template's.
+	unique func(n uint64) string
+}
+
+// Placeholder for the unique number in the generic template.
+const benchIDMark = "@@ID@@"
+
+const genericTemplate = `{"id":"order-@@ID@@","type":"order.created","time":"2026-03-17T09:15:00Z",` +
+	`"order":{"id":"@@ID@@","status":"paid","currency":"CAD","total":129.5,` +
+	`"items":[{"sku":"NW-1042","name":"Desk lamp","qty":1,"price":89.5},{"sku":"NW-2001","name":"Bulb","qty":2,"price":20}],` +
+	`"shipping":{"method":"express","address":{"line1":"1055 W Georgia St","city":"Vancouver","region":"BC","postal_code":"V6E 3P3","country":"CA"}}},` +
+	`"customer":{"id":"c-@@ID@@","name":"Jane Cooper","email":"jane.cooper@example.com","tier":"gold","tags":["returning","newsletter"]}}`
+
+func newPayloads(o benchOptions) (*payloads, error) {
+	p := &payloads{base: uint64(time.Now().UnixMilli()) * 1000}
+	if o.Payload == "comm100" || o.Payload == "mix" {
+		sample := filepath.Join(o.RulesDir, "testdata", "chat_ended_low_rating.json")
+		data, err := os.ReadFile(sample)
+		if err != nil {
+			return nil, fmt.Errorf("the Comm100 sample body (--rules decides where): %w", err)
+		}
+		var probe struct {
+			Event string `json:"event"`
+			Chat  struct {
+				ID any `json:"id"`
+			} `json:"chat"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber() // a numeric id keeps its digits
+		err = dec.Decode(&probe)
+		chatID := fmt.Sprint(probe.Chat.ID)
+		if err != nil || probe.Event != "chat_ended" || probe.Chat.ID == nil || chatID == "" {
+			return nil, fmt.Errorf("%s: want a Comm100 chat_ended webhook with chat.id", sample)
+		}
+		// Every occurrence of the chat id (chat.id, visitor.chat_id) gets the unique id.
+		p.kinds = append(p.kinds, payloadKind{path: o.Comm100Path, parts: bytes.Split(data, []byte(chatID)), unique: uniqueLike(chatID)})
+	}
+	if o.Payload == "generic" || o.Payload == "mix" {
+		p.kinds = append(p.kinds, payloadKind{path: o.GenericPath, parts: bytes.Split([]byte(genericTemplate), []byte(benchIDMark)),
+			unique: func(n uint64) string { return strconv.FormatUint(n, 10) }})
+	}
+	return p, nil
+}
+
+// uniqueLike returns a function that makes the n-th unique id in the shape
+// of example: a GUID for a GUID, digits otherwise.
+func uniqueLike(example string) func(n uint64) string {
+	if len(example) == 36 && strings.Count(example, "-") == 4 {
+		return func(n uint64) string {
+			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(n>>32), uint16(n>>16), n&0xfff, (n>>12)&0xfff, n&(1<<48-1))
+		}
+	}
+	return func(n uint64) string { return strconv.FormatUint(n, 10) }
+}
+
+// next returns the path and a body no request sent before.
+func (p *payloads) next() (path string, body []byte) {
+	n := p.n.Add(1)
+	k := &p.kinds[n%uint64(len(p.kinds))]
+	id := k.unique(p.base + n)
+	size := len(id) * (len(k.parts) - 1)
+	for _, part := range k.parts {
+		size += len(part)
+	}
+	b := make([]byte, 0, size)
+	for i, part := range k.parts {
+		if i > 0 {
+			b = append(b, id...)
+		}
+		b = append(b, part...)
+	}
+	return k.path, b
+}
+
+// benchRule is the rule of the generic source "bench": two actions that are
+// not Comm100 calls, so that the pool does real work in dry run too.
+const benchRule = `# Added by bot bench: orders from the generic source "bench".
+rules:
+  - name: bench-order-created
+    description: Two log actions for every order, for bot bench.
+    on: bench.order.created
+    when: data.order.total > 0
+    actions:
+      - do: log
+        with:
+          message: "order {{ data.order.id }} created: {{ data.order.total }} {{ data.order.currency }}"
+      - do: log
+        with:
+          message: "order {{ data.order.id }} for {{ data.customer.name }} <{{ data.customer.email }}>"
+`
+
+// extraRules makes n rules that never match: 1 in 100 is a candidate for
+// the events bench posts (same topic, a condition that is false), the others
+// listen to other topics, 10 to a topic.
+func extraRules(n int) string {
+	var b strings.Builder
+	b.WriteString("# Added by bot bench: rules that never match.\nrules:\n")
+	topics := max(1, n/10)
+	for i := range n {
+		on := fmt.Sprintf("bench.kind%d.created", i%topics)
+		when := fmt.Sprintf(`data.never == %d && lower(default(data.customer?.tier, "")) == "platinum"`, i)
+		message := fmt.Sprintf("extra rule %d: {{ data.order?.id }}", i)
+		switch {
+		case i%200 == 0:
+			// Comm100 events have a known shape: only its fields may be named.
+			on = "comm100.chat.ended"
+			when = fmt.Sprintf(`data.chat.rating == %d && lower(data.visitor.name) contains "nobody"`, -i-1)
+			message = fmt.Sprintf("extra rule %d: {{ data.chat.id }}", i)
+		case i%100 == 0:
+			on = "bench.order.created"
+		}
+		fmt.Fprintf(&b, `  - name: extra-%d
+    on: %s
+    when: '%s'
+    actions:
+      - do: log
+        with:
+          message: "%s"
+`, i, on, when, message)
+	}
+	return b.String()
+}
+
+// completionTap sees the pool's log records of finished jobs, and so tells
+// when each job of an event was done. It wraps the bot's log handler.
+type completionTap struct {
+	mu   sync.Mutex
+	done []completion
+}
+
+type completion struct {
+	eventID string
+	at      time.Time
+}
+
+// jobFinishedMessages are the pool's log messages for a job that is finished.
+var jobFinishedMessages = []string{"action done", "dry run: action not sent"}
+
+func (t *completionTap) reset() {
+	t.mu.Lock()
+	t.done = t.done[:0]
+	t.mu.Unlock()
+}
+
+func (t *completionTap) record(eventID string, at time.Time) {
+	t.mu.Lock()
+	t.done = append(t.done, completion{eventID, at})
+	t.mu.Unlock()
+}
+
+// latencies returns, for every finished job whose event was accepted in
+// this run, the time from the event's 202 to the job's end.
+func (t *completionTap) latencies(accepted map[string]time.Time) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []time.Duration
+	for _, c := range t.done {
+		if at, ok := accepted[c.eventID]; ok {
+			out = append(out, max(0, c.at.Sub(at)))
+		}
+	}
+	return out
+}
+
+// tapHandler is a slog.Handler that passes everything to next and reports
+// finished jobs to tap.
+type tapHandler struct {
+	next    slog.Handler
+	tap     *completionTap
+	eventID string
+}
+
+func (h *tapHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
+}
+
+func (h *tapHandler) Handle(ctx context.Context, r slog.Record) error {
+	if slices.Contains(jobFinishedMessages, r.Message) {
+		id := h.eventID
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "event_id" {
+				id = a.Value.String()
+				return false
+			}
+			return true
+		})
+		if id != "" {
+			h.tap.record(id, time.Now())
+		}
+	}
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *tapHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(attrs)
+	for _, a := range attrs {
+		if a.Key == "event_id" {
+			c.eventID = a.Value.String()
+		}
+	}
+	return &c
+}
+
+func (h *tapHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
+}
+
+// benchBot is a bot started in this process for the bench.
+type benchBot struct {
+	app      *app
+	tap      *completionTap
+	describe string
+	logFile  *os.File
+	cancel   context.CancelFunc
+	done     chan error
+	sim      *http.Server
+}
+
+func startBenchBot(ctx context.Context, o benchOptions, tmp string) (*benchBot, error) {
+	rulesDir := filepath.Join(tmp, "rules")
+	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(o.RulesDir)
+	if err != nil {
+		return nil, fmt.Errorf("--rules: %w", err)
+	}
+	shipped := 0
+	for _, e := range entries {
+		if e.IsDir() || !rules.IsRuleFile(e.Name()) {
+			continue
+		}
+		if err := copyFile(filepath.Join(o.RulesDir, e.Name()), filepath.Join(rulesDir, e.Name())); err != nil {
+			return nil, err
+		}
+		shipped++
+	}
+	// The rules' inline tests name their sample events; the loader checks them.
+	if err := os.CopyFS(filepath.Join(rulesDir, "testdata"), os.DirFS(filepath.Join(o.RulesDir, "testdata"))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("copy the rules' testdata: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(rulesDir, "zz_bench.yaml"), []byte(benchRule), 0o644); err != nil {
+		return nil, err
+	}
+	if o.ExtraRules > 0 {
+		if err := os.WriteFile(filepath.Join(rulesDir, "zz_bench_extra.yaml"), []byte(extraRules(o.ExtraRules)), 0o644); err != nil {
+			return nil, err
+		}
+	}
+
+	b := &benchBot{tap: &completionTap{}, done: make(chan error, 1)}
+	flags := []string{
+		"--http.addr", "127.0.0.1:0",
+		"--http.admin_addr", "127.0.0.1:0",
+		"--nats.listen", "127.0.0.1:-1",
+		"--nats.store_dir", filepath.Join(tmp, "nats"),
+		"--rules.dir", rulesDir,
+		"--rules.watch=false",
+		"--log.level", o.LogLevel,
+		"--log.format", "text",
+		"--nats.sync", o.Sync,
+	}
+	if o.Workers > 0 {
+		flags = append(flags, "--dispatch.workers", strconv.Itoa(o.Workers))
+	}
+	b.describe = fmt.Sprintf("embedded NATS with sync %s, rules of %s (%d files) + the bench rule + %d extra", o.Sync, o.RulesDir, shipped, o.ExtraRules)
+	if o.Sim {
+		sim := comm100test.New(comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: -1}})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		b.sim = &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = b.sim.Serve(ln) }()
+		site, email, key := sim.Credentials()
+		flags = append(flags,
+			"--comm100.base_url", "http://"+ln.Addr().String()+comm100test.APIPrefix,
+			"--comm100.site_id", site, "--comm100.email", email, "--comm100.api_key", key,
+			// The simulator's limit is off; so is, in effect, the bot's.
+			"--comm100.rate_limit.calls", "100000", "--comm100.rate_limit.per", "1s")
+		b.describe += ", Comm100 simulator with no limit"
+	} else {
+		b.describe += ", dry run"
+	}
+	fs := pflag.NewFlagSet("bench bot", pflag.ContinueOnError)
+	configFlags(fs)
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	environ := []string{
+		"BOT_SOURCES__COMM100__KIND=comm100",
+		"BOT_SOURCES__BENCH__KIND=generic",
+		"BOT_SOURCES__BENCH__TYPE=body.type",
+		"BOT_SOURCES__BENCH__ID=body.id",
+	}
+	cfg, err := loadConfig(fs, environ)
+	if err != nil {
+		return nil, err
+	}
+	logPath := o.BotLog
+	if logPath == "" {
+		logPath = filepath.Join(tmp, "bot.log")
+	}
+	b.logFile, err = os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("--bot-log: %w", err)
+	}
+	base := newLogger(cfg.Log, b.logFile)
+	log := slog.New(&tapHandler{next: base.Handler(), tap: b.tap})
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b.cancel = cancel
+	b.app, err = newApp(actx, cfg, log)
+	if err != nil {
+		cancel()
+		b.logFile.Close()
+		return nil, err
+	}
+	go func() { b.done <- b.app.run(actx) }()
+	if err := waitReady(ctx, "http://"+b.app.AdminAddr()); err != nil {
+		b.stop()
+		return nil, err
+	}
+	return b, nil
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o644)
+}
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the in-process bot did not become ready at %s", base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (b *benchBot) stop() {
+	b.cancel()
+	<-b.done
+	if b.sim != nil {
+		_ = b.sim.Close()
+	}
+	b.logFile.Close()
+}
+
+func (b *benchBot) BaseURL() string         { return "http://" + b.app.Addr() }
+func (b *benchBot) Pipeline() pipelineProbe { return b }
+
+func (b *benchBot) Counts(ctx context.Context) (int64, int64, error) {
+	return scrapeCounts(ctx, "http://"+b.app.AdminAddr(), "")
+}
+
+// Backlog reads the two durable consumers: what they have not been given
+// yet and what they hold unacknowledged.
+func (b *benchBot) Backlog(ctx context.Context, _, _ int64) (int64, int64, error) {
+	pending := func(stream, name string) (int64, error) {
+		c, err := b.app.bus.JS.Consumer(ctx, stream, name)
+		if err != nil {
+			return 0, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return int64(info.NumPending) + int64(info.NumAckPending), nil
+	}
+	ev, err := pending(bus.EventsStream, bus.RulesConsumer)
+	if err != nil {
+		return 0, 0, err
+	}
+	jobs, err := pending(bus.ActionsStream, bus.WorkerConsumer)
+	return ev, jobs, err
+}
+
+// externalBot is a bot at --url, observed through its /metrics.
+type externalBot struct{ base, admin, token string }
+
+func (e *externalBot) BaseURL() string         { return e.base }
+func (e *externalBot) Pipeline() pipelineProbe { return e }
+
+func (e *externalBot) Counts(ctx context.Context) (int64, int64, error) {
+	return scrapeCounts(ctx, e.admin, e.token)
+}
+
+// Backlog of an external bot: the accepted events not yet evaluated; its
+// jobs are not visible from outside.
+func (e *externalBot) Backlog(_ context.Context, evaluated, accepted int64) (int64, int64, error) {
+	return max(0, accepted-evaluated), -1, nil
+}
+
+// finishedOutcomes are the bot_jobs_total outcomes of a job that is finished.
+var finishedOutcomes = []string{"done", "dry_run", "duplicate", "dead"}
+
+// scrapeCounts reads bot_rules_events_total and the finished jobs of
+// bot_jobs_total from the bot's /metrics.
+func scrapeCounts(ctx context.Context, base, token string) (events, jobs int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(data)) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), "{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "bot_rules_events_total":
+			events += int64(v)
+		case "bot_jobs_total":
+			for _, o := range finishedOutcomes {
+				if strings.Contains(labels, `outcome="`+o+`"`) {
+					jobs += int64(v)
+				}
+			}
+		}
+	}
+	return events, jobs, nil
+}
+
+// floorServer is the floor of this stack: read the body, publish it with a
+// message id to an embedded JetStream stream, answer 202 after the PubAck.
+type floorServer struct {
+	bus  *bus.Bus
+	srv  *http.Server
+	ln   net.Listener
+	seq  atomic.Uint64
+	done chan struct{}
+}
+
+func startFloor(ctx context.Context, dir, sync string) (*floorServer, error) {
+	b, err := bus.Open(ctx, bus.Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: sync}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       "FLOOR",
+		Subjects:   []string{"floor.>"},
+		Storage:    jetstream.FileStorage,
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("floor stream: %w", err)
+	}
+	f := &floorServer{bus: b, done: make(chan struct{})}
+	f.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		defer close(f.done)
+		_ = f.srv.Serve(f.ln)
+	}()
+	return f, nil
+}
+
+func (f *floorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, `{"error":"read"}`, http.StatusBadRequest)
+		return
+	}
+	id := strconv.FormatUint(f.seq.Add(1), 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := f.bus.JS.Publish(ctx, "floor.events", body, jetstream.WithMsgID(id)); err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, `{"error":"bus"}`, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write([]byte(`{"id":"` + id + `"}` + "\n"))
+}
+
+func (f *floorServer) BaseURL() string         { return "http://" + f.ln.Addr().String() }
+func (f *floorServer) Pipeline() pipelineProbe { return nil }
+
+func (f *floorServer) stop() {
+	_ = f.srv.Close()
+	<-f.done
+	f.bus.Close()
+}

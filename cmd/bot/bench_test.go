@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBenchInProcess runs `bot bench` for a second against a bot it starts
+// in-process, with the floor, and checks that the report adds up: requests
+// were made and accepted, none refused, percentiles in order, every event
+// evaluated and every job (two per event) finished, with an end-to-end
+// latency for each job.
+func TestBenchInProcess(t *testing.T) {
+	var out, errs bytes.Buffer
+	err := run(t.Context(), []string{"bench", "--json", "--floor", "--payload", "mix",
+		"--duration", "1s", "--connections", "4", "--drain", "60s", "--rules", "../../rules"}, nil, &out, &errs)
+	if err != nil {
+		t.Fatalf("bot bench: %v\n%s", err, errs.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	if len(rep.Runs) != 2 || rep.Runs[0].Target != "floor" || rep.Runs[1].Target != "bot" {
+		t.Fatalf("runs: got %+v, want a floor run then a bot run", rep.Runs)
+	}
+	for _, r := range rep.Runs {
+		if r.Requests == 0 || r.Accepted != r.Requests {
+			t.Errorf("%s: %d requests, %d accepted; want some, all accepted", r.Target, r.Requests, r.Accepted)
+		}
+		if len(r.Refused) != 0 {
+			t.Errorf("%s: refused %v, want none", r.Target, r.Refused)
+		}
+		l := r.Latency
+		if !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+			t.Errorf("%s: percentiles out of order: %+v", r.Target, l)
+		}
+		if r.RPS <= 0 {
+			t.Errorf("%s: %g req/s", r.Target, r.RPS)
+		}
+	}
+	p := rep.Runs[1].Pipeline
+	if p == nil {
+		t.Fatal("bot run has no pipeline figures")
+	}
+	accepted := rep.Runs[1].Accepted
+	if !p.Drained || p.Events != accepted || p.Jobs != 2*accepted {
+		t.Errorf("pipeline: drained %v, %d events, %d jobs; want drained, %d events, %d jobs", p.Drained, p.Events, p.Jobs, accepted, 2*accepted)
+	}
+	if p.RulesRate <= 0 || p.PoolRate <= 0 {
+		t.Errorf("rates: rules %g events/s, pool %g jobs/s; want both above 0", p.RulesRate, p.PoolRate)
+	}
+	if e := p.EndToEnd; e == nil || int64(e.N) != 2*accepted || !(e.P50 <= e.P99 && e.P99 <= e.Max) {
+		t.Errorf("end to end: got %+v, want one latency per job (%d), in order", e, 2*accepted)
+	}
+	if rep.FloorRatio <= 0 || rep.P99Ratio <= 0 {
+		t.Errorf("floor ratios: %g, %g; want both above 0", rep.FloorRatio, rep.P99Ratio)
+	}
+	if rep.PeakRSS <= 0 {
+		t.Errorf("peak RSS: %d", rep.PeakRSS)
+	}
+}
+
+func TestBenchText(t *testing.T) {
+	rep := &benchReport{Target: "in-process bot", Payload: "comm100", Connections: 64, Duration: "10s", CPUs: 2,
+		Runs: []benchRun{
+			{Target: "floor", Run: 1, Requests: 70000, Accepted: 70000, RPS: 7000, Latency: latency{P50: 8, P99: 25, P999: 30}},
+			{Target: "bot", Run: 1, Requests: 60000, Accepted: 59990, RPS: 5999, Latency: latency{P50: 9, P99: 30, P999: 40},
+				Refused: map[string]int64{"503": 10},
+				Pipeline: &pipelineStats{RulesRate: 5900, PoolRate: 11800, EventsBacklog: 100, JobsBacklog: 40,
+					Events: 59990, Jobs: 119980, DrainSeconds: 0.4, Drained: true, EndToEnd: &latency{N: 119980, P50: 12, P99: 50}}},
+		}}
+	rep.Bot = summarizeRuns(rep.Runs, "bot")
+	f := summarizeRuns(rep.Runs, "floor")
+	rep.Floor = &f
+	rep.FloorRatio, rep.P99Ratio = rep.Bot.RPS/f.RPS, rep.Bot.P99/f.P99
+	var out bytes.Buffer
+	rep.print(&out)
+	for _, want := range []string{
+		"bot    1         5999      9.00     30.00     40.00     60000  503: 10",
+		"rules 5900 events/s, pool 11800 jobs/s during the load (ingest 5999/s); backlog at its end 100 events, 40 jobs; drained in 0.4s",
+		"end to end (202 -> job done): p50 12.0 ms, p99 50.0 ms",
+		"bot/floor: 0.86 of the floor's req/s, 1.20x its p99",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var ds []time.Duration
+	for i := 1000; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	got := summarize(ds)
+	want := latency{N: 1000, P50: 500, P99: 990, P999: 999, Max: 1000}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if got := median([]float64{3, 1, 2, 10}); got != 2.5 {
+		t.Errorf("median: got %g, want 2.5", got)
+	}
+}
+
+func TestBenchPayloadsAreUnique(t *testing.T) {
+	p, err := newPayloads(benchOptions{Payload: "mix", RulesDir: "../../rules", Comm100Path: "/hooks/comm100", GenericPath: "/hooks/bench"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for range 10 {
+		path, body := p.next()
+		var v map[string]any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("%s: body is not JSON: %v", path, err)
+		}
+		key := string(body)
+		if seen[key] {
+			t.Fatalf("%s: body made twice", path)
+		}
+		seen[key] = true
+	}
+	for _, example := range []string{"8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", "3356721"} {
+		got := uniqueLike(example)(1_763_000_000_000_042)
+		if len(got) != len(example) && !(example == "3356721" && got == "1763000000000042") {
+			t.Errorf("unique id like %s: got %s", example, got)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package actions
+
+import (
+	"context"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/job"
+)
+
+// quick carries out, in the fetcher, as it arrives, a job that needs no
+// round trip: a job of a dry run, which is only logged, or a "log" job that
+// emits no completion event. It reports false, leaving the job untouched,
+// for any other job, which goes to a worker.
+//
+// Such a job skips the ledger: it changes nothing outside the bot, so a
+// second run after a crash or a lost ack would only repeat a log line. A
+// process still carries it out once: a copy delivered again after its ack
+// was lost finds it among the jobs this process finished lately ([recent])
+// and is acknowledged without running again.
+func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
+	act, ok := p.catalog.Lookup(j.Action)
+	if !ok {
+		return false
+	}
+	dry := p.cfg.DryRun || j.DryRun || (act.Comm100 && p.rt.Comm100 == nil)
+	if !dry && (act.Name != "log" || j.Emit) {
+		return false
+	}
+	if act.Check(j.Params) != nil || !p.inHand.take(j.ID) {
+		return false // a worker puts it in the DLQ, or hands it back
+	}
+	defer p.inHand.release(j.ID)
+	log := p.log.With("job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action)
+	if p.recent.has(j.ID) {
+		log.Debug("job already done; not carried out again")
+		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
+		p.finish(msg, msg.Ack())
+		return true
+	}
+	if dry {
+		log.Info("dry run: action not sent", "params", redactParams(j.Params))
+		p.metrics.jobs.WithLabelValues(j.Action, "dry_run").Inc()
+	} else {
+		params := make(Params, len(j.Params)+1)
+		for k, v := range j.Params {
+			params[k] = v
+		}
+		params[jobIDParam] = j.ID
+		rt := *p.rt
+		rt.Log = log
+		start := p.now()
+		if _, err := act.Run(ctx, &rt, params); err != nil {
+			p.metrics.attempts.WithLabelValues(j.Action, "permanent").Inc()
+			p.giveUp(ctx, log, msg, j, 1, Decision{Reason: ReasonPermanent, Err: err}, []Attempt{newAttempt(start, p.now(), 1, err)})
+			return true
+		}
+		p.metrics.attempts.WithLabelValues(j.Action, "ok").Inc()
+		log.Info("action done", "attempts", 1)
+		p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
+	}
+	p.recent.add(j.ID)
+	p.finish(msg, msg.Ack())
+	return true
+}
+
+// recentJobs is how many finished quick jobs a pool remembers: more than it
+// finishes in an AckWait, after which a copy whose ack was lost comes back.
+const recentJobs = 1 << 16
+
+// recent is the ids of the last quick jobs the pool finished.
+type recent struct {
+	mu   sync.Mutex
+	ids  map[string]struct{}
+	ring []string
+	next int
+}
+
+func (r *recent) add(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids == nil {
+		r.ids = make(map[string]struct{}, recentJobs)
+		r.ring = make([]string, recentJobs)
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.ids, old)
+	}
+	r.ring[r.next] = id
+	r.ids[id] = struct{}{}
+	r.next = (r.next + 1) % len(r.ring)
+}
+
+func (r *recent) has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.ids[id]
+	return ok
+}

@@ -1,0 +1,98 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/job"
+)
+
+// sweeper removes finished jobs from ACTIONS in the background, so that no
+// job waits for a delete of its own. Every pass it reads the workers'
+// consumer's ack floor (every job at or below it is acknowledged or
+// terminated) and purges the jobs up to it in one request. A job finished
+// above the floor (a job before it is still failing and waits for its next
+// delivery) is deleted alone one pass later, a bounded number per pass; what
+// is left over goes with the purge once the floor passes it. Schedules of
+// delayed jobs, on other subjects, are never touched.
+type sweeper struct {
+	stream jetstream.Stream
+	every  time.Duration
+
+	mu        sync.Mutex
+	cur, prev []uint64 // sequences finished since the last pass, and in the pass before
+	purged    uint64   // the floor of the last purge
+}
+
+const (
+	// sweepTracked bounds the finished sequences remembered per pass.
+	sweepTracked = 1 << 16
+	// sweepDeletes bounds the deletes of one pass.
+	sweepDeletes = 512
+)
+
+// finished notes a job's stream sequence once it is acknowledged or terminated.
+func (s *sweeper) finished(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cur) < sweepTracked {
+		s.cur = append(s.cur, seq)
+	}
+}
+
+// run sweeps every s.every until ctx is done.
+func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Debug("finished jobs not removed from the stream yet", "err", err)
+		}
+	}
+}
+
+// sweep is one pass.
+func (s *sweeper) sweep(ctx context.Context) error {
+	cons, err := s.stream.Consumer(ctx, bus.WorkerConsumer)
+	if err != nil {
+		return err
+	}
+	floor := cons.CachedInfo().AckFloor.Stream
+	s.mu.Lock()
+	old := s.prev
+	s.prev, s.cur = s.cur, old[:0:0]
+	purged := s.purged
+	s.mu.Unlock()
+	if floor > purged {
+		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(job.RunSubjectPrefix+">"), jetstream.WithPurgeSequence(floor+1)); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.purged = max(s.purged, floor)
+		s.mu.Unlock()
+	}
+	n := 0
+	for _, seq := range old {
+		if seq <= floor {
+			continue
+		}
+		if n++; n > sweepDeletes {
+			break
+		}
+		if err := s.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package rules
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/actions"
+)
+
+const oneRule = `rules:
+  - name: first
+    on: comm100.chat.ended
+    when: data.chat.rating <= 2
+    actions: [{do: log, with: {message: low}}]
+`
+
+const twoRules = oneRule + `  - name: second
+    on: comm100.chat.started
+    actions: [{do: log, with: {message: started}}]
+`
+
+// gauges reads the bot_rules_* gauges of reg.
+func gauges(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "bot_rules_") {
+			out[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return out
+}
+
+func writeRuleFile(t *testing.T, dir, src string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newTestCoordinator(t *testing.T, dir string) (*Coordinator, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c, err := NewCoordinator(dir, actions.NewCatalog(), testShapes(), slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, reg
+}
+
+// TestCoordinatorReload: a reload that fails keeps the old set running and
+// says so in the gauges; one that succeeds swaps the new set in.
+func TestCoordinatorReload(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, oneRule)
+	c, reg := newTestCoordinator(t, dir)
+	first := c.Engine()
+	if n := len(first.Rules()); n != 1 {
+		t.Fatalf("loaded %d rules, want 1", n)
+	}
+	started := gauges(t, reg)
+	if started["bot_rules_reload_success"] != 1 || started["bot_rules_loaded"] != 1 || started["bot_rules_reload_timestamp_seconds"] <= 0 {
+		t.Errorf("gauges after the first load: %v", started)
+	}
+
+	// A broken edit: refused, with the errors; the old set keeps running.
+	writeRuleFile(t, dir, strings.Replace(oneRule, "rating <= 2", "ratting <= 2", 1))
+	eng, err := c.Reload("test")
+	var list ErrorList
+	if eng != nil || !errors.As(err, &list) || !strings.Contains(err.Error(), `rules.yaml:4:21: rule "first": when: comm100.chat.ended events have no field "ratting"`) {
+		t.Fatalf("broken reload: got %v, %v; want the error list and no engine", eng, err)
+	}
+	if c.Engine() != first {
+		t.Error("a refused reload replaced the running rules")
+	}
+	want := map[string]float64{
+		"bot_rules_reload_success":           0,
+		"bot_rules_loaded":                   1,
+		"bot_rules_reload_timestamp_seconds": started["bot_rules_reload_timestamp_seconds"],
+	}
+	if diff := cmp.Diff(want, gauges(t, reg)); diff != "" {
+		t.Errorf("gauges after a refused reload (-want +got):\n%s", diff)
+	}
+
+	// The fix: swapped in, and the gauges follow.
+	c.now = func() time.Time { return time.Unix(1_900_000_000, 500_000_000) }
+	writeRuleFile(t, dir, twoRules)
+	eng, err = c.Reload("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Engine() != eng || len(eng.Rules()) != 2 {
+		t.Errorf("after the fix: running %d rules, want the 2 just loaded", len(c.Engine().Rules()))
+	}
+	want = map[string]float64{
+		"bot_rules_reload_success":           1,
+		"bot_rules_loaded":                   2,
+		"bot_rules_reload_timestamp_seconds": 1_900_000_000.5,
+	}
+	if diff := cmp.Diff(want, gauges(t, reg)); diff != "" {
+		t.Errorf("gauges after a good reload (-want +got):\n%s", diff)
+	}
+}
+
+// TestNewCoordinatorRefusesBrokenRules: with no old set to fall back on,
+// broken rules stop the start, and no gauge claims otherwise.
+func TestNewCoordinatorRefusesBrokenRules(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, strings.Replace(oneRule, "do: log", "do: lgo", 1))
+	reg := prometheus.NewRegistry()
+	c, err := NewCoordinator(dir, actions.NewCatalog(), testShapes(), slog.New(slog.DiscardHandler), reg)
+	var list ErrorList
+	if c != nil || !errors.As(err, &list) || !strings.Contains(err.Error(), `unknown action "lgo"`) {
+		t.Fatalf("got %v, %v; want the error list", c, err)
+	}
+	if got := gauges(t, reg); len(got) != 0 {
+		t.Errorf("gauges registered for rules that never ran: %v", got)
+	}
+}
+
+// TestCoordinatorReloadsAreSerial reloads from many goroutines while
+// events read the running set: under -race, any unguarded state shows.
+func TestCoordinatorReloadsAreSerial(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, twoRules)
+	c, reg := newTestCoordinator(t, dir)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := c.Reload("test"); err != nil {
+					t.Error(err)
+				}
+				if n := len(c.Engine().Rules()); n != 2 {
+					t.Errorf("running %d rules, want 2", n)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := gauges(t, reg)["bot_rules_loaded"]; got != 2 {
+		t.Errorf("bot_rules_loaded: got %v, want 2", got)
+	}
+}
+
+// TestCoordinatorWatch: a change to a rule file reloads the rules.
+func TestCoordinatorWatch(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, oneRule)
+	c, _ := newTestCoordinator(t, dir)
+	done := make(chan error, 1)
+	ctx := t.Context()
+	go func() { done <- c.Watch(ctx, 10*time.Millisecond) }()
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	})
+	// The watcher may start after a first write: write until it sees one.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.Engine().Rules()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the watcher to reload the changed rules")
+		}
+		writeRuleFile(t, dir, twoRules)
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("watch ended early: %v", err)
+	default:
+	}
+}
