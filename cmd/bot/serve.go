@@ -166,6 +166,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}
 	dispatch := cfg.Dispatch
 	dispatch.Replicas = cfg.NATS.Replicas
+	dispatch.CallTimeout = cfg.Comm100.Timeout
 	a.pool, err = actions.NewPool(dispatch, poolJS, a.catalog, rt, limiter, log, a.reg)
 	if err != nil {
 		return nil, err

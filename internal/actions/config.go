@@ -34,6 +34,10 @@ type Config struct {
 	// DryRun logs every job instead of carrying it out.
 	DryRun bool `koanf:"dry_run"`
 
+	// CallTimeout bounds one Comm100 call: comm100.timeout, set by the
+	// wiring. It sizes the claim on a job that calls Comm100. Default 30s.
+	CallTimeout time.Duration `koanf:"-"`
+
 	// Replicas of the buckets and the consumer the pool creates. It is not
 	// a key of its own: the wiring sets it from nats.replicas. Default 1.
 	Replicas int `koanf:"-"`
@@ -61,6 +65,9 @@ func (c *Config) Defaults() {
 	}
 	if c.RateLimitPause == 0 {
 		c.RateLimitPause = 30 * time.Second
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 30 * time.Second
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1

@@ -71,6 +71,31 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		p.finish(msg, msg.Ack())
 		return
 	}
+	// Claim the job, so that no other replica runs it beside this worker,
+	// then look at the record again: a worker that finished the job may
+	// have released its claim after the first look.
+	hold, ok := p.claim(ctx, log, msg, &j, act)
+	if !ok {
+		return
+	}
+	defer hold.end(ctx)
+	if hold != nil {
+		rec, done, err := p.ledger.Done(ctx, j.ID)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			p.handBack(msg, j.Action)
+			return
+		case err != nil:
+			log.Warn("cannot tell whether the job already ran; will retry", "err", err)
+			_ = msg.NakWithDelay(p.policy.Redelivery.Delay(1))
+			return
+		case done:
+			log.Info("job already done; not carried out again")
+			p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
+			p.complete(ctx, log, msg, &j, rec, delivered)
+			return
+		}
+	}
 	var history []Attempt
 	if delivered > 1 {
 		// Only a job delivered before has a story to read.
@@ -78,12 +103,12 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 			log.Debug("attempts of earlier deliveries not read", "err", err)
 		}
 	}
-	p.attempt(ctx, log, msg, &j, act, delivered, history)
+	p.attempt(ctx, log, msg, &j, act, delivered, history, hold)
 }
 
 // attempt runs the action until the policy says the delivery is over, and
 // carries out its decision.
-func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, act *Action, delivered uint64, history []Attempt) {
+func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, act *Action, delivered uint64, history []Attempt, hold *claimHold) {
 	params := Params{jobIDParam: j.ID}
 	for k, v := range j.Params {
 		params[k] = v
@@ -121,7 +146,7 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		p.pause(log, act, j, d.Pause)
 		switch d.Verdict {
 		case Done:
-			p.succeed(ctx, log, msg, j, res, try, delivered)
+			p.succeed(ctx, log, msg, j, res, try, delivered, hold)
 			return
 		case Retry:
 			log.Warn("attempt failed; retrying", "err", err, "attempt", try, "retry_in", d.Delay.Round(time.Millisecond))
@@ -175,10 +200,12 @@ func (p *Pool) comm100Up(act *Action) {
 
 // succeed records the job as done, emits its result if the rule asked for
 // it, and acknowledges it.
-func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, res Result, tries int, delivered uint64) {
+func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, res Result, tries int, delivered uint64, hold *claimHold) {
 	start := p.now()
 	rec := DoneRecord{Result: res, Done: start.UTC()}
 	if err := p.recordDone(ctx, log, j.ID, rec); err != nil {
+		// The claim stays until its lease ends: a redelivery waits for it.
+		hold.keepToExpire()
 		log.Error("job done but not recorded; a redelivery would repeat it", "err", err)
 	}
 	p.metrics.record.Observe(p.now().Sub(start).Seconds())

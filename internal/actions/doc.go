@@ -29,13 +29,33 @@
 //  2. looks up its action and checks the rendered parameters against the
 //     action's declarations ([Action.Check]): {{ templates }} are only known
 //     now. An unknown action or a bad value goes to the DLQ at once;
-//  3. runs the action. Every Comm100 call takes a slot from the one shared
+//  3. claims the job across replicas (claim.go): a key "claim.<hash>" in
+//     jobs_done, created only if absent, names the worker and the end of its
+//     lease, one call's timeout (comm100.timeout, or
+//     dispatch.attempt_timeout for http.request) plus 15s for the record's
+//     retries through an election; the worker renews it every quarter of the
+//     lease while it holds the job. A worker that finds another's live claim
+//     hands its copy back until the lease ends (NakWithDelay); a claim whose
+//     lease ended (its owner died) is taken over with an update on the
+//     revision read, so one of two takers wins; a claim that cannot be
+//     written (no leader) is "cannot tell": the job is handed back. With
+//     the claim taken, the ledger is read again (a worker that finished may
+//     have released its claim since the first look). The claim is released
+//     once the done record is stored, and kept to expire if it could not be;
+//  4. runs the action. Every Comm100 call takes a slot from the one shared
 //     [Limiter] first (see [LimitedTransport]), whose slots are a [Budget]
 //     kept in NATS and shared by the replicas that name it; the call's
 //     timeout starts when the slot is granted;
-//  4. asks [Policy.Decide] what becomes of the job, and carries the
+//  5. asks [Policy.Decide] what becomes of the job, and carries the
 //     [Decision] out: Done, Retry (in this delivery, after a delay), Redeliver
 //     (NakWithDelay) or Dead, plus any pause of calls the failure asks for.
+//
+// The ledger reads jobs_done through the leader of its stream, not by
+// direct get, which any replica may answer, one that lags too (see
+// leaderReads): a record or a claim that was written is seen. What a node
+// loss or a crash may still repeat is a call whose worker died after
+// Comm100 did the work and before its record: its claim expires, and the
+// next worker runs the job again.
 //
 // # Decisions
 //
@@ -97,8 +117,9 @@
 //     is not in a call (waiting for the budget or for a retry), so the next
 //     start, or another replica, picks it up at once.
 //   - NakWithDelay: "try again later": a transient failure past the
-//     in-process budget, a job whose ledger lookup failed, a second delivery
-//     of a job a worker already holds.
+//     in-process budget, a job whose ledger lookup or claim failed, a job
+//     another replica's worker has claimed (until its lease ends), a second
+//     delivery of a job a worker already holds.
 //   - InProgress: "still working, do not redeliver yet", sent three times
 //     per AckWait while a job waits for a worker or for the budget, sleeps
 //     before a retry, is in a slow call or its record is being stored. The AckWait is short

@@ -60,6 +60,9 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream, retryFor time.Durat
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", bus.DoneBucket, err)
 	}
+	if done, err = leaderReads(ctx, js, done); err != nil {
+		return nil, err
+	}
 	attempts, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bus.AttemptsBucket,
 		Description: "attempts of jobs that are still failing, for the dead-letter story",
@@ -72,6 +75,127 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream, retryFor time.Durat
 	}
 	return &KVLedger{done: done, attempts: attempts}, nil
 }
+
+// leaderReads binds kv again so that its reads go to the leader of its
+// stream. A key-value handle reads through direct get when the stream allows
+// it, and any replica may answer a direct get, one that lags behind too: a
+// lagging replica could say a job that ran is not done, or miss a claim. The
+// handle chooses at bind time, from the stream's AllowDirect; the bucket is
+// updated with AllowDirect off (a replica that starts turns it on again for a
+// moment with CreateOrUpdateKeyValue, which does not change the handles
+// already bound) and bound again. Only the ledger's reads of jobs_done pay
+// the round trip to the leader.
+func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	name := "KV_" + kv.Bucket()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", name, err)
+	}
+	if cfg := s.CachedInfo().Config; cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("turn off direct reads of bucket %s: %w", kv.Bucket(), err)
+		}
+	}
+	kv, err = js.KeyValue(ctx, kv.Bucket())
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// Claim is a worker's hold on a job with side effects, kept in jobs_done
+// under "claim.<hash of the job id>": while Until has not passed, no other
+// worker runs the job.
+type Claim struct {
+	Owner string    `json:"owner"`
+	Until time.Time `json:"until"`
+}
+
+// claimer is a Ledger that can claim jobs across replicas. The pool claims
+// a job with side effects before it runs it, so that two replicas that both
+// hold a delivery of it (a redelivery after a lost consumer leader, a late
+// progress report) do not both call.
+type claimer interface {
+	// Claim takes jobID for owner until now+lease, or takes over a claim
+	// whose lease has passed (its owner died), or renews owner's own. It
+	// returns the claim's revision, or 0 and the live claim of another
+	// owner. An error means the claim could not be written or read.
+	Claim(ctx context.Context, jobID, owner string, now time.Time, lease time.Duration) (rev uint64, other Claim, err error)
+	// RenewClaim moves the end of owner's claim at revision rev to until,
+	// and returns its new revision. It fails with
+	// jetstream.ErrKeyRevisionMismatch if the claim was taken over.
+	RenewClaim(ctx context.Context, jobID, owner string, rev uint64, until time.Time) (uint64, error)
+	// ReleaseClaim removes the claim at revision rev.
+	ReleaseClaim(ctx context.Context, jobID string, rev uint64) error
+}
+
+// Claim implements claimer. A Create takes a free key; a claim found is
+// taken over only by an Update on the revision read (compare and set), so
+// of two workers that find the same stale claim, one wins.
+func (l *KVLedger) Claim(ctx context.Context, jobID, owner string, now time.Time, lease time.Duration) (uint64, Claim, error) {
+	key := claimKey(jobID)
+	data, err := json.Marshal(Claim{Owner: owner, Until: now.Add(lease).UTC()})
+	if err != nil {
+		return 0, Claim{}, fmt.Errorf("encode claim of job %s: %w", jobID, err)
+	}
+	for range 3 {
+		rev, err := l.done.Create(ctx, key, data)
+		if err == nil {
+			return rev, Claim{}, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, Claim{}, fmt.Errorf("claim job %s: %w", jobID, err)
+		}
+		e, err := l.done.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			continue // released meanwhile
+		case err != nil:
+			return 0, Claim{}, fmt.Errorf("read claim of job %s: %w", jobID, err)
+		}
+		var c Claim
+		// A claim that cannot be read holds nothing.
+		_ = json.Unmarshal(e.Value(), &c)
+		if c.Owner != owner && c.Until.After(now) {
+			return 0, c, nil
+		}
+		rev, err = l.done.Update(ctx, key, data, e.Revision())
+		switch {
+		case err == nil:
+			return rev, Claim{}, nil
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			continue // another worker was quicker
+		default:
+			return 0, Claim{}, fmt.Errorf("take over claim of job %s: %w", jobID, err)
+		}
+	}
+	return 0, Claim{}, fmt.Errorf("claim job %s: the claim keeps changing", jobID)
+}
+
+// RenewClaim implements claimer.
+func (l *KVLedger) RenewClaim(ctx context.Context, jobID, owner string, rev uint64, until time.Time) (uint64, error) {
+	data, err := json.Marshal(Claim{Owner: owner, Until: until.UTC()})
+	if err != nil {
+		return 0, fmt.Errorf("encode claim of job %s: %w", jobID, err)
+	}
+	rev, err = l.done.Update(ctx, claimKey(jobID), data, rev)
+	if err != nil {
+		return 0, fmt.Errorf("renew claim of job %s: %w", jobID, err)
+	}
+	return rev, nil
+}
+
+// ReleaseClaim implements claimer.
+func (l *KVLedger) ReleaseClaim(ctx context.Context, jobID string, rev uint64) error {
+	if err := l.done.Delete(ctx, claimKey(jobID), jetstream.LastRevision(rev)); err != nil {
+		return fmt.Errorf("release claim of job %s: %w", jobID, err)
+	}
+	return nil
+}
+
+// claimKey is the key of a job's claim in jobs_done.
+func claimKey(jobID string) string { return "claim." + ledgerKey(jobID) }
 
 // Done implements Ledger.
 func (l *KVLedger) Done(ctx context.Context, jobID string) (DoneRecord, bool, error) {

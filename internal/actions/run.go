@@ -33,6 +33,12 @@ type Pool struct {
 	// ledger remembers jobs across deliveries; Run opens the KV ledger
 	// unless one is set.
 	ledger Ledger
+	// claims is the ledger when it can claim jobs across replicas (set by
+	// setup); owner names this pool's claims.
+	claims claimer
+	owner  string
+	// claimMargin is what a claim's lease adds to one call's timeout.
+	claimMargin time.Duration
 	// now is the clock of the pool's decisions.
 	now func() time.Time
 	// ackWait is how long JetStream waits for word on a delivered job
@@ -72,6 +78,8 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		cfg: cfg, policy: cfg.Policy(), js: js, catalog: catalog, rt: rt, limiter: limiter, log: log,
 		dlq:         &DLQ{JS: js},
 		now:         time.Now,
+		owner:       newOwner(),
+		claimMargin: claimMargin,
 		ackWait:     5 * time.Second,
 		fetchWait:   time.Second,
 		sweepEvery:  time.Second,
@@ -166,6 +174,7 @@ func (p *Pool) setup(ctx context.Context) error {
 		}
 		p.ledger = l
 	}
+	p.claims, _ = p.ledger.(claimer)
 	if _, err := p.consumer(ctx); err != nil {
 		return err
 	}
