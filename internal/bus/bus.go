@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -127,10 +128,12 @@ const (
 type Bus struct {
 	Conn *nats.Conn
 	JS   jetstream.JetStream
-	srv  *server.Server
-	// jsConfig is what the embedded server's JetStream was started with,
-	// to start it again after a write error (see Run).
-	jsConfig server.JetStreamConfig
+	// srv is the embedded server, nil with an external one. Run replaces
+	// it with a new one on the same port and store to clear a storage error.
+	srv atomic.Pointer[server.Server]
+	// srvOpts is what the embedded server was started with, its port fixed
+	// to the one it took, to start it again the same way (see Run).
+	srvOpts *server.Options
 	// storeLimitSet is true when nats.max_store was given, rather than
 	// derived by the server from the free disk space.
 	storeLimitSet bool
@@ -155,7 +158,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 		if err := b.startEmbedded(cfg); err != nil {
 			return nil, err
 		}
-		url = b.srv.ClientURL()
+		url = b.srv.Load().ClientURL()
 		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir, "sync", cfg.Sync)
 	}
 	b.url = url
@@ -244,40 +247,46 @@ func (b *Bus) startEmbedded(cfg Config) error {
 		SyncAlways:        always,
 		NoSigs:            true,
 	}
+	srv, err := newEmbedded(opts, b.log, cfg.Listen, cfg.StoreDir)
+	if err != nil {
+		return err
+	}
+	b.srv.Store(srv)
+	b.storeDir = cfg.StoreDir
+	b.storeLimitSet = cfg.MaxStore > 0
+	// A start again must take the same port, which "-1" would not.
+	again := *opts
+	if addr, ok := srv.Addr().(*net.TCPAddr); ok {
+		again.Port = addr.Port
+	}
+	b.srvOpts = &again
+	return nil
+}
+
+// newEmbedded starts an embedded server with opts and waits until it takes
+// connections, returning the server's own fatal statement when it cannot.
+func newEmbedded(opts *server.Options, log *slog.Logger, listen, storeDir string) (*server.Server, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return fmt.Errorf("embedded NATS server: %w", err)
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	srvLog := newServerLog(b.log)
+	srvLog := newServerLog(log)
 	srv.SetLoggerV2(srvLog, false, false, false)
 	// Start enables JetStream and binds the port before it returns; either
 	// failing is a fatal statement in the server's log.
 	srv.Start()
 	if msg := srvLog.fatalStatement(); msg != "" {
 		srv.Shutdown()
-		return fmt.Errorf("embedded NATS server on %s with store %s: %s", cfg.Listen, cfg.StoreDir, msg)
+		return nil, fmt.Errorf("embedded NATS server on %s with store %s: %s", listen, storeDir, msg)
 	}
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		if msg := srvLog.fatalStatement(); msg != "" {
-			return fmt.Errorf("embedded NATS server on %s with store %s: %s", cfg.Listen, cfg.StoreDir, msg)
+			return nil, fmt.Errorf("embedded NATS server on %s with store %s: %s", listen, storeDir, msg)
 		}
-		return fmt.Errorf("embedded NATS server did not become ready on %s within 10s", cfg.Listen)
+		return nil, fmt.Errorf("embedded NATS server did not become ready on %s within 10s", listen)
 	}
-	b.srv = srv
-	b.storeDir = cfg.StoreDir
-	b.storeLimitSet = cfg.MaxStore > 0
-	// As Server.Start builds it, to start JetStream again the same way.
-	b.jsConfig = server.JetStreamConfig{
-		StoreDir:     opts.StoreDir,
-		SyncInterval: opts.SyncInterval,
-		SyncAlways:   opts.SyncAlways,
-		Strict:       !opts.NoJetStreamStrict,
-		MaxMemory:    opts.JetStreamMaxMemory,
-		MaxStore:     opts.JetStreamMaxStore,
-		CompressOK:   true,
-	}
-	return nil
+	return srv, nil
 }
 
 // checkWritable makes dir if needed and writes a file in it, so that a
@@ -331,9 +340,9 @@ func (b *Bus) Close() {
 }
 
 func (b *Bus) shutdownServer() {
-	if b.srv != nil {
-		b.srv.Shutdown()
-		b.srv.WaitForShutdown()
+	if srv := b.srv.Load(); srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
 	}
 }
 

@@ -36,8 +36,8 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if !b.Connected() {
 		return errors.New("NATS is not connected")
 	}
-	if b.srv != nil {
-		if err := b.storeErr(); err != nil {
+	if srv := b.srv.Load(); srv != nil {
+		if err := storeErr(srv); err != nil {
 			return err
 		}
 		return nil
@@ -53,11 +53,11 @@ func (b *Bus) Ready(ctx context.Context) error {
 }
 
 // storeErr is what keeps the embedded server from storing, nil if nothing.
-func (b *Bus) storeErr() error {
+func storeErr(srv *server.Server) error {
 	// Only what stops writes counts: the server's health also reports
 	// streams it has not finished creating, which a start of the pool (its
 	// buckets) would turn into a moment of "not ready".
-	h := b.srv.Healthz(&server.HealthzOptions{Details: true})
+	h := srv.Healthz(&server.HealthzOptions{Details: true})
 	for _, e := range h.Errors {
 		switch {
 		case e.Type == server.HealthzErrorJetStream,
@@ -65,7 +65,7 @@ func (b *Bus) storeErr() error {
 			return &StoreError{Cause: e.Error, restart: true}
 		}
 	}
-	jsz, err := b.srv.Jsz(&server.JSzOptions{})
+	jsz, err := srv.Jsz(&server.JSzOptions{})
 	if err != nil {
 		return &StoreError{Cause: err.Error(), restart: true}
 	}
@@ -87,7 +87,7 @@ func (b *Bus) storeErr() error {
 // JetStream again, which reloads the streams from disk. Each change of state
 // is logged once. Without an embedded server Run only waits for ctx.
 func (b *Bus) Run(ctx context.Context) error {
-	if b.srv == nil {
+	if b.srv.Load() == nil {
 		<-ctx.Done()
 		return nil
 	}
@@ -119,7 +119,7 @@ type watcher struct {
 
 func (w *watcher) check(now time.Time) {
 	b := w.bus
-	err := b.storeErr()
+	err := storeErr(b.srv.Load())
 	var se *StoreError
 	if !errors.As(err, &se) {
 		if !w.down.IsZero() {
@@ -153,7 +153,7 @@ func (w *watcher) check(now time.Time) {
 		// The limit was three quarters of the disk space free at start: if
 		// the disk has room now for more than is stored, a new start grows it.
 		free, ok := diskFree(b.storeDir)
-		jsz, err := b.srv.Jsz(&server.JSzOptions{})
+		jsz, err := b.srv.Load().Jsz(&server.JSzOptions{})
 		if !ok || err != nil || free/4*3 <= int64(jsz.Store)+minRoom {
 			return
 		}
@@ -174,26 +174,21 @@ func (w *watcher) check(now time.Time) {
 // before JetStream is started again for it.
 const minRoom = 1 << 20
 
-// restartJetStream stops the embedded server's JetStream and starts it again
-// from its files. Requests fail meanwhile.
+// restartJetStream starts the embedded server again, on the same port and
+// from the same files: JetStream reloads its streams, clears their write
+// errors and sizes its store again. (Stopping and enabling JetStream inside
+// the running server would race with the requests it is serving.) Clients
+// reconnect by themselves, and the consumers pull again at once. Requests
+// fail meanwhile, as while NATS is away.
 func (b *Bus) restartJetStream() error {
-	if b.srv.JetStreamEnabled() {
-		if err := b.srv.ShutdownJetStream(); err != nil {
-			return fmt.Errorf("stop JetStream: %w", err)
-		}
+	old := b.srv.Load()
+	old.Shutdown()
+	old.WaitForShutdown()
+	srv, err := newEmbedded(b.srvOpts, b.log, old.ClientURL(), b.storeDir)
+	if err != nil {
+		return fmt.Errorf("start the embedded server again: %w", err)
 	}
-	cfg := b.jsConfig
-	if err := b.srv.EnableJetStream(&cfg); err != nil {
-		return fmt.Errorf("start JetStream: %w", err)
-	}
-	// The consumers' pending pulls went with the old JetStream; a
-	// reconnection makes the rules router and the worker pool pull again at
-	// once instead of after their heartbeats time out (about 30s).
-	if b.Conn != nil {
-		if err := b.Conn.ForceReconnect(); err != nil {
-			return fmt.Errorf("reconnect after starting JetStream: %w", err)
-		}
-	}
+	b.srv.Store(srv)
 	return nil
 }
 
