@@ -537,6 +537,13 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 		// An unknown jobs backlog counts as drained once the jobs count
 		// has not moved for a second.
 		if be == 0 && (bj == 0 || (bj < 0 && stable >= 5)) {
+			// The counts above were read before the backlog: read them again,
+			// so that the jobs finished in between are counted.
+			ev, jobs, err := probe.Counts(ctx)
+			if err != nil {
+				return run, fmt.Errorf("read the bot's counters: %w", err)
+			}
+			p.Events, p.Jobs = ev-events0, jobs-jobs0
 			p.Drained = true
 			break
 		}
