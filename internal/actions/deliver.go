@@ -37,21 +37,7 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		delivered = meta.NumDelivered
 	}
 
-	rec, done, err := p.ledger.Done(ctx, j.ID)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		p.handBack(msg, j.Action)
-		return
-	case err != nil:
-		// Not knowing whether it ran is not the same as knowing it did not.
-		log.Warn("cannot tell whether the job already ran; will retry", "err", err)
-		_ = msg.NakWithDelay(p.policy.Redelivery.Delay(1))
-		return
-	case done:
-		log.Info("job already done; not carried out again")
-		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
-		// The first run may have stopped between its record and its event.
-		p.complete(ctx, log, msg, &j, rec, delivered)
+	if p.settled(ctx, log, msg, &j, delivered) {
 		return
 	}
 
@@ -79,26 +65,13 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		return
 	}
 	defer hold.end(ctx)
-	if hold != nil {
-		rec, done, err := p.ledger.Done(ctx, j.ID)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			p.handBack(msg, j.Action)
-			return
-		case err != nil:
-			log.Warn("cannot tell whether the job already ran; will retry", "err", err)
-			_ = msg.NakWithDelay(p.policy.Redelivery.Delay(1))
-			return
-		case done:
-			log.Info("job already done; not carried out again")
-			p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
-			p.complete(ctx, log, msg, &j, rec, delivered)
-			return
-		}
+	if hold != nil && p.settled(ctx, log, msg, &j, delivered) {
+		return
 	}
 	var history []Attempt
 	if delivered > 1 {
 		// Only a job delivered before has a story to read.
+		var err error
 		if history, err = p.ledger.Attempts(ctx, j.ID); err != nil {
 			log.Debug("attempts of earlier deliveries not read", "err", err)
 		}
@@ -108,6 +81,30 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 
 // attempt runs the action until the policy says the delivery is over, and
 // carries out its decision.
+// settled looks the job up in the ledger and finishes the message when the
+// job needs no run here: it is done already (its completion is sent again,
+// as the first run may have stopped between its record and its event), or
+// whether it ran cannot be told now (handed back for later). It reports
+// whether it finished the message.
+func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, delivered uint64) bool {
+	rec, done, err := p.ledger.Done(ctx, j.ID)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		p.handBack(msg, j.Action)
+	case err != nil:
+		// Not knowing whether it ran is not the same as knowing it did not.
+		log.Warn("cannot tell whether the job already ran; will retry", "err", err)
+		_ = msg.NakWithDelay(p.policy.Redelivery.Delay(1))
+	case done:
+		log.Info("job already done; not carried out again")
+		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
+		p.complete(ctx, log, msg, j, rec, delivered)
+	default:
+		return false
+	}
+	return true
+}
+
 func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, act *Action, delivered uint64, history []Attempt, hold *claimHold) {
 	params := Params{jobIDParam: j.ID}
 	for k, v := range j.Params {
