@@ -97,6 +97,20 @@ func (d *deadLetters) parked(ctx context.Context, seq uint64) (bool, error) {
 	return rules.IsParked(raw.Subject), nil
 }
 
+// dlqOpenNoArgs parses the flags of a subcommand that takes no arguments
+// and connects to the DLQ.
+func dlqOpenNoArgs(ctx context.Context, c *command, e *cmdEnv, args []string) (*deadLetters, func(), error) {
+	fs := c.flagSet(e)
+	cfg, err := dlqParse(c, e, fs, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, c.usageError(e, "unexpected argument %q", fs.Arg(0))
+	}
+	return dlqOpen(ctx, cfg)
+}
+
 // dlqSeqs reads dead-letter ids.
 func dlqSeqs(args []string) ([]uint64, error) {
 	var out []uint64
@@ -111,15 +125,7 @@ func dlqSeqs(args []string) ([]uint64, error) {
 }
 
 func dlqList(ctx context.Context, c *command, e *cmdEnv, args []string) error {
-	fs := c.flagSet(e)
-	cfg, err := dlqParse(c, e, fs, args)
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
-	}
-	dlq, closeBus, err := dlqOpen(ctx, cfg)
+	dlq, closeBus, err := dlqOpenNoArgs(ctx, c, e, args)
 	if err != nil {
 		return err
 	}
@@ -250,15 +256,7 @@ func dlqRedrive(ctx context.Context, c *command, e *cmdEnv, args []string) error
 }
 
 func dlqPurge(ctx context.Context, c *command, e *cmdEnv, args []string) error {
-	fs := c.flagSet(e)
-	cfg, err := dlqParse(c, e, fs, args)
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return c.usageError(e, "unexpected argument %q", fs.Arg(0))
-	}
-	dlq, closeBus, err := dlqOpen(ctx, cfg)
+	dlq, closeBus, err := dlqOpenNoArgs(ctx, c, e, args)
 	if err != nil {
 		return err
 	}
