@@ -76,22 +76,9 @@ func (s *Server) handleSearchChats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q := r.URL.Query()
-	index, size := 1, 50
-	if v := q.Get("pageIndex"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageIndex' must be a positive integer.")
-			return
-		}
-		index = n
-	}
-	if v := q.Get("pageSize"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageSize' must be a positive integer.")
-			return
-		}
-		size = n
+	index, size, ok := pageOf(w, q, 50)
+	if !ok {
+		return
 	}
 	if o := q.Get("sortOrder"); o != "" && o != "asc" && o != "desc" {
 		writeError(w, http.StatusBadRequest, 400000, "Parameter 'sortOrder' must be asc or desc.")

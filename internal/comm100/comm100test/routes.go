@@ -105,28 +105,37 @@ func pathInt(r *http.Request, name string) (int64, bool) {
 	return n, err == nil && n > 0
 }
 
+// pageOf reads pageIndex (1-based, default 1) and pageSize (default
+// defaultSize) from the query; on a bad value it answers 400 and reports false.
+func pageOf(w http.ResponseWriter, q url.Values, defaultSize int) (index, size int, ok bool) {
+	index, size = 1, defaultSize
+	for _, p := range []struct {
+		name string
+		to   *int
+	}{{"pageIndex", &index}, {"pageSize", &size}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, 400000, "Parameter '"+p.name+"' must be a positive integer.")
+			return 0, 0, false
+		}
+		*p.to = n
+	}
+	return index, size, true
+}
+
 // writePage answers one page of items under key, as Comm100 paginates
 // lists: pageIndex (1-based) and pageSize (default 10) from the query, and
 // nextPage, previousPage (URLs or null) and total (the visitor page's
 // answer: {"visitors": [...], "nextPage": null, "previousPage": null, "total": 1}).
 func writePage[T any](w http.ResponseWriter, r *http.Request, key string, items []T) {
 	q := r.URL.Query()
-	index, size := 1, 10
-	if v := q.Get("pageIndex"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageIndex' must be a positive integer.")
-			return
-		}
-		index = n
-	}
-	if v := q.Get("pageSize"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusBadRequest, 400000, "Parameter 'pageSize' must be a positive integer.")
-			return
-		}
-		size = n
+	index, size, ok := pageOf(w, q, 10)
+	if !ok {
+		return
 	}
 	from := min((index-1)*size, len(items))
 	to := min(from+size, len(items))
