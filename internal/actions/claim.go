@@ -39,9 +39,10 @@ type claimHold struct {
 	jobID string
 	lease time.Duration
 
-	mu   sync.Mutex
-	rev  uint64 // 0 once the claim is lost
-	keep bool   // leave the claim to expire: the done record is not stored
+	mu    sync.Mutex
+	rev   uint64 // 0 once the claim is lost
+	keep  bool   // leave the claim to expire: the done record is not stored
+	ended bool   // end was called
 
 	stop chan struct{}
 	done chan struct{}
@@ -58,7 +59,10 @@ func (p *Pool) claim(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j
 	}
 	lease := p.lease(act)
 	now := p.now()
-	cctx, cancel := context.WithTimeout(ctx, p.ackWait)
+	// Not cut short by a stop: a claim the server stored after the client
+	// gave up would be held by nobody until its lease ends. A claim taken
+	// as the pool stops is released before the job is handed back.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.ackWait)
 	rev, other, err := p.claims.Claim(cctx, j.ID, p.owner, now, lease)
 	cancel()
 	switch {
@@ -130,13 +134,20 @@ func (c *claimHold) keepToExpire() {
 	c.mu.Unlock()
 }
 
-// end stops the renewals and releases the claim, unless it is kept. A
-// claim that cannot be released expires with its lease; by then the done
-// record, if stored, answers the redeliveries.
+// end stops the renewals and releases the claim, unless it is kept; a
+// second call does nothing. A claim that cannot be released expires with
+// its lease; by then the done record, if stored, answers the redeliveries.
 func (c *claimHold) end(ctx context.Context) {
 	if c == nil {
 		return
 	}
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
 	c.mu.Lock()

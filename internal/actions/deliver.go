@@ -37,7 +37,7 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		delivered = meta.NumDelivered
 	}
 
-	if p.settled(ctx, log, msg, &j, delivered) {
+	if p.settled(ctx, log, msg, &j, delivered, nil) {
 		return
 	}
 
@@ -65,7 +65,7 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		return
 	}
 	defer hold.end(ctx)
-	if hold != nil && p.settled(ctx, log, msg, &j, delivered) {
+	if hold != nil && p.settled(ctx, log, msg, &j, delivered, hold) {
 		return
 	}
 	var history []Attempt
@@ -86,14 +86,16 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 // as the first run may have stopped between its record and its event), or
 // whether it ran cannot be told now (handed back for later). It reports
 // whether it finished the message.
-func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, delivered uint64) bool {
+func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, delivered uint64, hold *claimHold) bool {
 	rec, done, err := p.ledger.Done(ctx, j.ID)
 	switch {
 	case err != nil && ctx.Err() != nil:
+		hold.end(ctx) // before the copy comes back
 		p.handBack(msg, j.Action)
 	case err != nil:
 		// Not knowing whether it ran is not the same as knowing it did not.
 		log.Warn("cannot tell whether the job already ran; will retry", "err", err)
+		hold.end(ctx)
 		_ = msg.NakWithDelay(p.policy.Redelivery.Delay(1))
 	case done:
 		log.Info("job already done; not carried out again")
@@ -141,6 +143,9 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			p.metrics.attempts.WithLabelValues(j.Action, "permanent").Inc()
 		}
 		p.pause(log, act, j, d.Pause)
+		// A job that goes back to JetStream or to the DLQ releases its
+		// claim first: a copy delivered at once, to this replica or
+		// another, must not find it held and wait out the lease.
 		switch d.Verdict {
 		case Done:
 			p.succeed(ctx, log, msg, j, res, try, delivered, hold)
@@ -148,13 +153,16 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		case Retry:
 			log.Warn("attempt failed; retrying", "err", err, "attempt", try, "retry_in", d.Delay.Round(time.Millisecond))
 			if !sleepCtx(ctx, d.Delay) {
+				hold.end(ctx)
 				p.redeliver(ctx, log, msg, j, delivered, Decision{Verdict: Redeliver, Err: err}, history)
 				return
 			}
 		case Redeliver:
+			hold.end(ctx)
 			p.redeliver(ctx, log, msg, j, delivered, d, history)
 			return
 		default:
+			hold.end(ctx)
 			p.giveUp(ctx, log, msg, j, delivered, d, history)
 			return
 		}

@@ -272,15 +272,18 @@ func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 // take decodes a fetched job and carries it out at once if it is cheap, or
 // hands it to a worker.
 func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
-	if ctx.Err() != nil {
-		// Fetched as the pool stops: hand it back for the next start.
-		p.handBack(msg, "")
-		return
-	}
 	j := new(job.Job)
 	if err := json.Unmarshal(msg.Data(), j); err != nil {
 		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
 		p.finish(msg, msg.TermWithReason("undecodable"))
+		return
+	}
+	if ctx.Err() != nil {
+		// Fetched as the pool stops: hand it back for the next start, or
+		// another replica. Not at once: the pull still open would take it
+		// again, over and over, until the pull ends.
+		_ = msg.NakWithDelay(p.fetchWait)
+		p.metrics.jobs.WithLabelValues(j.Action, "handed_back").Inc()
 		return
 	}
 	if p.quick(ctx, msg, j) {
