@@ -111,7 +111,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 
-	events := &ingest.JetStreamPublisher{JS: a.bus.JS}
+	events := &ingest.JetStreamPublisher{JS: a.bus.JS, Batcher: bus.NewBatcher(a.bus.JS, bus.EventsStream, a.bus.Batches())}
 	rt := &actions.Runtime{
 		Log:       log,
 		Events:    events,
@@ -171,7 +171,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	a.router, err = rules.NewRouter(rulesJS, a.rules.Engine, &actions.Queue{JS: rulesJS}, log, a.reg)
+	a.router, err = rules.NewRouter(rulesJS, a.rules.Engine, &actions.Queue{JS: rulesJS, Batcher: bus.NewBatcher(rulesJS, bus.ActionsStream, a.bus.Batches())}, log, a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,9 @@ const ScheduleSubjectPrefix = "actions.sched."
 // onto the same subject when due. It also cancels and counts delayed jobs.
 type Queue struct {
 	JS jetstream.JetStream
+	// Batcher, if set, carries PublishAsync: jobs sent together are stored
+	// together (see bus.Batcher).
+	Batcher *bus.Batcher
 }
 
 // ErrUnencodable is returned (wrapped) for a job whose rendered params JSON
@@ -52,6 +55,9 @@ func (q *Queue) PublishAsync(j *job.Job) (jetstream.PubAckFuture, error) {
 	msg, err := jobMsg(j)
 	if err != nil {
 		return nil, err
+	}
+	if q.Batcher != nil {
+		return q.Batcher.PublishAsync(msg), nil
 	}
 	f, err := q.JS.PublishMsgAsync(msg)
 	if err != nil {

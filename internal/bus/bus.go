@@ -141,9 +141,20 @@ type Bus struct {
 	log           *slog.Logger
 	url           string
 
+	// batches is true when atomic batches pay: an embedded server that
+	// syncs every write (see Batches).
+	batches bool
+
 	mu    sync.Mutex
 	extra []*nats.Conn
 }
+
+// Batches reports whether the publishers should commit messages that arrive
+// together as atomic batches (see Batcher): true with an embedded server
+// that syncs every write to disk, where one sync per batch instead of one
+// per message multiplies what a stream takes. An external server's sync
+// setting is not known to the bot, so its messages go one by one.
+func (b *Bus) Batches() bool { return b.batches }
 
 // Open starts the embedded server if cfg.URL is empty, connects, and returns
 // the bus. The connection reconnects forever; Close shuts everything down.
@@ -159,6 +170,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 			return nil, err
 		}
 		url = b.srv.Load().ClientURL()
+		_, b.batches, _ = cfg.syncOptions()
 		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir, "sync", cfg.Sync)
 	}
 	b.url = url
@@ -361,6 +373,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DedupWindow,
 			MaxAge:      cfg.EventsMaxAge,
+			// Ingest commits the events of concurrent webhooks together.
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:              ActionsStream,
@@ -371,6 +385,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Duplicates:        cfg.DedupWindow,
 			AllowMsgSchedules: true,
 			AllowDirect:       true,
+			// The rules commit the jobs of many events together.
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:        DeadStream,

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -24,9 +25,19 @@ var benchStoreDir = flag.String("bench-store-dir", "", "where BenchmarkPublishSy
 //
 //	go test ./internal/bus -run '^$' -bench PublishSync -count 5
 func BenchmarkPublishSync(b *testing.B) {
+	benchmarkPublish(b, false)
+}
+
+// BenchmarkPublishBatched is BenchmarkPublishSync through a Batcher, as
+// ingest publishes.
+func BenchmarkPublishBatched(b *testing.B) {
+	benchmarkPublish(b, true)
+}
+
+func benchmarkPublish(b *testing.B, batched bool) {
 	event := bytes.Repeat([]byte("x"), 2500) // a Comm100 chat_ended event is about 2.5 KB
 	for _, syncMode := range []string{"always", "1s", "2m"} {
-		for _, senders := range []int{1, 16} {
+		for _, senders := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("sync=%s/senders=%d", syncMode, senders), func(b *testing.B) {
 				dir := *benchStoreDir
 				if dir == "" {
@@ -47,6 +58,7 @@ func BenchmarkPublishSync(b *testing.B) {
 				if err := Setup(b.Context(), bus.JS, cfg); err != nil {
 					b.Fatal(err)
 				}
+				batcher := NewBatcher(bus.JS, EventsStream, true)
 				var next atomic.Int64
 				b.SetBytes(int64(len(event)))
 				b.ResetTimer()
@@ -60,7 +72,13 @@ func BenchmarkPublishSync(b *testing.B) {
 							}
 							msg := &nats.Msg{Subject: "events.bench.chat.ended", Data: event, Header: nats.Header{}}
 							msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("chat.ended:%d", i))
-							if _, err := bus.JS.PublishMsg(b.Context(), msg); err != nil {
+							publish := bus.JS.PublishMsg
+							if batched {
+								publish = func(ctx context.Context, msg *nats.Msg, _ ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+									return batcher.Publish(ctx, msg)
+								}
+							}
+							if _, err := publish(b.Context(), msg); err != nil {
 								b.Error(err)
 								return
 							}

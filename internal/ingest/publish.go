@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/event"
 )
 
@@ -21,6 +22,9 @@ type Sink interface {
 // as Nats-Msg-Id so that JetStream drops repeats inside its duplicate window.
 type JetStreamPublisher struct {
 	JS jetstream.JetStream
+	// Batcher, if set, publishes the events: the events of webhooks that
+	// arrive together are then stored together (see bus.Batcher).
+	Batcher *bus.Batcher
 	// Timeout bounds the wait for the PubAck. Default 5s.
 	Timeout time.Duration
 }
@@ -41,7 +45,11 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool
 	defer cancel()
 	msg := &nats.Msg{Subject: ev.BusSubject(), Data: payload, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
-	ack, err := publishRetrying(ctx, p.JS, msg)
+	publish := func(ctx context.Context) (*jetstream.PubAck, error) { return p.JS.PublishMsg(ctx, msg) }
+	if p.Batcher != nil {
+		publish = func(ctx context.Context) (*jetstream.PubAck, error) { return p.Batcher.Publish(ctx, msg) }
+	}
+	ack, err := publishRetrying(ctx, publish)
 	if err != nil {
 		return false, fmt.Errorf("publish event %s: %w", ev.ID, err)
 	}

@@ -23,12 +23,12 @@ const (
 	reconnectGrace = time.Second
 )
 
-// publishRetrying publishes msg, trying again while the stream has no
+// publishRetrying calls publish, trying again while the stream has no
 // leader or the connection is moving, until ctx is done.
-func publishRetrying(ctx context.Context, js jetstream.JetStream, msg *nats.Msg) (*jetstream.PubAck, error) {
+func publishRetrying(ctx context.Context, publish func(context.Context) (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
 	var disconnectedSince time.Time
 	for {
-		ack, err := js.PublishMsg(ctx, msg)
+		ack, err := publish(ctx)
 		if err == nil || ctx.Err() != nil {
 			return ack, err
 		}
