@@ -43,7 +43,8 @@ const MaxBatch = 256
 // jetstream's PublishMsgAsync. Messages are sent in the order they were
 // given. A batch is stored whole or not at all; one the stream refuses (a
 // message in it is a duplicate, too many batches in flight) is published
-// again one message at a time, so each message gets its own answer.
+// again one message at a time, so each message gets its own answer; those
+// may then be stored after messages given later.
 type Batcher struct {
 	js     jetstream.JetStream
 	stream string
@@ -87,8 +88,8 @@ func NewBatcher(js jetstream.JetStream, stream string, batches bool) *Batcher {
 	return b
 }
 
-// PublishAsync queues msg and returns its future. It never blocks on the
-// server.
+// PublishAsync queues msg and returns its future, without waiting for the
+// PubAck.
 func (b *Batcher) PublishAsync(msg *nats.Msg) jetstream.PubAckFuture {
 	f := &batchFuture{msg: msg, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
 	if b.atomic.Load() < 0 {
