@@ -111,7 +111,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 
-	events := &ingest.JetStreamPublisher{JS: a.bus.JS, Batcher: bus.NewBatcher(a.bus.JS, bus.EventsStream, a.bus.Batches())}
+	events := &ingest.JetStreamPublisher{JS: a.bus.JS}
+	if a.bus.Batches() {
+		events.Batcher = bus.NewBatcher(a.bus.JS, bus.EventsStream)
+	}
 	rt := &actions.Runtime{
 		Log:       log,
 		Events:    events,
@@ -164,6 +167,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
+	jobs := &actions.Queue{JS: rulesJS}
+	if a.bus.Batches() {
+		jobs.Batcher = bus.NewBatcher(rulesJS, bus.ActionsStream)
+	}
 	dispatch := cfg.Dispatch
 	dispatch.Replicas = cfg.NATS.Replicas
 	dispatch.CallTimeout = cfg.Comm100.Timeout
@@ -171,7 +178,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	a.router, err = rules.NewRouter(rulesJS, a.rules.Engine, &actions.Queue{JS: rulesJS, Batcher: bus.NewBatcher(rulesJS, bus.ActionsStream, a.bus.Batches())}, log, a.reg)
+	a.router, err = rules.NewRouter(rulesJS, a.rules.Engine, jobs, log, a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -143,9 +143,9 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			p.metrics.attempts.WithLabelValues(j.Action, "permanent").Inc()
 		}
 		p.pause(log, act, j, d.Pause)
-		// A job that goes back to JetStream or to the DLQ releases its
-		// claim first: a copy delivered at once, to this replica or
-		// another, must not find it held and wait out the lease.
+		// A job that failed and goes back to JetStream or to the DLQ
+		// releases its claim first: a copy delivered at once, to this
+		// replica or another, must not find it held and wait out the lease.
 		switch d.Verdict {
 		case Done:
 			p.succeed(ctx, log, msg, j, res, try, delivered, hold)

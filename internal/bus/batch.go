@@ -35,21 +35,22 @@ const MaxBatch = 256
 // messages per second as the disk takes syncs. A committed batch is synced
 // once; the server stages it in files of its own first, which costs a few
 // milliseconds, so batches pay from a few dozen messages on. This is group
-// commit: while the stream keeps up, messages go one by one, pipelined, and
-// wait no longer than they would without the Batcher; when they queue up,
-// the queue goes as one batch.
+// commit: a message that finds a free slot goes at once; messages that
+// arrive while both slots wait for their PubAcks queue up, and go together
+// when a slot frees: as one batch if there are enough of them, one by one,
+// pipelined, if not.
 //
 // A message is stored once its future's Ok channel delivers, exactly as with
 // jetstream's PublishMsgAsync. Messages are sent in the order they were
-// given. A batch is stored whole or not at all; one the stream refuses (a
-// message in it is a duplicate, too many batches in flight) is published
-// again one message at a time, so each message gets its own answer; those
-// may then be stored after messages given later.
+// given, except those of a batch the stream refused (a message in it is a
+// duplicate, too many batches in flight), which are sent again, in halves
+// or one by one, after messages given later may have been stored. A refused
+// batch stored none of its messages. Every message must carry a
+// Nats-Msg-Id, so that a retry after a lost answer stores nothing twice.
 type Batcher struct {
 	js     jetstream.JetStream
 	stream string
-	// slots bounds the groups in flight at once; their messages are sent
-	// in order, and the server stores them in that order.
+	// slots bounds the groups in flight at once.
 	slots int
 	// minBatch is the fewest messages sent as an atomic batch; fewer go
 	// one by one, pipelined, which costs less than staging a batch.
@@ -63,43 +64,30 @@ type Batcher struct {
 	queue    []*batchFuture
 	inflight int
 
-	sendMu sync.Mutex // held while a batch is taken from the queue and sent
+	sendMu sync.Mutex // held while a group is taken from the queue and sent
 
 	// atomic is 1 when the stream takes atomic batches, -1 when it does
 	// not, 0 until known.
 	atomic atomic.Int32
 	// committed counts the atomic batches committed, refused the ones the
-	// stream refused (their messages went one by one).
+	// stream refused.
 	committed, refused atomic.Int64
 }
 
-// NewBatcher returns a Batcher for stream. With batches false it publishes
-// each message on its own at once, as jetstream's PublishMsgAsync does:
-// atomic batches pay only where every message is synced to disk, and cost
-// more than they save otherwise (the server stages each batch in files of
-// its own). With batches true, whether the stream takes atomic batches (its
-// config allows them and the server knows them) is read from the stream's
-// info when the first batch is sent.
-func NewBatcher(js jetstream.JetStream, stream string, batches bool) *Batcher {
-	b := &Batcher{js: js, stream: stream, slots: 2, minBatch: 32, timeout: 5 * time.Second}
-	if !batches {
-		b.atomic.Store(-1)
-	}
-	return b
+// NewBatcher returns a Batcher for stream. Use it where every write is
+// synced (Bus.Batches): elsewhere batches cost more than they save, the
+// server staging each in files of its own. Whether the stream takes atomic
+// batches (its config allows them and the server knows them) is read from
+// the stream's info when the first batch is sent; if it does not, messages
+// go one by one.
+func NewBatcher(js jetstream.JetStream, stream string) *Batcher {
+	return &Batcher{js: js, stream: stream, slots: 2, minBatch: 32, timeout: 5 * time.Second}
 }
 
 // PublishAsync queues msg and returns its future, without waiting for the
 // PubAck.
 func (b *Batcher) PublishAsync(msg *nats.Msg) jetstream.PubAckFuture {
 	f := &batchFuture{msg: msg, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
-	if b.atomic.Load() < 0 {
-		pf, err := b.js.PublishMsgAsync(msg)
-		if err != nil {
-			f.fail(err)
-			return f
-		}
-		return pf
-	}
 	b.mu.Lock()
 	b.queue = append(b.queue, f)
 	start := b.inflight < b.slots
@@ -126,7 +114,7 @@ func (b *Batcher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 	}
 }
 
-// run sends batches from the queue until it is empty.
+// run sends groups from the queue until it is empty.
 func (b *Batcher) run() {
 	for {
 		b.sendMu.Lock()
@@ -138,31 +126,33 @@ func (b *Batcher) run() {
 			b.sendMu.Unlock()
 			return
 		}
-		batch := make([]*batchFuture, n)
-		copy(batch, b.queue)
+		group := make([]*batchFuture, n)
+		copy(group, b.queue)
 		clear(b.queue[:n])
 		b.queue = b.queue[n:]
 		if len(b.queue) == 0 {
 			b.queue = nil
 		}
 		b.mu.Unlock()
-		wait := b.send(batch)
+		wait := b.send(group, true)
 		b.sendMu.Unlock()
 		wait()
 	}
 }
 
-// send publishes a batch and returns what waits for its outcome.
-func (b *Batcher) send(batch []*batchFuture) func() {
-	if len(batch) < b.minBatch || !b.takesBatches() {
-		return b.sendEach(batch)
+// send publishes a group, as one atomic batch if it is large enough and the
+// stream takes batches, and returns what waits for its outcome. A refused
+// batch is sent again in two halves if split, else one by one.
+func (b *Batcher) send(group []*batchFuture, split bool) func() {
+	if len(group) < b.minBatch || !b.takesBatches() {
+		return b.sendEach(group)
 	}
 	id := nuid.Next()
 	nc := b.js.Conn()
-	last := len(batch) - 1
+	last := len(group) - 1
 	var commit jetstream.PubAckFuture
 	var err error
-	for i, f := range batch {
+	for i, f := range group {
 		m := &nats.Msg{Subject: f.msg.Subject, Data: f.msg.Data, Header: make(nats.Header, len(f.msg.Header)+3)}
 		for k, v := range f.msg.Header {
 			m.Header[k] = v
@@ -179,12 +169,10 @@ func (b *Batcher) send(batch []*batchFuture) func() {
 		commit, err = b.js.PublishMsgAsync(m, jetstream.WithRetryAttempts(0))
 	}
 	if err != nil {
-		// Nothing was committed: the batch is incomplete, and the server
-		// drops it.
-		for _, f := range batch {
-			f.fail(err)
-		}
-		return func() {}
+		// The batch was not committed (the server drops what it staged):
+		// one message too large for the connection, or the connection
+		// lost. One by one, each message gets its own answer.
+		return b.sendEach(group)
 	}
 	return func() {
 		timer := time.NewTimer(b.timeout)
@@ -193,29 +181,36 @@ func (b *Batcher) send(batch []*batchFuture) func() {
 		case ack := <-commit.Ok():
 			b.committed.Add(1)
 			first := ack.Sequence - uint64(last)
-			for i, f := range batch {
+			for i, f := range group {
 				f.done(&jetstream.PubAck{Stream: ack.Stream, Sequence: first + uint64(i), Domain: ack.Domain})
 			}
 		case err := <-commit.Err():
 			var apiErr *jetstream.APIError
 			if !errors.As(err, &apiErr) {
 				// Not stored, or not known to be: each caller decides.
-				for _, f := range batch {
+				for _, f := range group {
 					f.fail(err)
 				}
 				return
 			}
-			// The stream refused the batch: a duplicate in it, batches not
-			// allowed, too many in flight. One by one, each message gets its
-			// own answer.
+			// The stream refused the batch, storing none of it: a
+			// duplicate in it (a retry after a lost answer), batches not
+			// allowed, too many in flight.
 			b.refused.Add(1)
 			if apiErr.ErrorCode == jetstream.ErrorCode(atomicPublishDisabled) {
 				b.atomic.Store(-1)
 			}
-			b.sendEach(batch)()
+			if !split {
+				b.sendEach(group)()
+				return
+			}
+			h := len(group) / 2
+			wait := b.send(group[:h], false)
+			b.send(group[h:], false)()
+			wait()
 		case <-timer.C:
-			for _, f := range batch {
-				f.fail(fmt.Errorf("no PubAck for a batch of %d within %s", len(batch), b.timeout))
+			for _, f := range group {
+				f.fail(fmt.Errorf("no PubAck for a batch of %d within %s", len(group), b.timeout))
 			}
 		}
 	}
@@ -226,9 +221,9 @@ func (b *Batcher) send(batch []*batchFuture) func() {
 const atomicPublishDisabled = 10174
 
 // sendEach publishes each message on its own.
-func (b *Batcher) sendEach(batch []*batchFuture) func() {
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	for i, f := range batch {
+func (b *Batcher) sendEach(group []*batchFuture) func() {
+	futures := make([]jetstream.PubAckFuture, len(group))
+	for i, f := range group {
 		pf, err := b.js.PublishMsgAsync(f.msg)
 		if err != nil {
 			f.fail(err)
@@ -237,26 +232,40 @@ func (b *Batcher) sendEach(batch []*batchFuture) func() {
 		futures[i] = pf
 	}
 	return func() {
-		timer := time.NewTimer(b.timeout)
-		defer timer.Stop()
+		timeout := time.NewTimer(b.timeout)
+		defer timeout.Stop()
+		expired := false
 		for i, pf := range futures {
 			if pf == nil {
 				continue
 			}
+			if !expired {
+				select {
+				case ack := <-pf.Ok():
+					group[i].done(ack)
+					continue
+				case err := <-pf.Err():
+					group[i].fail(err)
+					continue
+				case <-timeout.C:
+					expired = true
+				}
+			}
+			// Past the deadline: what has its answer gets it, the rest fail.
 			select {
 			case ack := <-pf.Ok():
-				batch[i].done(ack)
+				group[i].done(ack)
 			case err := <-pf.Err():
-				batch[i].fail(err)
-			case <-timer.C:
-				batch[i].fail(fmt.Errorf("no PubAck within %s", b.timeout))
+				group[i].fail(err)
+			default:
+				group[i].fail(fmt.Errorf("no PubAck within %s", b.timeout))
 			}
 		}
 	}
 }
 
 // takesBatches reports whether the stream takes atomic batches, reading its
-// info the first time.
+// info the first time (and again after a failed read).
 func (b *Batcher) takesBatches() bool {
 	switch b.atomic.Load() {
 	case 1:
@@ -264,7 +273,7 @@ func (b *Batcher) takesBatches() bool {
 	case -1:
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s, err := b.js.Stream(ctx, b.stream)
 	if err != nil {

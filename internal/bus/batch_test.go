@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestBatcherCommitsTogetherInOrder(t *testing.T) {
 	if !b.Batches() {
 		t.Fatal("an embedded server that syncs always should batch")
 	}
-	batcher := NewBatcher(b.JS, EventsStream, b.Batches())
+	batcher := NewBatcher(b.JS, EventsStream)
 	const n = 1000
 	futures := make([]jetstream.PubAckFuture, n)
 	for i := range n {
@@ -78,30 +79,74 @@ func TestBatcherCommitsTogetherInOrder(t *testing.T) {
 	}
 }
 
-func TestBatcherBatchWithADuplicateGoesOneByOne(t *testing.T) {
+// futuresOf makes the futures of msgs, as PublishAsync queues them.
+func futuresOf(msgs []*nats.Msg) ([]*batchFuture, []jetstream.PubAckFuture) {
+	group := make([]*batchFuture, len(msgs))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		group[i] = &batchFuture{msg: m, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
+		futures[i] = group[i]
+	}
+	return group, futures
+}
+
+func TestBatcherBatchWithADuplicateIsSentAgainInHalves(t *testing.T) {
 	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
-	batcher := NewBatcher(b.JS, EventsStream, true)
+	batcher := NewBatcher(b.JS, EventsStream)
 	if _, err := batcher.Publish(t.Context(), eventMsg("e3")); err != nil {
 		t.Fatal(err)
 	}
-	batch := make([]*batchFuture, 40)
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	for i := range batch {
-		batch[i] = &batchFuture{msg: eventMsg(fmt.Sprintf("e%d", i)), ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
-		futures[i] = batch[i]
+	msgs := make([]*nats.Msg, 80)
+	for i := range msgs {
+		msgs[i] = eventMsg(fmt.Sprintf("e%d", i))
 	}
-	batcher.send(batch)()
+	group, futures := futuresOf(msgs)
+	batcher.send(group, true)()
 	acks := await(t, futures)
-	if batcher.refused.Load() != 1 {
-		t.Fatalf("refused batches: %d, want 1 (a duplicate refuses the whole batch)", batcher.refused.Load())
+	// The batch is refused (e3 is stored), then its first half too; the
+	// second half commits, the first goes one by one.
+	if r, c := batcher.refused.Load(), batcher.committed.Load(); r != 2 || c != 1 {
+		t.Fatalf("refused %d, committed %d batches; want 2 and 1", r, c)
 	}
 	for i, ack := range acks {
 		if ack.Duplicate != (i == 3) {
 			t.Fatalf("message %d: duplicate %v", i, ack.Duplicate)
 		}
 	}
-	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != 40 {
-		t.Fatalf("%d messages stored, want 40: %v", len(ids), ids)
+	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != 80 {
+		t.Fatalf("%d messages stored, want 80: %v", len(ids), ids)
+	}
+}
+
+func TestBatcherTooLargeMessageFailsAlone(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
+	batcher := NewBatcher(b.JS, EventsStream)
+	msgs := make([]*nats.Msg, 40)
+	for i := range msgs {
+		msgs[i] = eventMsg(fmt.Sprintf("e%d", i))
+	}
+	msgs[20].Data = make([]byte, b.Conn.MaxPayload()+1)
+	group, futures := futuresOf(msgs)
+	batcher.send(group, true)()
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			if i == 20 {
+				t.Fatalf("the message over the connection's max payload was stored")
+			}
+		case err := <-f.Err():
+			if i != 20 {
+				t.Fatalf("message %d failed with the large one: %v", i, err)
+			}
+			if !errors.Is(err, nats.ErrMaxPayload) {
+				t.Fatalf("the large message failed with %v, want %v", err, nats.ErrMaxPayload)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d: no answer", i)
+		}
+	}
+	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != 39 {
+		t.Fatalf("%d messages stored, want 39", len(ids))
 	}
 }
 
@@ -110,16 +155,14 @@ func TestBatcherOnAStreamWithoutBatches(t *testing.T) {
 	if _, err := b.JS.CreateStream(t.Context(), jetstream.StreamConfig{Name: "PLAIN", Subjects: []string{"plain.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	batcher := NewBatcher(b.JS, "PLAIN", true)
-	batch := make([]*batchFuture, 40)
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	for i := range batch {
-		m := eventMsg(fmt.Sprintf("p%d", i))
-		m.Subject = "plain.x"
-		batch[i] = &batchFuture{msg: m, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
-		futures[i] = batch[i]
+	batcher := NewBatcher(b.JS, "PLAIN")
+	msgs := make([]*nats.Msg, 40)
+	for i := range msgs {
+		msgs[i] = eventMsg(fmt.Sprintf("p%d", i))
+		msgs[i].Subject = "plain.x"
 	}
-	batcher.send(batch)()
+	group, futures := futuresOf(msgs)
+	batcher.send(group, true)()
 	await(t, futures)
 	if c := batcher.committed.Load(); c != 0 {
 		t.Fatalf("%d batches committed on a stream that does not allow them", c)
@@ -129,21 +172,26 @@ func TestBatcherOnAStreamWithoutBatches(t *testing.T) {
 	}
 }
 
-func TestBatcherWithoutBatchesPublishesAtOnce(t *testing.T) {
-	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: "2m"}, false)
-	if b.Batches() {
-		t.Fatal("a server that syncs every 2 minutes gains nothing from batches")
-	}
-	batcher := NewBatcher(b.JS, EventsStream, b.Batches())
-	futures := make([]jetstream.PubAckFuture, 300)
-	for i := range futures {
-		futures[i] = batcher.PublishAsync(eventMsg(fmt.Sprintf("e%d", i)))
-	}
-	await(t, futures)
-	if c := batcher.committed.Load(); c != 0 {
-		t.Fatalf("%d batches committed", c)
-	}
-	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != 300 {
-		t.Fatalf("%d messages stored, want 300", len(ids))
+// TestStreamsAllowBatchesOnlyWhereTheyPay: batches pay only where every
+// write is synced; elsewhere the streams do not take them, and the bot does
+// not send them.
+func TestStreamsAllowBatchesOnlyWhereTheyPay(t *testing.T) {
+	for _, c := range []struct {
+		sync string
+		want bool
+	}{{SyncAlways, true}, {"1s", false}, {"2m", false}} {
+		b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: c.sync}, false)
+		if b.Batches() != c.want {
+			t.Errorf("sync %s: Batches() = %v, want %v", c.sync, b.Batches(), c.want)
+		}
+		for _, name := range []string{EventsStream, ActionsStream} {
+			s, err := b.JS.Stream(t.Context(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().Config.AllowAtomicPublish; got != c.want {
+				t.Errorf("sync %s: %s allows atomic publish: %v, want %v", c.sync, name, got, c.want)
+			}
+		}
 	}
 }

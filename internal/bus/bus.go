@@ -67,6 +67,13 @@ func (c *Config) syncOptions() (interval time.Duration, always bool, err error) 
 	return d, false, nil
 }
 
+// batches reports whether the publishers commit what queues up as atomic
+// batches: with an embedded server that syncs every write (see Batcher).
+func (c *Config) batches() bool {
+	_, always, err := c.syncOptions()
+	return c.URL == "" && always && err == nil
+}
+
 // Validate checks the settings of the embedded server.
 func (c *Config) Validate() error {
 	if _, _, err := c.syncOptions(); err != nil {
@@ -170,7 +177,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 			return nil, err
 		}
 		url = b.srv.Load().ClientURL()
-		_, b.batches, _ = cfg.syncOptions()
+		b.batches = cfg.batches()
 		log.Info("embedded NATS server started", "url", url, "store_dir", cfg.StoreDir, "sync", cfg.Sync)
 	}
 	b.url = url
@@ -374,7 +381,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Duplicates:  cfg.DedupWindow,
 			MaxAge:      cfg.EventsMaxAge,
 			// Ingest commits the events of concurrent webhooks together.
-			AllowAtomicPublish: true,
+			AllowAtomicPublish: cfg.batches(),
 		},
 		{
 			Name:              ActionsStream,
@@ -386,7 +393,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			AllowMsgSchedules: true,
 			AllowDirect:       true,
 			// The rules commit the jobs of many events together.
-			AllowAtomicPublish: true,
+			AllowAtomicPublish: cfg.batches(),
 		},
 		{
 			Name:        DeadStream,

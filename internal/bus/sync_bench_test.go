@@ -58,7 +58,7 @@ func benchmarkPublish(b *testing.B, batched bool) {
 				if err := Setup(b.Context(), bus.JS, cfg); err != nil {
 					b.Fatal(err)
 				}
-				batcher := NewBatcher(bus.JS, EventsStream, true)
+				batcher := NewBatcher(bus.JS, EventsStream)
 				var next atomic.Int64
 				b.SetBytes(int64(len(event)))
 				b.ResetTimer()
