@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/spf13/pflag"
 
 	"github.com/comm100bot/bot/internal/actions"
@@ -23,6 +22,7 @@ import (
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 	"github.com/comm100bot/bot/internal/job"
 	"github.com/comm100bot/bot/internal/secret"
+	"github.com/comm100bot/bot/internal/testenv"
 )
 
 // startBot runs the real wiring in-process on a free port with a temporary
@@ -315,15 +315,7 @@ func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
 func TestEndToEndBusDownAnswers503(t *testing.T) {
 	t.Parallel()
 	// An external NATS server that the test can stop under the running bot.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := testenv.JetStream(t)
 	a := startBot(t, "--nats.url", ns.ClientURL())
 	waitIdle(t, a)
 
