@@ -54,11 +54,12 @@ type HTTPConfig struct {
 	// Addr of the webhook listener. Default ":8080".
 	Addr string `koanf:"addr"`
 	// AdminAddr of the admin listener: GET /healthz, GET /readyz, GET
-	// /metrics, POST /-/reload. Default "127.0.0.1:8081" (this host only).
+	// /metrics, POST /-/reload, GET /debug/pprof/. Default "127.0.0.1:8081"
+	// (this host only).
 	AdminAddr string `koanf:"admin_addr"`
 	// AdminToken, when set, must arrive as "Authorization: Bearer <token>" on
-	// GET /metrics and POST /-/reload (health and readiness stay open, for
-	// probes). Config file or BOT_HTTP__ADMIN_TOKEN only. Default empty.
+	// GET /metrics, POST /-/reload and GET /debug/pprof/ (health and
+	// readiness stay open, for probes). Config file or BOT_HTTP__ADMIN_TOKEN only. Default empty.
 	AdminToken secret.String `koanf:"admin_token"`
 	// MaxBodyBytes is the largest webhook body accepted. Default 1048576 (1 MiB).
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`

@@ -9,7 +9,7 @@ var configDocs = map[string]string{
 	"log.format": "log format: auto (coloured text on a terminal), text or json",
 
 	"http.addr":                "address of the webhook listener (POST /hooks/...)",
-	"http.admin_addr":          "address of the admin listener (/healthz, /readyz, /metrics, POST /-/reload); keep it off the public network",
+	"http.admin_addr":          "address of the admin listener (/healthz, /readyz, /metrics, POST /-/reload, /debug/pprof/); keep it off the public network",
 	"http.max_body_bytes":      "largest webhook body; larger ones get 413",
 	"http.max_header_bytes":    "largest request line and headers; larger requests get 431",
 	"http.read_header_timeout": "bound on reading a request's line and headers",

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path"
 	"strconv"
 	"strings"
@@ -89,6 +90,22 @@ func requireBearer(token secret.String, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// profiles serves Go's runtime profiles under /debug/pprof/ (net/http/pprof):
+// the index, the named profiles (heap, allocs, goroutine, block, mutex,
+// threadcreate), a CPU profile (?seconds=N, shorter than
+// http.write_timeout) and an execution trace. The command line is left out.
+func profiles() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "the command line is not served"})
+	})
+	return mux
 }
 
 // newHTTPServer is an http.Server with the configured bounds, for either listener.

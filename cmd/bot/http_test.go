@@ -94,8 +94,8 @@ func TestAdminEndpointsHaveTheirOwnListener(t *testing.T) {
 	}
 }
 
-// TestAdminTokenGuardsMetricsAndReload: with http.admin_token set, metrics
-// and reload want it as a bearer credential; health and readiness stay open
+// TestAdminTokenGuardsMetricsAndReload: with http.admin_token set, metrics,
+// reload and the profiles want it as a bearer credential; health and readiness stay open
 // for probes. The token is not a flag.
 func TestAdminTokenGuardsMetricsAndReload(t *testing.T) {
 	t.Parallel()
@@ -129,6 +129,11 @@ func TestAdminTokenGuardsMetricsAndReload(t *testing.T) {
 		{http.MethodGet, "/metrics", "Bearer " + token, http.StatusOK},
 		{http.MethodPost, "/-/reload", "", http.StatusUnauthorized},
 		{http.MethodPost, "/-/reload", "Bearer " + token, http.StatusOK},
+		{http.MethodGet, "/debug/pprof/heap", "", http.StatusUnauthorized},
+		{http.MethodGet, "/debug/pprof/heap", "Bearer " + token, http.StatusOK},
+		{http.MethodGet, "/debug/pprof/goroutine?debug=1", "Bearer " + token, http.StatusOK},
+		{http.MethodGet, "/debug/pprof/cmdline", "Bearer " + token, http.StatusNotFound},
+		{http.MethodPost, "/debug/pprof/heap", "Bearer " + token, http.StatusMethodNotAllowed},
 		{http.MethodGet, "/healthz", "", http.StatusOK},
 		{http.MethodGet, "/readyz", "", http.StatusOK},
 	}

@@ -190,13 +190,14 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 
 	hooks := newRouter("not found; webhooks are posted to /hooks/<source>")
 	a.ingest.Register(hooks.mux)
-	admin := newRouter("not found; the admin endpoints are /healthz, /readyz, /metrics and /-/reload")
+	admin := newRouter("not found; the admin endpoints are /healthz, /readyz, /metrics, /-/reload and /debug/pprof/")
 	admin.handle(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	admin.handle(http.MethodGet, "/readyz", http.HandlerFunc(a.handleReady))
 	admin.handle(http.MethodGet, "/metrics", requireBearer(cfg.HTTP.AdminToken, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	admin.handle(http.MethodPost, "/-/reload", requireBearer(cfg.HTTP.AdminToken, http.HandlerFunc(a.handleReload)))
+	admin.handle(http.MethodGet, "/debug/pprof/", requireBearer(cfg.HTTP.AdminToken, profiles()))
 
 	if a.ln, err = listen("http.addr", cfg.HTTP); err != nil {
 		return nil, err
