@@ -6,7 +6,8 @@
 // # Flow
 //
 // The rules engine publishes one [job.Job] per matching action to
-// "actions.run.<action>" with the job id as Nats-Msg-Id ([Queue.Publish]); a
+// "actions.run.<action>" with a digest of the job id as Nats-Msg-Id
+// ([Queue.Publish]; ACTIONS remembers it for at most a minute); a
 // delayed job waits as a message schedule on "actions.sched.<key>.<job>" and
 // fires onto the same subject when due. The [Pool]'s fetcher pulls jobs from
 // the durable "workers" consumer in batches sized to the room it has (one

@@ -74,7 +74,7 @@ func jobMsg(j *job.Job) (*nats.Msg, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
 	}
 	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, j.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, jobMsgID(j.ID))
 	if !j.RunAt.IsZero() {
 		msg.Subject = scheduleSubject(j.Key, j.ID)
 		// RFC 3339 with nanoseconds: the server parses fractions, and
@@ -126,6 +126,11 @@ func countMessages(ctx context.Context, s jetstream.Stream, filter string) (uint
 	}
 	return n, nil
 }
+
+// jobMsgID is the Nats-Msg-Id of a job: a digest of its id, 20 characters
+// where job ids run to a hundred. The stream keeps every id of its duplicate
+// window in memory, one per job stored, so the short form is what it keeps.
+func jobMsgID(jobID string) string { return hashToken(jobID) }
 
 func scheduleSubject(key, jobID string) string {
 	return ScheduleSubjectPrefix + hashToken(key) + "." + hashToken(jobID)

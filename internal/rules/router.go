@@ -127,7 +127,7 @@ func (r *Router) consume(ctx context.Context) error {
 		Description:   "the rules engine",
 		FilterSubject: bus.EventsSubjects,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       bus.RulesAckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: maxEventsInFlight,
 	})
