@@ -58,6 +58,7 @@ func serveCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log, e.stderr)
+	limitMemoryToContainer(log, "/")
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err

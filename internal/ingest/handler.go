@@ -193,8 +193,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // was answered. If the publish had already reached the bus the event may be
 // stored; a retry of the sender is then answered as a duplicate.
 func (h *Handler) clientGone(source, eventID string, err error) {
-	h.requests.WithLabelValues(source, "client_gone").Inc()
 	h.log.Info("webhook not answered: the client hung up", "source", source, "event_id", eventID, "err", err)
+	h.requests.WithLabelValues(source, "client_gone").Inc()
 }
 
 // answer writes the answer to a stored event: the source's own when its
