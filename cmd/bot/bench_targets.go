@@ -1,0 +1,435 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/pflag"
+
+	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/comm100/comm100test"
+	"github.com/comm100bot/bot/internal/rules"
+)
+
+// completionTap sees the pool's log records of finished jobs, and so tells
+// when each job of an event was done. It wraps the bot's log handler.
+type completionTap struct {
+	mu   sync.Mutex
+	done []completion
+}
+
+type completion struct {
+	eventID string
+	at      time.Time
+}
+
+// jobFinishedMessages are the pool's log messages for a job that is finished.
+var jobFinishedMessages = []string{"action done", "dry run: action not sent"}
+
+func (t *completionTap) reset() {
+	t.mu.Lock()
+	t.done = t.done[:0]
+	t.mu.Unlock()
+}
+
+func (t *completionTap) record(eventID string, at time.Time) {
+	t.mu.Lock()
+	t.done = append(t.done, completion{eventID, at})
+	t.mu.Unlock()
+}
+
+// latencies returns, for every finished job whose event was accepted in
+// this run, the time from the event's 202 to the job's end.
+func (t *completionTap) latencies(accepted map[string]time.Time) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []time.Duration
+	for _, c := range t.done {
+		if at, ok := accepted[c.eventID]; ok {
+			out = append(out, max(0, c.at.Sub(at)))
+		}
+	}
+	return out
+}
+
+// tapHandler is a slog.Handler that passes everything to next and reports
+// finished jobs to tap.
+type tapHandler struct {
+	next    slog.Handler
+	tap     *completionTap
+	eventID string
+}
+
+func (h *tapHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
+}
+
+func (h *tapHandler) Handle(ctx context.Context, r slog.Record) error {
+	if slices.Contains(jobFinishedMessages, r.Message) {
+		id := h.eventID
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "event_id" {
+				id = a.Value.String()
+				return false
+			}
+			return true
+		})
+		if id != "" {
+			h.tap.record(id, time.Now())
+		}
+	}
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *tapHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.next = h.next.WithAttrs(attrs)
+	for _, a := range attrs {
+		if a.Key == "event_id" {
+			c.eventID = a.Value.String()
+		}
+	}
+	return &c
+}
+
+func (h *tapHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	c.next = h.next.WithGroup(name)
+	return &c
+}
+
+// benchBot is a bot started in this process for the bench.
+type benchBot struct {
+	app      *app
+	tap      *completionTap
+	describe string
+	logFile  *os.File
+	cancel   context.CancelFunc
+	done     chan error
+	sim      *http.Server
+}
+
+func startBenchBot(ctx context.Context, o benchOptions, tmp string) (*benchBot, error) {
+	rulesDir := filepath.Join(tmp, "rules")
+	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(o.RulesDir)
+	if err != nil {
+		return nil, fmt.Errorf("--rules: %w", err)
+	}
+	shipped := 0
+	for _, e := range entries {
+		if e.IsDir() || !rules.IsRuleFile(e.Name()) {
+			continue
+		}
+		if err := copyFile(filepath.Join(o.RulesDir, e.Name()), filepath.Join(rulesDir, e.Name())); err != nil {
+			return nil, err
+		}
+		shipped++
+	}
+	// The rules' inline tests name their sample events; the loader checks them.
+	if err := os.CopyFS(filepath.Join(rulesDir, "testdata"), os.DirFS(filepath.Join(o.RulesDir, "testdata"))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("copy the rules' testdata: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(rulesDir, "zz_bench.yaml"), []byte(benchRule), 0o644); err != nil {
+		return nil, err
+	}
+	if o.ExtraRules > 0 {
+		if err := os.WriteFile(filepath.Join(rulesDir, "zz_bench_extra.yaml"), []byte(extraRules(o.ExtraRules)), 0o644); err != nil {
+			return nil, err
+		}
+	}
+
+	b := &benchBot{tap: &completionTap{}, done: make(chan error, 1)}
+	flags := []string{
+		"--http.addr", "127.0.0.1:0",
+		"--http.admin_addr", "127.0.0.1:0",
+		"--nats.listen", "127.0.0.1:-1",
+		"--nats.store_dir", filepath.Join(tmp, "nats"),
+		"--rules.dir", rulesDir,
+		"--rules.watch=false",
+		"--log.level", o.LogLevel,
+		"--log.format", "text",
+		"--nats.sync", o.Sync,
+	}
+	if o.Workers > 0 {
+		flags = append(flags, "--dispatch.workers", strconv.Itoa(o.Workers))
+	}
+	b.describe = fmt.Sprintf("embedded NATS with sync %s, rules of %s (%d files) + the bench rule + %d extra", o.Sync, o.RulesDir, shipped, o.ExtraRules)
+	if o.Sim {
+		sim := comm100test.New(comm100test.Config{RateLimit: comm100test.IPRateLimit{Calls: -1}})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		b.sim = &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = b.sim.Serve(ln) }()
+		site, email, key := sim.Credentials()
+		flags = append(flags,
+			"--comm100.base_url", "http://"+ln.Addr().String()+comm100test.APIPrefix,
+			"--comm100.site_id", site, "--comm100.email", email, "--comm100.api_key", key,
+			// The simulator's limit is off; so is, in effect, the bot's.
+			"--comm100.rate_limit.calls", "100000", "--comm100.rate_limit.per", "1s")
+		b.describe += ", Comm100 simulator with no limit"
+	} else {
+		b.describe += ", dry run"
+	}
+	fs := pflag.NewFlagSet("bench bot", pflag.ContinueOnError)
+	configFlags(fs)
+	if err := fs.Parse(flags); err != nil {
+		return nil, err
+	}
+	environ := []string{
+		"BOT_SOURCES__COMM100__KIND=comm100",
+		"BOT_SOURCES__BENCH__KIND=generic",
+		"BOT_SOURCES__BENCH__TYPE=body.type",
+		"BOT_SOURCES__BENCH__ID=body.id",
+	}
+	cfg, err := loadConfig(fs, environ)
+	if err != nil {
+		return nil, err
+	}
+	logPath := o.BotLog
+	if logPath == "" {
+		logPath = filepath.Join(tmp, "bot.log")
+	}
+	b.logFile, err = os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("--bot-log: %w", err)
+	}
+	base := newLogger(cfg.Log, b.logFile)
+	log := slog.New(&tapHandler{next: base.Handler(), tap: b.tap})
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b.cancel = cancel
+	b.app, err = newApp(actx, cfg, log)
+	if err != nil {
+		cancel()
+		b.logFile.Close()
+		return nil, err
+	}
+	go func() { b.done <- b.app.run(actx) }()
+	if err := waitReady(ctx, "http://"+b.app.AdminAddr()); err != nil {
+		b.stop()
+		return nil, err
+	}
+	return b, nil
+}
+
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o644)
+}
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the in-process bot did not become ready at %s", base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (b *benchBot) stop() {
+	b.cancel()
+	<-b.done
+	if b.sim != nil {
+		_ = b.sim.Close()
+	}
+	b.logFile.Close()
+}
+
+func (b *benchBot) BaseURL() string         { return "http://" + b.app.Addr() }
+func (b *benchBot) Pipeline() pipelineProbe { return b }
+
+func (b *benchBot) Counts(ctx context.Context) (int64, int64, error) {
+	return scrapeCounts(ctx, "http://"+b.app.AdminAddr(), "")
+}
+
+// Backlog reads the two durable consumers: what they have not been given
+// yet and what they hold unacknowledged.
+func (b *benchBot) Backlog(ctx context.Context, _, _ int64) (int64, int64, error) {
+	pending := func(stream, name string) (int64, error) {
+		c, err := b.app.bus.JS.Consumer(ctx, stream, name)
+		if err != nil {
+			return 0, err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return int64(info.NumPending) + int64(info.NumAckPending), nil
+	}
+	ev, err := pending(bus.EventsStream, bus.RulesConsumer)
+	if err != nil {
+		return 0, 0, err
+	}
+	jobs, err := pending(bus.ActionsStream, bus.WorkerConsumer)
+	return ev, jobs, err
+}
+
+// externalBot is a bot at --url, observed through its /metrics.
+type externalBot struct{ base, admin, token string }
+
+func (e *externalBot) BaseURL() string         { return e.base }
+func (e *externalBot) Pipeline() pipelineProbe { return e }
+
+func (e *externalBot) Counts(ctx context.Context) (int64, int64, error) {
+	return scrapeCounts(ctx, e.admin, e.token)
+}
+
+// Backlog of an external bot: the accepted events not yet evaluated; its
+// jobs are not visible from outside.
+func (e *externalBot) Backlog(_ context.Context, evaluated, accepted int64) (int64, int64, error) {
+	return max(0, accepted-evaluated), -1, nil
+}
+
+// finishedOutcomes are the bot_jobs_total outcomes of a job that is finished.
+var finishedOutcomes = []string{"done", "dry_run", "duplicate", "dead"}
+
+// scrapeCounts reads bot_rules_events_total and the finished jobs of
+// bot_jobs_total from the bot's /metrics.
+func scrapeCounts(ctx context.Context, base, token string) (events, jobs int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(data)) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), "{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "bot_rules_events_total":
+			events += int64(v)
+		case "bot_jobs_total":
+			for _, o := range finishedOutcomes {
+				if strings.Contains(labels, `outcome="`+o+`"`) {
+					jobs += int64(v)
+				}
+			}
+		}
+	}
+	return events, jobs, nil
+}
+
+// floorServer is the floor of this stack: read the body, publish it with a
+// message id to an embedded JetStream stream, answer 202 after the PubAck.
+type floorServer struct {
+	bus  *bus.Bus
+	srv  *http.Server
+	ln   net.Listener
+	seq  atomic.Uint64
+	done chan struct{}
+}
+
+func startFloor(ctx context.Context, dir, sync string) (*floorServer, error) {
+	b, err := bus.Open(ctx, bus.Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: sync}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	_, err = b.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:       "FLOOR",
+		Subjects:   []string{"floor.>"},
+		Storage:    jetstream.FileStorage,
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("floor stream: %w", err)
+	}
+	f := &floorServer{bus: b, done: make(chan struct{})}
+	f.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		defer close(f.done)
+		_ = f.srv.Serve(f.ln)
+	}()
+	return f, nil
+}
+
+func (f *floorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, `{"error":"read"}`, http.StatusBadRequest)
+		return
+	}
+	id := strconv.FormatUint(f.seq.Add(1), 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := f.bus.JS.Publish(ctx, "floor.events", body, jetstream.WithMsgID(id)); err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, `{"error":"bus"}`, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write([]byte(`{"id":"` + id + `"}` + "\n"))
+}
+
+func (f *floorServer) BaseURL() string         { return "http://" + f.ln.Addr().String() }
+func (f *floorServer) Pipeline() pipelineProbe { return nil }
+
+func (f *floorServer) stop() {
+	_ = f.srv.Close()
+	<-f.done
+	f.bus.Close()
+}
