@@ -569,9 +569,9 @@ type loadResult struct {
 	elapsed            time.Duration
 	latencies          []time.Duration
 	refused            map[string]int64
-	// acceptedAt is when each accepted event's 202 arrived, by event id
-	// (only when asked for).
-	acceptedAt map[string]time.Time
+	// acceptedAt is when each accepted event's 202 arrived (since
+	// benchEpoch), by eventKey (only when asked for).
+	acceptedAt map[uint64]time.Duration
 }
 
 // drive sends webhooks for o.Duration over o.Connections connections, as
@@ -587,7 +587,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 		refused    map[string]int64
 		requests   int64
 		accepted   int64
-		acceptedAt map[string]time.Time
+		acceptedAt map[uint64]time.Duration
 	}
 	workers := make([]*worker, o.Connections)
 	var sent, ok atomic.Int64
@@ -600,7 +600,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 	for i := range workers {
 		w := &worker{refused: map[string]int64{}}
 		if keepAccepted {
-			w.acceptedAt = map[string]time.Time{}
+			w.acceptedAt = map[uint64]time.Duration{}
 		}
 		workers[i] = w
 		wg.Go(func() {
@@ -636,7 +636,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 					ok.Add(1)
 					w.lat = append(w.lat, now.Sub(due))
 					if w.acceptedAt != nil && id != "" {
-						w.acceptedAt[id] = now
+						w.acceptedAt[eventKey(id)] = now.Sub(benchEpoch)
 					}
 				default:
 					w.refused[strconv.Itoa(status)]++
@@ -675,7 +675,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 
 	res := loadResult{elapsed: elapsed, refused: map[string]int64{}}
 	if keepAccepted {
-		res.acceptedAt = map[string]time.Time{}
+		res.acceptedAt = map[uint64]time.Duration{}
 	}
 	for _, w := range workers {
 		res.requests += w.requests

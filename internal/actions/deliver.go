@@ -52,8 +52,7 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		return
 	}
 	if p.cfg.DryRun || j.DryRun || (act.Comm100 && p.rt.Comm100 == nil) {
-		log.Info("dry run: action not sent", "params", redactParams(j.Params))
-		p.metrics.jobs.WithLabelValues(j.Action, "dry_run").Inc()
+		p.dryRun(ctx, log, &j)
 		p.finish(msg, msg.Ack())
 		return
 	}
@@ -219,6 +218,7 @@ func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}
 	log.Info("action done", "attempts", tries)
 	p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
+	p.observe(j)
 	p.complete(ctx, log, msg, j, rec, delivered)
 }
 
@@ -317,6 +317,22 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 		if err := p.ledger.Forget(context.WithoutCancel(ctx), j.ID); err != nil {
 			log.Debug("attempts of a dead job not removed", "err", err)
 		}
+	}
+}
+
+// dryRun logs a job instead of carrying it out.
+func (p *Pool) dryRun(ctx context.Context, log *slog.Logger, j *job.Job) {
+	if log.Enabled(ctx, slog.LevelInfo) {
+		log.Info("dry run: action not sent", "params", redactParams(j.Params))
+	}
+	p.metrics.jobs.WithLabelValues(j.Action, "dry_run").Inc()
+	p.observe(j)
+}
+
+// observe hands a finished job to p.Observe.
+func (p *Pool) observe(j *job.Job) {
+	if p.Observe != nil {
+		p.Observe(j)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +152,26 @@ func (b *bench) startPool(cfg Config, rt *Runtime, o poolOpts) (*Pool, func()) {
 	}
 	b.t.Cleanup(stop)
 	return p, stop
+}
+
+// observed collects the ids of the jobs a pool reports through Observe.
+type observed struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (o *observed) tune(p *Pool) {
+	p.Observe = func(j *job.Job) {
+		o.mu.Lock()
+		o.ids = append(o.ids, j.ID)
+		o.mu.Unlock()
+	}
+}
+
+func (o *observed) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.ids)
 }
 
 // sim is the Comm100 simulator over real HTTP, with a client that spends

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +37,8 @@ func TestPoolCarriesOutAJobOnce(t *testing.T) {
 			b := newBench(t)
 			s := b.sim(comm100test.Config{}, 100, time.Minute)
 			reg := prometheus.NewRegistry()
-			o := poolOpts{limiter: s.limiter, reg: reg}
+			var seen observed
+			o := poolOpts{limiter: s.limiter, reg: reg, tune: seen.tune}
 			if ledger == "memory" {
 				o.ledger = newMemLedger()
 			}
@@ -71,6 +73,9 @@ func TestPoolCarriesOutAJobOnce(t *testing.T) {
 			})
 			if n := calls(s.Requests(), "POST", ticketsPath, 0); n != 1 {
 				t.Errorf("Comm100 was called %d times, want 1", n)
+			}
+			if got := seen.list(); !slices.Equal(got, []string{j.ID}) {
+				t.Errorf("jobs observed as done: got %q, want only %q", got, j.ID)
 			}
 		})
 	}
@@ -290,7 +295,8 @@ func TestPoolDryRunAndUnknownAction(t *testing.T) {
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	reg := prometheus.NewRegistry()
-	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg})
+	var seen observed
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg, tune: seen.tune})
 	dry := ticketJob("dry")
 	dry.DryRun = true
 	b.publish(dry, &job.Job{ID: "u/r/0", EventID: "u", Rule: "r", Action: "comm100.ticket.burn", Created: time.Now().UTC()})
@@ -304,6 +310,9 @@ func TestPoolDryRunAndUnknownAction(t *testing.T) {
 	}
 	if n := len(s.Requests()); n != 0 {
 		t.Errorf("Comm100 was called %d times, want 0", n)
+	}
+	if got := seen.list(); !slices.Equal(got, []string{dry.ID}) {
+		t.Errorf("jobs observed as done: got %q, want only the dry run's %q", got, dry.ID)
 	}
 }
 
@@ -321,7 +330,8 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 	}))
 	defer down.Close()
 	reg := prometheus.NewRegistry()
-	b.startPool(Config{RetryInProcess: 100 * time.Millisecond}, b.runtime(nil), poolOpts{reg: reg})
+	var seen observed
+	b.startPool(Config{RetryInProcess: 100 * time.Millisecond}, b.runtime(nil), poolOpts{reg: reg, tune: seen.tune})
 	b.publish(&job.Job{ID: "down/r/0", EventID: "down", Rule: "r", Action: "http.request",
 		Params: map[string]any{"url": down.URL}, Created: time.Now().UTC()})
 	waitFor(t, "the failing call", 10*time.Second, func() bool { return failed.Load() > 0 })
@@ -341,6 +351,9 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 		t.Errorf("log jobs done: got %d, want %d (the copy must not run again)", got, n)
 	}
 	b.waitRemoved(1) // the failing job, waiting for its next delivery
+	if got := seen.list(); len(got) != n || slices.Contains(got, "down/r/0") {
+		t.Errorf("jobs observed as done: got %q, want the %d log jobs once each", got, n)
+	}
 }
 
 // TestPoolHonoursRetryAfterOfAnotherSystem: an http.request answered 503

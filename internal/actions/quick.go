@@ -40,8 +40,7 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		return true
 	}
 	if dry {
-		log.Info("dry run: action not sent", "params", redactParams(j.Params))
-		p.metrics.jobs.WithLabelValues(j.Action, "dry_run").Inc()
+		p.dryRun(ctx, log, j)
 	} else {
 		params := make(Params, len(j.Params)+1)
 		for k, v := range j.Params {
@@ -59,6 +58,7 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		p.metrics.attempts.WithLabelValues(j.Action, "ok").Inc()
 		log.Info("action done", "attempts", 1)
 		p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
+		p.observe(j)
 	}
 	p.recent.add(j.ID)
 	p.finish(msg, msg.Ack())

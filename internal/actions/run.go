@@ -58,6 +58,11 @@ type Pool struct {
 	// sweepEvery spaces the removals of finished jobs from ACTIONS.
 	sweepEvery time.Duration
 
+	// Observe, if set before Run, is called with every job the pool has
+	// carried out, or only logged in a dry run, just before its ack. It must
+	// not block.
+	Observe func(j *job.Job)
+
 	outage  outage
 	inHand  inHand
 	recent  recent
