@@ -94,8 +94,9 @@ func requireBearer(token secret.String, h http.Handler) http.Handler {
 
 // profiles serves Go's runtime profiles under /debug/pprof/ (net/http/pprof):
 // the index, the named profiles (heap, allocs, goroutine, block, mutex,
-// threadcreate), a CPU profile (?seconds=N, shorter than
-// http.write_timeout) and an execution trace. The command line is left out.
+// threadcreate), a CPU profile (?seconds=N) and an execution trace. The
+// command line is left out. net/http/pprof also registers its handlers on
+// http.DefaultServeMux, which no server of the bot serves.
 func profiles() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -106,6 +107,19 @@ func profiles() http.Handler {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "the command line is not served"})
 	})
 	return mux
+}
+
+// profilesFor serves the profiles behind http.admin_token; with no token,
+// only on a loopback admin address: a profile costs the process CPU while it
+// is taken, and what it shows is nobody else's business.
+func profilesFor(cfg HTTPConfig) http.Handler {
+	if cfg.AdminToken == "" && !isLoopback(cfg.AdminAddr) {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{
+				"error": "profiles are served only with http.admin_token set, or on a loopback http.admin_addr"})
+		})
+	}
+	return requireBearer(cfg.AdminToken, profiles())
 }
 
 // newHTTPServer is an http.Server with the configured bounds, for either listener.

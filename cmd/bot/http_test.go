@@ -149,6 +149,34 @@ func TestAdminTokenGuardsMetricsAndReload(t *testing.T) {
 	}
 }
 
+// TestProfilesOffLoopbackNeedAToken: with no http.admin_token, the
+// profiles are served on a loopback admin address and nowhere else.
+func TestProfilesOffLoopbackNeedAToken(t *testing.T) {
+	t.Parallel()
+	get := func(addr string) int {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://127.0.0.1:" + port + "/debug/pprof/heap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			wantJSONError(t, resp, body, resp.StatusCode)
+		}
+		return resp.StatusCode
+	}
+	if got := get(startBot(t).AdminAddr()); got != http.StatusOK {
+		t.Errorf("loopback admin address, no token: got %d, want 200", got)
+	}
+	if got := get(startBot(t, "--http.admin_addr", ":0").AdminAddr()); got != http.StatusNotFound {
+		t.Errorf("admin address on every interface, no token: got %d, want 404", got)
+	}
+}
+
 // TestRefusalsAreJSON: the answers of the routers and of net/http itself
 // (not only the webhook handler's) are the documented JSON refusals, and no
 // path is redirected.

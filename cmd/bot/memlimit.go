@@ -22,7 +22,8 @@ const memoryLimitShare = 0.9
 // that the heap's headroom does not get the process killed. GOMEMLIMIT, when
 // set (to a size, or "off"), wins.
 func limitMemoryToContainer(log *slog.Logger, root string) {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+	if os.Getenv("GOMEMLIMIT") != "" || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		log.Debug("Go memory limit left as set", "go_limit_bytes", debug.SetMemoryLimit(-1))
 		return
 	}
 	limit, ok := cgroupMemoryLimit(root)

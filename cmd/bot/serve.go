@@ -198,7 +198,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	admin.handle(http.MethodGet, "/readyz", http.HandlerFunc(a.handleReady))
 	admin.handle(http.MethodGet, "/metrics", requireBearer(cfg.HTTP.AdminToken, promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{})))
 	admin.handle(http.MethodPost, "/-/reload", requireBearer(cfg.HTTP.AdminToken, http.HandlerFunc(a.handleReload)))
-	admin.handle(http.MethodGet, "/debug/pprof/", requireBearer(cfg.HTTP.AdminToken, profiles()))
+	admin.handle(http.MethodGet, "/debug/pprof/", profilesFor(cfg.HTTP))
 
 	if a.ln, err = listen("http.addr", cfg.HTTP); err != nil {
 		return nil, err

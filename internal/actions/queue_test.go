@@ -60,7 +60,7 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 	if info.State.Msgs != 2 {
 		t.Errorf("ACTIONS holds %d jobs, want 2 (the second action's, and the first's once)", info.State.Msgs)
 	}
-	if got, want := info.Config.Duplicates, 2*bus.RulesAckWait; got != want {
+	if got, want := info.Config.Duplicates, 2*time.Minute; got != want {
 		t.Errorf("ACTIONS duplicate window %s, want %s", got, want)
 	}
 	stored, err := s.GetMsg(ctx, first.Sequence)

@@ -71,18 +71,6 @@ func (c *Config) syncOptions() (interval time.Duration, always bool, err error) 
 // acknowledge it before JetStream delivers the event to them again.
 const RulesAckWait = 30 * time.Second
 
-// jobDedupWindow is how long ACTIONS remembers the id of a job it stored: the
-// events' window, but at most two of the rules' AckWaits. A job is stored
-// again when its event is delivered to the rules again (after a crash or a
-// job that was not stored, at most one AckWait later) or when a publish whose
-// answer was lost is retried, both inside this window; one that comes later
-// (a redrive) finds the job in the jobs_done ledger. The server holds every
-// remembered id in memory, and a job's id is remembered per job, two or more
-// per event, so the window is no longer than it must be.
-func (c *Config) jobDedupWindow() time.Duration {
-	return min(c.DedupWindow, 2*RulesAckWait)
-}
-
 // batches reports whether the publishers commit what queues up as atomic
 // batches: with an embedded server that syncs every write (see Batcher).
 func (c *Config) batches() bool {
@@ -400,12 +388,18 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			AllowAtomicPublish: cfg.batches(),
 		},
 		{
-			Name:              ActionsStream,
-			Description:       "jobs for the worker pool, and the schedules of delayed jobs",
-			Subjects:          []string{ActionsSubjects},
-			Storage:           jetstream.FileStorage,
-			Replicas:          cfg.Replicas,
-			Duplicates:        cfg.jobDedupWindow(),
+			Name:        ActionsStream,
+			Description: "jobs for the worker pool, and the schedules of delayed jobs",
+			Subjects:    []string{ActionsSubjects},
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			// A job is stored again when its event comes back to the
+			// rules: a publish retried after a lost answer, a job that
+			// could not be stored (the event is retried, at longer and
+			// longer intervals), a bot down for a while. The jobs' window
+			// is the events' one, so that as long as a repeat of an event
+			// is dropped, so are repeats of its jobs.
+			Duplicates:        cfg.DedupWindow,
 			AllowMsgSchedules: true,
 			AllowDirect:       true,
 			// The rules commit the jobs of many events together.
