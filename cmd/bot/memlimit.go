@@ -34,7 +34,16 @@ func limitMemoryToContainer(log *slog.Logger, root string) {
 	debug.SetMemoryLimit(goLimit)
 	log.Info("Go memory limit set below the container's (GOMEMLIMIT overrides it)",
 		"container_limit_bytes", limit, "go_limit_bytes", goLimit)
+	if limit < lowMemoryLimit {
+		log.Warn("the container's memory limit is low for the bot: under load the collector will run "+
+			"almost without pause, and the process may still be killed", "container_limit_bytes", limit, "want_at_least_bytes", lowMemoryLimit)
+	}
 }
+
+// lowMemoryLimit is the container limit below which the bot warns: an idle
+// bot with its embedded NATS server takes about 30 MB, and one under load
+// several times that (see the README's Performance).
+const lowMemoryLimit = 128 << 20
 
 // cgroupMemoryLimit returns the memory limit of the cgroup the process runs
 // in, read below root ("/" but in tests): cgroup v2's memory.max of the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -79,7 +80,7 @@ func TestCgroupMemoryLimit(t *testing.T) {
 // runtime is told to stay under 90% of it, and a limit of the runtime's own
 // is left alone. Not parallel: the limit is the process's.
 func TestMemoryLimitFollowsTheContainer(t *testing.T) {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+	if os.Getenv("GOMEMLIMIT") != "" {
 		t.Skip("GOMEMLIMIT is set for the tests: it would win")
 	}
 	before := debug.SetMemoryLimit(-1)
@@ -104,9 +105,23 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 	if !strings.Contains(logs.String(), "container_limit_bytes=536870912") {
 		t.Errorf("no log line of the limit: %q", logs.String())
 	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("a warning for 512 MiB: %q", logs.String())
+	}
 	debug.SetMemoryLimit(300 << 20)
 	limitMemoryToContainer(log, root)
 	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
 		t.Errorf("a limit set before was replaced: %d", got)
+	}
+
+	// A limit too low for the bot is warned of.
+	if err := os.WriteFile(filepath.Join(root, "sys/fs/cgroup/memory.max"), []byte("67108864\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	logs.Reset()
+	limitMemoryToContainer(log, root)
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "container_limit_bytes=67108864") {
+		t.Errorf("no warning for a 64 MiB limit: %q", logs.String())
 	}
 }
