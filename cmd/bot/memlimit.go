@@ -22,8 +22,8 @@ const memoryLimitShare = 0.9
 // that the heap's headroom does not get the process killed. GOMEMLIMIT, when
 // set (to a size, or "off"), wins.
 func limitMemoryToContainer(log *slog.Logger, root string) {
-	if os.Getenv("GOMEMLIMIT") != "" || debug.SetMemoryLimit(-1) != math.MaxInt64 {
-		log.Debug("Go memory limit left as set", "go_limit_bytes", debug.SetMemoryLimit(-1))
+	if cur := debug.SetMemoryLimit(-1); os.Getenv("GOMEMLIMIT") != "" || cur != math.MaxInt64 {
+		log.Debug("Go memory limit left as set", "go_limit_bytes", cur)
 		return
 	}
 	limit, ok := cgroupMemoryLimit(root)
@@ -36,7 +36,8 @@ func limitMemoryToContainer(log *slog.Logger, root string) {
 		"container_limit_bytes", limit, "go_limit_bytes", goLimit)
 	if limit < lowMemoryLimit {
 		log.Warn("the container's memory limit is low for the bot: under load the collector will run "+
-			"almost without pause, and the process may still be killed", "container_limit_bytes", limit, "want_at_least_bytes", lowMemoryLimit)
+			"almost without pause, and the process may still be killed",
+			"container_limit_bytes", limit, "want_at_least_bytes", lowMemoryLimit)
 	}
 }
 
