@@ -54,6 +54,10 @@ type Runtime struct {
 	// field list cached across jobs; nil resolves without a cache.
 	TicketFields *TicketFieldIDs
 	Log          *slog.Logger
+
+	// cancelled records a delayed job that schedule.cancel removes (set by
+	// the pool on the runtime of each run; nil leaves no record).
+	cancelled func(ctx context.Context, jobID string) error
 }
 
 // EventPublisher publishes events onto the EVENTS stream.
@@ -63,7 +67,10 @@ type EventPublisher interface {
 
 // Canceller cancels the pending delayed jobs of a key.
 type Canceller interface {
-	Cancel(ctx context.Context, key string) (uint64, error)
+	// Cancel removes the pending delayed jobs of key, calling settle (if
+	// not nil) with the id of each before it is removed, and returns how
+	// many it removed.
+	Cancel(ctx context.Context, key string, settle func(ctx context.Context, jobID string) error) (uint64, error)
 }
 
 // Catalog is the set of actions rules can use.

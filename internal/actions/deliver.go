@@ -96,6 +96,10 @@ func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		log.Warn("cannot tell whether the job already ran; will retry", "err", err)
 		hold.end(ctx)
 		_ = msg.NakWithDelay(p.policy.Redelivery.Delay(1))
+	case done && rec.Cancelled:
+		log.Info("job cancelled by schedule.cancel; not carried out")
+		p.metrics.jobs.WithLabelValues(j.Action, "cancelled").Inc()
+		p.finish(msg, msg.Ack())
 	case done:
 		log.Info("job already done; not carried out again")
 		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
@@ -104,6 +108,13 @@ func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		return false
 	}
 	return true
+}
+
+// recordCancelled records in the ledger that schedule.cancel removed the
+// delayed job jobID: a copy of it that fires later is acknowledged and not
+// carried out.
+func (p *Pool) recordCancelled(ctx context.Context, jobID string) error {
+	return p.ledger.RecordDone(ctx, jobID, DoneRecord{Done: p.now().UTC(), Cancelled: true})
 }
 
 func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, act *Action, delivered uint64, history []Attempt, hold *claimHold) {
@@ -117,6 +128,7 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	actx := WithPriority(ctx, job.Rank(j.Priority))
 	rt := *p.rt
 	rt.Log = log
+	rt.cancelled = p.recordCancelled
 	var started time.Time
 	for try := 1; ; try++ {
 		start := p.now()

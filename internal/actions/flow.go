@@ -47,7 +47,7 @@ func flowActions() []*Action {
 				if err != nil {
 					return nil, err
 				}
-				n, err := rt.Schedules.Cancel(ctx, key)
+				n, err := rt.Schedules.Cancel(ctx, key, rt.cancelled)
 				if err != nil {
 					return nil, err
 				}

@@ -20,7 +20,7 @@ type Ledger interface {
 	// Done returns the record of a job that succeeded; ok is false when the
 	// job has none. An error means the ledger could not tell.
 	Done(ctx context.Context, jobID string) (rec DoneRecord, ok bool, err error)
-	// RecordDone stores that a job succeeded.
+	// RecordDone stores that a job succeeded, or that it was cancelled.
 	RecordDone(ctx context.Context, jobID string, rec DoneRecord) error
 	// Attempts returns the stored attempts of a job; none is not an error.
 	Attempts(ctx context.Context, jobID string) ([]Attempt, error)
@@ -31,10 +31,13 @@ type Ledger interface {
 }
 
 // DoneRecord is what the ledger keeps of a job that succeeded: enough to
-// emit its completion event again if a redelivered copy finds it.
+// emit its completion event again if a redelivered copy finds it. A delayed
+// job that schedule.cancel removed has a record too, with Cancelled set, so
+// that a copy stored again later is not carried out either.
 type DoneRecord struct {
-	Result Result    `json:"result"`
-	Done   time.Time `json:"done"`
+	Result    Result    `json:"result"`
+	Done      time.Time `json:"done"`
+	Cancelled bool      `json:"cancelled,omitempty"`
 }
 
 // KVLedger is the Ledger on two JetStream key-value buckets: jobs_done and

@@ -571,36 +571,58 @@ func TestPoolHandsBackASecondDeliveryOfAJobInHand(t *testing.T) {
 	}
 }
 
-// TestQueueSchedulesAndCancels: delayed jobs wait as schedules; cancelling
-// a key removes its jobs, and the others fire when due.
+// TestQueueSchedulesAndCancels: delayed jobs wait as schedules; a
+// schedule.cancel job removes the jobs of its key, and the others fire when
+// due. A copy of a cancelled job that comes later (its event evaluated again
+// after the duplicate window) is found cancelled and not carried out.
 func TestQueueSchedulesAndCancels(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
-	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg})
 	now := time.Now()
 	cancelled, kept := ticketJob("cancelled"), ticketJob("kept")
-	cancelled.Key, cancelled.RunAt = "chat-1", now.Add(500*time.Millisecond)
-	kept.Key, kept.RunAt = "chat-2", now.Add(time.Second)
-	b.publish(cancelled, kept)
-	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 2 {
-		t.Fatalf("scheduled: got %d %v, want 2", n, err)
+	cancelled.Key, cancelled.RunAt = "chat-1", now.Add(time.Second)
+	kept.Key, kept.RunAt = "chat-2", now.Add(1500*time.Millisecond)
+	delayedLog := &job.Job{ID: "log/r/0", EventID: "log", Rule: "r", Action: "log", Key: "chat-1",
+		RunAt: now.Add(time.Second), Params: map[string]any{"message": "cancelled log"}, Created: now.UTC()}
+	b.publish(cancelled, kept, delayedLog)
+	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 3 {
+		t.Fatalf("scheduled: got %d %v, want 3", n, err)
 	}
-	if n, err := b.queue.Cancel(t.Context(), "chat-1"); err != nil || n != 1 {
-		t.Fatalf("cancel: got %d %v, want 1", n, err)
+	cancel := &job.Job{ID: "reply/r/0", EventID: "reply", Rule: "r", Action: "schedule.cancel",
+		Params: map[string]any{"key": "chat-1"}, Created: now.UTC()}
+	b.publish(cancel)
+	waitFor(t, "the cancel", 10*time.Second, func() bool { return jobsMetric(t, reg, "schedule.cancel", "done") == 1 })
+	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 1 {
+		t.Fatalf("scheduled after the cancel: got %d %v, want 1", n, err)
 	}
-	if n, err := b.queue.Cancel(t.Context(), "chat-9"); err != nil || n != 0 {
+	if n, err := b.queue.Cancel(t.Context(), "chat-9", nil); err != nil || n != 0 {
 		t.Fatalf("cancel of a key with no jobs: got %d %v, want 0", n, err)
 	}
+	// The cancelled jobs come back as a new message: past the window.
+	b.publishCopy(cancelled, "stored-again")
+	b.publishCopy(delayedLog, "log-stored-again")
 	waitFor(t, "the kept job", 10*time.Second, func() bool {
 		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1
 	})
+	waitFor(t, "both copies acknowledged", 10*time.Second, b.idle)
 	reqs := s.Requests()
+	if n := calls(reqs, "POST", ticketsPath, 0); n != 1 {
+		t.Errorf("%d tickets made, want 1 (the kept job's)", n)
+	}
 	if !strings.Contains(string(reqs[0].Body), "ticket kept") {
 		t.Errorf("the ticket made was %s, want the kept one", reqs[0].Body)
 	}
 	if reqs[0].Time.Before(kept.RunAt) {
 		t.Errorf("the kept job fired %s early", kept.RunAt.Sub(reqs[0].Time))
+	}
+	if n := jobsMetric(t, reg, cancelled.Action, "cancelled"); n != 1 {
+		t.Errorf("ticket copies found cancelled: %d, want 1", n)
+	}
+	if n := jobsMetric(t, reg, "log", "cancelled"); n != 1 {
+		t.Errorf("log copies found cancelled: %d, want 1", n)
 	}
 	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 0 {
 		t.Errorf("scheduled after both were due: got %d %v", n, err)

@@ -86,15 +86,35 @@ func jobMsg(j *job.Job) (*nats.Msg, error) {
 }
 
 // Cancel removes every pending delayed job with key and returns how many.
-func (q *Queue) Cancel(ctx context.Context, key string) (uint64, error) {
+// settle, if not nil, is called with the id of each before it is removed;
+// the pool records it as cancelled in its ledger, so that a copy of the job
+// stored again later (its event evaluated again past the duplicate window)
+// is not carried out when it fires. A job of the key stored while Cancel
+// runs is removed too, possibly without that record.
+func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.Context, jobID string) error) (uint64, error) {
 	s, err := q.JS.Stream(ctx, bus.ActionsStream)
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
 	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
-	n, err := countMessages(ctx, s, filter)
-	if err != nil {
-		return 0, fmt.Errorf("cancel %q: %w", key, err)
+	var n uint64
+	for next := uint64(1); ; n++ {
+		m, err := s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("cancel %q: %w", key, err)
+		}
+		next = m.Sequence + 1
+		var j job.Job
+		// A schedule that is not a job has no record to leave.
+		if settle == nil || json.Unmarshal(m.Data, &j) != nil || j.ID == "" {
+			continue
+		}
+		if err := settle(ctx, j.ID); err != nil {
+			return 0, fmt.Errorf("cancel %q: %w", key, err)
+		}
 	}
 	if n == 0 {
 		return 0, nil

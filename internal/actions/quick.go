@@ -11,8 +11,8 @@ import (
 
 // quick carries out, in the fetcher, as it arrives, a job that needs no
 // round trip: a job of a dry run, which is only logged, or a "log" job that
-// emits no completion event. It reports false, leaving the job untouched,
-// for any other job, which goes to a worker.
+// emits no completion event, unless it was delayed. It reports false,
+// leaving the job untouched, for any other job, which goes to a worker.
 //
 // Such a job skips the ledger: it changes nothing outside the bot, so a
 // second run after a crash or a lost ack would only repeat a log line. A
@@ -25,7 +25,8 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		return false
 	}
 	dry := p.cfg.DryRun || j.DryRun || (act.Comm100 && p.rt.Comm100 == nil)
-	if !dry && (act.Name != "log" || j.Emit) {
+	if (!dry && (act.Name != "log" || j.Emit)) || !j.RunAt.IsZero() {
+		// A delayed job may have been cancelled: a worker looks it up.
 		return false
 	}
 	if act.Check(j.Params) != nil || !p.inHand.take(j.ID) {
