@@ -49,7 +49,7 @@ const lowMemoryLimit = 128 << 20
 // cgroupMemoryLimit returns the memory limit of the cgroup the process runs
 // in, read below root ("/" but in tests): cgroup v2's memory.max of the
 // process's group or of any group above it, whichever is least, or cgroup
-// v1's memory.limit_in_bytes. ok is false when there is no limit or it
+// v1's memory.limit_in_bytes (at the usual mount points). ok is false when there is no limit or it
 // cannot be read.
 func cgroupMemoryLimit(root string) (limit int64, ok bool) {
 	f, err := os.Open(filepath.Join(root, "proc/self/cgroup"))
@@ -70,8 +70,12 @@ func cgroupMemoryLimit(root string) (limit int64, ok bool) {
 				return l, true
 			}
 		case containsController(parts[1], "memory"):
-			if l, ok := leastLimit(filepath.Join(root, "sys/fs/cgroup/memory"), parts[2], "memory.limit_in_bytes"); ok {
-				return l, true
+			// Mounted at memory, or, with other controllers, at their
+			// list (cpuset,memory) with no memory link beside it.
+			for _, mount := range []string{"memory", parts[1]} {
+				if l, ok := leastLimit(filepath.Join(root, "sys/fs/cgroup", mount), parts[2], "memory.limit_in_bytes"); ok {
+					return l, true
+				}
 			}
 		}
 	}

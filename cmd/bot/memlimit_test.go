@@ -45,6 +45,10 @@ func TestCgroupMemoryLimit(t *testing.T) {
 			"proc/self/cgroup": "5:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n",
 			"sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "402653184\n",
 		}, 402653184, true},
+		{"v1, memory mounted with another controller", map[string]string{
+			"proc/self/cgroup": "6:cpuset,memory:/docker/abc\n",
+			"sys/fs/cgroup/cpuset,memory/docker/abc/memory.limit_in_bytes": "402653184\n",
+		}, 402653184, true},
 		{"v1 with no limit (a huge number), v2 without a memory controller", map[string]string{
 			"proc/self/cgroup": hybrid,
 			"sys/fs/cgroup/memory/process_api/6a88/memory.limit_in_bytes": "9223372036854771712\n",
