@@ -235,29 +235,19 @@ func (b *benchBot) BaseURL() string         { return "http://" + b.app.Addr() }
 func (b *benchBot) Pipeline() pipelineProbe { return b }
 
 func (b *benchBot) Counts(ctx context.Context) (int64, int64, error) {
-	return scrapeCounts(ctx, "http://"+b.app.AdminAddr(), "")
+	s, err := scrape(ctx, "http://"+b.app.AdminAddr(), "")
+	return s.events, s.jobs, err
 }
 
 // Backlog reads the two durable consumers: what they have not been given
 // yet and what they hold unacknowledged.
 func (b *benchBot) Backlog(ctx context.Context, _, _ int64) (int64, int64, error) {
-	pending := func(stream, name string) (int64, error) {
-		c, err := b.app.bus.JS.Consumer(ctx, stream, name)
-		if err != nil {
-			return 0, err
-		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return int64(info.NumPending) + int64(info.NumAckPending), nil
-	}
-	ev, err := pending(bus.EventsStream, bus.RulesConsumer)
+	ev, err := bus.Waiting(ctx, b.app.bus.JS, bus.EventsStream, bus.RulesConsumer)
 	if err != nil {
 		return 0, 0, err
 	}
-	jobs, err := pending(bus.ActionsStream, bus.WorkerConsumer)
-	return ev, jobs, err
+	jobs, err := bus.Waiting(ctx, b.app.bus.JS, bus.ActionsStream, bus.WorkerConsumer)
+	return int64(ev), int64(jobs), err
 }
 
 // externalBot is a bot at --url, observed through its /metrics.
@@ -267,49 +257,71 @@ func (e *externalBot) BaseURL() string         { return e.base }
 func (e *externalBot) Pipeline() pipelineProbe { return e }
 
 func (e *externalBot) Counts(ctx context.Context) (int64, int64, error) {
-	return scrapeCounts(ctx, e.admin, e.token)
+	s, err := scrape(ctx, e.admin, e.token)
+	return s.events, s.jobs, err
 }
 
-// Backlog of an external bot: the accepted events not yet evaluated; its
-// jobs are not visible from outside.
-func (e *externalBot) Backlog(_ context.Context, evaluated, accepted int64) (int64, int64, error) {
-	return max(0, accepted-evaluated), -1, nil
+// Backlog of an external bot, from its bot_events_waiting and
+// bot_jobs_waiting; a bot without them (or that cannot tell) gives the
+// accepted events not yet evaluated and no figure for its jobs.
+func (e *externalBot) Backlog(ctx context.Context, evaluated, accepted int64) (int64, int64, error) {
+	s, err := scrape(ctx, e.admin, e.token)
+	if err != nil {
+		return 0, 0, err
+	}
+	if s.eventsWaiting < 0 {
+		s.eventsWaiting = max(0, accepted-evaluated)
+	}
+	return s.eventsWaiting, s.jobsWaiting, nil
 }
 
 // finishedOutcomes are the bot_jobs_total outcomes of a job that is finished.
-var finishedOutcomes = []string{"done", "dry_run", "duplicate", "dead"}
+var finishedOutcomes = []string{"done", "dry_run", "duplicate", "cancelled", "dead"}
 
-// scrapeCounts reads bot_rules_events_total and the finished jobs of
-// bot_jobs_total from the bot's /metrics.
-func scrapeCounts(ctx context.Context, base, token string) (events, jobs int64, err error) {
+// sample is what the bench reads from a bot's /metrics: the events
+// evaluated, the jobs finished, and what waits (-1 when not known).
+type sample struct {
+	events, jobs               int64
+	eventsWaiting, jobsWaiting int64
+}
+
+// scrape reads bot_rules_events_total, the finished jobs of bot_jobs_total,
+// bot_events_waiting and bot_jobs_waiting from the bot's /metrics.
+func scrape(ctx context.Context, base, token string) (s sample, err error) {
+	s.eventsWaiting, s.jobsWaiting = -1, -1
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return 0, 0, err
+		return s, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, 0, err
+		return s, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
+		return s, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, err
+		return s, err
 	}
 	for line := range strings.Lines(string(data)) {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), "{")
-		if !ok {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok {
+		var name, labels, value string
+		if n, rest, ok := strings.Cut(line, "{"); ok {
+			if labels, value, ok = strings.Cut(rest, "} "); !ok {
+				continue
+			}
+			name = n
+		} else if name, value, ok = strings.Cut(line, " "); !ok {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
@@ -318,16 +330,20 @@ func scrapeCounts(ctx context.Context, base, token string) (events, jobs int64, 
 		}
 		switch name {
 		case "bot_rules_events_total":
-			events += int64(v)
+			s.events += int64(v)
 		case "bot_jobs_total":
 			for _, o := range finishedOutcomes {
 				if strings.Contains(labels, `outcome="`+o+`"`) {
-					jobs += int64(v)
+					s.jobs += int64(v)
 				}
 			}
+		case "bot_events_waiting":
+			s.eventsWaiting = int64(v)
+		case "bot_jobs_waiting":
+			s.jobsWaiting = int64(v)
 		}
 	}
-	return events, jobs, nil
+	return s, nil
 }
 
 // floorServer is the floor of this stack: read the body, publish it with a

@@ -131,3 +131,30 @@ func TestBenchPayloadsAreUnique(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchAgainstARunningBot: with --url the bench reads the bot's backlog
+// from its metrics, so it knows when every job is done.
+func TestBenchAgainstARunningBot(t *testing.T) {
+	t.Parallel()
+	a := startBot(t)
+	var out, errs bytes.Buffer
+	err := run(t.Context(), []string{"bench", "--json", "--url", "http://" + a.Addr(),
+		"--admin-url", "http://" + a.AdminAddr(), "--duration", "1s", "--connections", "2",
+		"--drain", "60s", "--rules", "../../rules"}, nil, &out, &errs)
+	if err != nil {
+		t.Fatalf("bot bench: %v\n%s", err, errs.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	if len(rep.Runs) != 1 || rep.Runs[0].Pipeline == nil {
+		t.Fatalf("runs: got %+v, want one bot run with pipeline figures", rep.Runs)
+	}
+	r := rep.Runs[0]
+	p := r.Pipeline
+	if r.Accepted == 0 || p.JobsBacklog < 0 || !p.Drained || p.Jobs != 2*r.Accepted {
+		t.Errorf("accepted %d; jobs backlog %d, drained %v, %d jobs; want some accepted, a known backlog, drained, two jobs each",
+			r.Accepted, p.JobsBacklog, p.Drained, p.Jobs)
+	}
+}

@@ -263,3 +263,29 @@ func TestJobRedeliveredAfterSuccessRunsOnce(t *testing.T) {
 		t.Errorf("duplicate jobs metric: got %q, want 1", got)
 	}
 }
+
+// TestBacklogGauges: jobs that wait for the Comm100 budget count in
+// bot_jobs_waiting, and events the rules have evaluated leave
+// bot_events_waiting at 0.
+func TestBacklogGauges(t *testing.T) {
+	t.Parallel()
+	_, simArgs := startSim(t, comm100test.Config{})
+	rules := writeRules(t, `rules:
+  - name: ticket
+    on: comm100.chat.ended
+    actions:
+      - do: comm100.ticket.create
+        with: { subject: "Chat {{ data.chat_id }}" }
+`)
+	args := append(simArgs, "--rules.dir", rules,
+		"--comm100.rate_limit.calls", "1", "--comm100.rate_limit.per", "1h")
+	a := startBot(t, args...)
+	url := "http://" + a.Addr() + "/hooks/comm100"
+	for id := range 3 {
+		postJSON(t, url, map[string]any{"event": "chat_ended", "chat": map[string]any{"id": id + 1}})
+	}
+	// One call spends the budget; the other two jobs wait for it.
+	waitFor(t, "two jobs waiting for the budget", 10*time.Second, func() bool {
+		return metricValue(t, a, "bot_jobs_waiting") == "2" && metricValue(t, a, "bot_events_waiting") == "0"
+	})
+}

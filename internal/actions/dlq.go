@@ -131,8 +131,9 @@ func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job,
 		return nil, err
 	}
 	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
-	// A new message id: the original one may still be in the duplicate window.
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", j.ID, seq))
+	// A new message id: the original one may still be in the duplicate
+	// window. Digested, as every job's (see jobMsgID).
+	msg.Header.Set(jetstream.MsgIDHeader, jobMsgID(fmt.Sprintf("%s/redrive/%d", j.ID, seq)))
 	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
 	}

@@ -24,6 +24,7 @@ type metrics struct {
 type gauges struct {
 	dead      func(context.Context) (uint64, error)
 	scheduled func(context.Context) (uint64, error)
+	waiting   func(context.Context) (uint64, error)
 	available func() int
 }
 
@@ -63,6 +64,12 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 			Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time.",
 		}, countGauge(g.scheduled)))
 	}
+	if g.waiting != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bot_jobs_waiting",
+			Help: "Jobs due and not finished yet: stored for the pool and not delivered, or delivered and not acknowledged (-1 when NATS cannot tell).",
+		}, countGauge(g.waiting)))
+	}
 	if g.available != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "bot_limiter_available", Help: "Comm100 calls that could start now without waiting.",
@@ -76,14 +83,15 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	return m, nil
 }
 
-// countGauge reads a count for a gauge, bounded in time; 0 if it cannot be had.
+// countGauge reads a count for a gauge, bounded in time; -1 if it cannot be
+// had.
 func countGauge(count func(context.Context) (uint64, error)) func() float64 {
 	return func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		n, err := count(ctx)
 		if err != nil {
-			return 0
+			return -1
 		}
 		return float64(n)
 	}

@@ -91,7 +91,10 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		recordRetry: Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		recordGrace: 10 * time.Second,
 	}
-	g := gauges{dead: p.dlq.Size, scheduled: (&Queue{JS: js}).Scheduled}
+	g := gauges{dead: p.dlq.Size, scheduled: (&Queue{JS: js}).Scheduled,
+		waiting: func(ctx context.Context) (uint64, error) {
+			return bus.Waiting(ctx, js, bus.ActionsStream, bus.WorkerConsumer)
+		}}
 	if limiter != nil {
 		g.available = limiter.Available
 	}

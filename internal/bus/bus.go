@@ -436,3 +436,17 @@ func redactURL(u string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Waiting returns how many messages the durable consumer name of stream has
+// still to finish: not delivered yet, or delivered and not acknowledged.
+func Waiting(ctx context.Context, js jetstream.JetStream, stream, name string) (uint64, error) {
+	c, err := js.Consumer(ctx, stream, name)
+	if err != nil {
+		return 0, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}

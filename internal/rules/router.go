@@ -69,8 +69,20 @@ func NewRouter(js jetstream.JetStream, current func() *Engine, jobs JobPublisher
 		}
 		return float64(n)
 	})
+	backlog := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bot_events_waiting",
+		Help: "Events stored and not yet evaluated, or evaluated and not acknowledged (-1 when NATS cannot tell).",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := bus.Waiting(ctx, js, bus.EventsStream, bus.RulesConsumer)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{r.events, r.parked, waiting} {
+		for _, c := range []prometheus.Collector{r.events, r.parked, waiting, backlog} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register rules metrics: %w", err)
 			}
