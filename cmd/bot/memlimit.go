@@ -49,8 +49,8 @@ const lowMemoryLimit = 128 << 20
 // cgroupMemoryLimit returns the memory limit of the cgroup the process runs
 // in, read below root ("/" but in tests): cgroup v2's memory.max of the
 // process's group or of any group above it, whichever is least, or cgroup
-// v1's memory.limit_in_bytes (at the usual mount points). ok is false when there is no limit or it
-// cannot be read.
+// v1's memory.limit_in_bytes (at the usual mount points). ok is false when
+// there is no limit or it cannot be read.
 func cgroupMemoryLimit(root string) (limit int64, ok bool) {
 	f, err := os.Open(filepath.Join(root, "proc/self/cgroup"))
 	if err != nil {

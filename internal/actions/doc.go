@@ -7,14 +7,15 @@
 //
 // The rules engine publishes one [job.Job] per matching action to
 // "actions.run.<action>" with a digest of the job id as Nats-Msg-Id
-// ([Queue.Publish]; ACTIONS remembers it for at most a minute); a
+// ([Queue.Publish]; ACTIONS remembers it for nats.dedup_window); a
 // delayed job waits as a message schedule on "actions.sched.<key>.<job>" and
 // fires onto the same subject when due. The [Pool]'s fetcher pulls jobs from
 // the durable "workers" consumer in batches sized to the room it has (one
 // per worker plus a batch of cheap jobs: the consumer's MaxAckPending, so
 // JetStream never hands the pool more than it can watch). A cheap job, one
-// of a dry run or a "log" job that emits no completion event, is carried out
-// by the fetcher as it arrives (quick.go): it changes nothing outside the
+// of a dry run or a "log" job that emits no completion event, and not a
+// delayed one (it may have been cancelled), is carried out by the fetcher as
+// it arrives (quick.go): it changes nothing outside the
 // bot, so it skips the ledger (a repeat after a crash would repeat a log
 // line), and a copy delivered again in the same process, after its ack was
 // lost, is found among the ids of the jobs finished lately and acknowledged
@@ -26,7 +27,9 @@
 //
 //  1. looks the job up in the [Ledger] (the jobs_done
 //     bucket): a job that already succeeded is acknowledged without running
-//     again, after its completion event is published if it was lost;
+//     again, after its completion event is published if it was lost, and so
+//     is a delayed job that schedule.cancel removed ([Queue.Cancel] records
+//     each), when a copy stored again later fires;
 //  2. looks up its action and checks the rendered parameters against the
 //     action's declarations ([Action.Check]): {{ templates }} are only known
 //     now. An unknown action or a bad value goes to the DLQ at once;

@@ -20,7 +20,9 @@ type Ledger interface {
 	// Done returns the record of a job that succeeded; ok is false when the
 	// job has none. An error means the ledger could not tell.
 	Done(ctx context.Context, jobID string) (rec DoneRecord, ok bool, err error)
-	// RecordDone stores that a job succeeded, or that it was cancelled.
+	// RecordDone stores that a job succeeded, or that it was cancelled. A
+	// cancelled record never replaces one already there: a job that fired
+	// and ran while it was being cancelled keeps its result.
 	RecordDone(ctx context.Context, jobID string, rec DoneRecord) error
 	// Attempts returns the stored attempts of a job; none is not an error.
 	Attempts(ctx context.Context, jobID string) ([]Attempt, error)
@@ -221,7 +223,15 @@ func (l *KVLedger) RecordDone(ctx context.Context, jobID string, rec DoneRecord)
 	if err != nil {
 		return fmt.Errorf("encode record of job %s: %w", jobID, err)
 	}
-	if _, err := l.done.Put(ctx, ledgerKey(jobID), data); err != nil {
+	if rec.Cancelled {
+		_, err = l.done.Create(ctx, ledgerKey(jobID), data)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil // done, or cancelled, already
+		}
+	} else {
+		_, err = l.done.Put(ctx, ledgerKey(jobID), data)
+	}
+	if err != nil {
 		return fmt.Errorf("record job %s: %w", jobID, err)
 	}
 	return nil

@@ -32,6 +32,9 @@ func (m *memLedger) Done(_ context.Context, id string) (DoneRecord, bool, error)
 func (m *memLedger) RecordDone(_ context.Context, id string, r DoneRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.done[id]; ok && r.Cancelled {
+		return nil
+	}
 	m.done[id] = r
 	return nil
 }
@@ -118,6 +121,19 @@ func TestKVLedger(t *testing.T) {
 	rec, ok, err := l.Done(ctx, "e/r/0")
 	if err != nil || !ok || rec.Result["ticket_id"] != "1001" || !rec.Done.Equal(now) {
 		t.Errorf("Done: got %+v %v %v", rec, ok, err)
+	}
+	// A cancel that comes after the job ran leaves its result.
+	if err := l.RecordDone(ctx, "e/r/0", DoneRecord{Done: now.Add(time.Second), Cancelled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok, err := l.Done(ctx, "e/r/0"); err != nil || !ok || rec.Cancelled || rec.Result["ticket_id"] != "1001" {
+		t.Errorf("Done after a late cancel: got %+v %v %v, want the job's result", rec, ok, err)
+	}
+	if err := l.RecordDone(ctx, "e/r/1", DoneRecord{Done: now, Cancelled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok, err := l.Done(ctx, "e/r/1"); err != nil || !ok || !rec.Cancelled {
+		t.Errorf("Done of a cancelled job: got %+v %v %v", rec, ok, err)
 	}
 	if err := l.Forget(ctx, "e/r/0"); err != nil {
 		t.Fatal(err)

@@ -56,12 +56,12 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	cs := []prometheus.Collector{m.jobs, m.attempts, m.pauses, m.record}
 	if g.dead != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "bot_dlq_jobs", Help: "Jobs in the dead-letter stream.",
+			Name: "bot_dlq_jobs", Help: "Jobs in the dead-letter stream (-1 when NATS cannot tell).",
 		}, countGauge(g.dead)))
 	}
 	if g.scheduled != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time.",
+			Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time (-1 when NATS cannot tell).",
 		}, countGauge(g.scheduled)))
 	}
 	if g.waiting != nil {

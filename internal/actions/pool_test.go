@@ -583,10 +583,11 @@ func TestQueueSchedulesAndCancels(t *testing.T) {
 	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg})
 	now := time.Now()
 	cancelled, kept := ticketJob("cancelled"), ticketJob("kept")
-	cancelled.Key, cancelled.RunAt = "chat-1", now.Add(time.Second)
-	kept.Key, kept.RunAt = "chat-2", now.Add(1500*time.Millisecond)
+	// Far enough ahead for the cancel to go through first, even under -race.
+	cancelled.Key, cancelled.RunAt = "chat-1", now.Add(3*time.Second)
+	kept.Key, kept.RunAt = "chat-2", now.Add(3500*time.Millisecond)
 	delayedLog := &job.Job{ID: "log/r/0", EventID: "log", Rule: "r", Action: "log", Key: "chat-1",
-		RunAt: now.Add(time.Second), Params: map[string]any{"message": "cancelled log"}, Created: now.UTC()}
+		RunAt: now.Add(3 * time.Second), Params: map[string]any{"message": "cancelled log"}, Created: now.UTC()}
 	b.publish(cancelled, kept, delayedLog)
 	if n, err := b.queue.Scheduled(t.Context()); err != nil || n != 3 {
 		t.Fatalf("scheduled: got %d %v, want 3", n, err)

@@ -89,15 +89,17 @@ func jobMsg(j *job.Job) (*nats.Msg, error) {
 // settle, if not nil, is called with the id of each before it is removed;
 // the pool records it as cancelled in its ledger, so that a copy of the job
 // stored again later (its event evaluated again past the duplicate window)
-// is not carried out when it fires. A job of the key stored while Cancel
-// runs is removed too, possibly without that record.
+// is not carried out when it fires. A job of the key stored after Cancel
+// has read the schedules is not removed: it was scheduled after the cancel.
+// The stream is read through its leader (ACTIONS takes no direct reads),
+// which holds every schedule stored.
 func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.Context, jobID string) error) (uint64, error) {
 	s, err := q.JS.Stream(ctx, bus.ActionsStream)
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
 	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
-	var n uint64
+	var n, last uint64
 	for next := uint64(1); ; n++ {
 		m, err := s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -106,7 +108,7 @@ func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.
 		if err != nil {
 			return 0, fmt.Errorf("cancel %q: %w", key, err)
 		}
-		next = m.Sequence + 1
+		last, next = m.Sequence, m.Sequence+1
 		var j job.Job
 		// A schedule that is not a job has no record to leave.
 		if settle == nil || json.Unmarshal(m.Data, &j) != nil || j.ID == "" {
@@ -119,7 +121,8 @@ func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.
 	if n == 0 {
 		return 0, nil
 	}
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+	// Only the schedules read above: each has its record.
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(last+1)); err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
 	return n, nil

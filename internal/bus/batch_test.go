@@ -195,3 +195,33 @@ func TestStreamsAllowBatchesOnlyWhereTheyPay(t *testing.T) {
 		}
 	}
 }
+
+// TestActionsAreReadThroughTheLeader: schedule.cancel reads the schedules of
+// a key from ACTIONS. A direct read may be answered by a replica that has
+// not stored the newest yet, which would leave a cancelled job to fire; a
+// stream updated from an older bot loses its direct reads too.
+func TestActionsAreReadThroughTheLeader(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir()}, false)
+	ctx := t.Context()
+	s, err := b.JS.Stream(ctx, ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowDirect {
+		t.Fatalf("%s allows direct reads", ActionsStream)
+	}
+	cfg.AllowDirect = true
+	if _, err := b.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := Setup(ctx, b.JS, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = b.JS.Stream(ctx, ActionsStream); err != nil {
+		t.Fatal(err)
+	}
+	if s.CachedInfo().Config.AllowDirect {
+		t.Errorf("%s still allows direct reads after Setup", ActionsStream)
+	}
+}

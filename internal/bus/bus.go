@@ -401,7 +401,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			// is dropped, so are repeats of its jobs.
 			Duplicates:        cfg.DedupWindow,
 			AllowMsgSchedules: true,
-			AllowDirect:       true,
+			// No direct reads: schedule.cancel reads the schedules of its
+			// key, and only the leader is sure to hold every one stored.
+			AllowDirect: false,
 			// The rules commit the jobs of many events together.
 			AllowAtomicPublish: cfg.batches(),
 		},
@@ -444,9 +446,6 @@ func Waiting(ctx context.Context, js jetstream.JetStream, stream, name string) (
 	if err != nil {
 		return 0, err
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
+	info := c.CachedInfo() // just read from the server
 	return info.NumPending + uint64(info.NumAckPending), nil
 }
