@@ -69,7 +69,7 @@ func (q *Queue) PublishAsync(j *job.Job) (jetstream.PubAckFuture, error) {
 // jobMsg is the message that carries j: on its run subject, or, for a
 // delayed job, as a message schedule that fires onto it.
 func jobMsg(j *job.Job) (*nats.Msg, error) {
-	data, err := json.Marshal(j)
+	data, err := job.Encode(j)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
 	}

@@ -2,7 +2,6 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -280,8 +279,8 @@ func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 // take decodes a fetched job and carries it out at once if it is cheap, or
 // hands it to a worker.
 func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
-	j := new(job.Job)
-	if err := json.Unmarshal(msg.Data(), j); err != nil {
+	j, err := job.Decode(msg.Data())
+	if err != nil {
 		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
 		p.finish(msg, msg.TermWithReason("undecodable"))
 		return

@@ -6,6 +6,7 @@ package job
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,13 @@ type Job struct {
 
 // UnmarshalJSON decodes a job keeping the numbers of its params exact.
 func (j *Job) UnmarshalJSON(data []byte) error {
+	if j.fastUnmarshal(data) {
+		return nil
+	}
+	return j.slowUnmarshal(data)
+}
+
+func (j *Job) slowUnmarshal(data []byte) error {
 	type plain Job
 	var raw struct {
 		plain
@@ -57,6 +65,135 @@ func (j *Job) UnmarshalJSON(data []byte) error {
 	*j = Job(raw.plain)
 	j.Params = p
 	return nil
+}
+
+// Decode decodes a job as the rules store it. It is the pool's decoder:
+// one pass over the job, where json.Unmarshal would scan it once more to
+// validate it first.
+func Decode(data []byte) (*Job, error) {
+	j := new(Job)
+	if err := j.UnmarshalJSON(data); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// fastUnmarshal decodes a job as the bot writes it, in one pass: exactly
+// its field names, each of its type. It reports false, having changed
+// nothing, for anything else, which encoding/json then decodes.
+func (j *Job) fastUnmarshal(data []byte) bool {
+	v, ok := event.FastDecode(data, false)
+	if !ok {
+		return false
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	var out Job
+	for k, v := range m {
+		var ok bool
+		switch k {
+		case "id":
+			out.ID, ok = v.(string)
+		case "event_id":
+			out.EventID, ok = v.(string)
+		case "rule":
+			out.Rule, ok = v.(string)
+		case "action":
+			out.Action, ok = v.(string)
+		case "key":
+			out.Key, ok = v.(string)
+		case "priority":
+			out.Priority, ok = v.(string)
+		case "index":
+			var n int64
+			n, ok = v.(int64)
+			out.Index = int(n)
+			ok = ok && int64(out.Index) == n
+		case "dry_run":
+			out.DryRun, ok = v.(bool)
+		case "emit":
+			out.Emit, ok = v.(bool)
+		case "params":
+			switch p := v.(type) {
+			case nil:
+				ok = true
+			case map[string]any:
+				out.Params, ok = p, true
+			}
+		case "run_at":
+			ok = unmarshalTime(&out.RunAt, v)
+		case "created":
+			ok = unmarshalTime(&out.Created, v)
+		}
+		if !ok {
+			return false
+		}
+	}
+	*j = out
+	return true
+}
+
+func unmarshalTime(t *time.Time, v any) bool {
+	s, ok := v.(string)
+	return ok && t.UnmarshalText([]byte(s)) == nil
+}
+
+// Encode is the job as stored on the bus: what json.Marshal gives, in one
+// pass.
+func Encode(j *Job) ([]byte, error) {
+	b := make([]byte, 0, 512)
+	b = append(b, `{"id":`...)
+	b, _ = event.AppendValue(b, j.ID)
+	b = append(b, `,"event_id":`...)
+	b, _ = event.AppendValue(b, j.EventID)
+	b = append(b, `,"rule":`...)
+	b, _ = event.AppendValue(b, j.Rule)
+	b = append(b, `,"index":`...)
+	b = strconv.AppendInt(b, int64(j.Index), 10)
+	b = append(b, `,"action":`...)
+	b, _ = event.AppendValue(b, j.Action)
+	b = append(b, `,"params":`...)
+	var ok bool
+	if j.Params == nil {
+		b = append(b, "null"...)
+	} else if b, ok = event.AppendValue(b, j.Params); !ok {
+		return json.Marshal(j)
+	}
+	if j.Key != "" {
+		b = append(b, `,"key":`...)
+		b, _ = event.AppendValue(b, j.Key)
+	}
+	if !j.RunAt.IsZero() {
+		b = append(b, `,"run_at":`...)
+		if b, ok = appendTime(b, j.RunAt); !ok {
+			return json.Marshal(j)
+		}
+	}
+	if j.Priority != "" {
+		b = append(b, `,"priority":`...)
+		b, _ = event.AppendValue(b, j.Priority)
+	}
+	if j.DryRun {
+		b = append(b, `,"dry_run":true`...)
+	}
+	if j.Emit {
+		b = append(b, `,"emit":true`...)
+	}
+	b = append(b, `,"created":`...)
+	if b, ok = appendTime(b, j.Created); !ok {
+		return json.Marshal(j)
+	}
+	return append(b, '}'), nil
+}
+
+func appendTime(b []byte, t time.Time) ([]byte, bool) {
+	text, err := t.MarshalJSON()
+	if err != nil {
+		return b, false
+	}
+	return append(b, text...), true
 }
 
 // ID builds the deterministic job id of the index-th action of rule for an event.

@@ -2,6 +2,8 @@ package job
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,5 +55,89 @@ func TestJobKeepsNumbersExact(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"id":"x","params":[1]}`), &out); err == nil {
 		t.Error("params that are not an object were accepted")
+	}
+}
+
+// TestEncodeIsJSONMarshal: Encode gives byte for byte what json.Marshal
+// gives, and Decode reads it back as encoding/json does.
+func TestEncodeIsJSONMarshal(t *testing.T) {
+	made := time.Date(2026, 3, 9, 12, 0, 0, 123456789, time.UTC)
+	jobs := []Job{
+		{},
+		{ID: ID("chat.ended:1", "low-rating", 0), EventID: "chat.ended:1", Rule: "low-rating", Action: "comm100.ticket.create",
+			Params: map[string]any{"subject": "Low <rating> & \"more\"\u2028", "priority": "high", "n": int64(9007199254740993),
+				"f": 1.5, "list": []any{"a", int64(2), nil, true}, "nested": map[string]any{"b": "2", "a": "1"}},
+			Created: made},
+		{ID: "e/r/1", Action: "comm100.ticket.note", Key: "follow-up-1", RunAt: made.Add(30 * time.Minute),
+			Priority: PriorityLow, DryRun: true, Emit: true, Created: made.In(time.FixedZone("PST", -8*3600)), Index: 7,
+			Params: map[string]any{}},
+	}
+	for _, j := range jobs {
+		want, err := json.Marshal(&j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Encode(&j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("Encode:\n got %s\nwant %s", got, want)
+		}
+		var slow Job
+		if err := slow.slowUnmarshal(want); err != nil {
+			t.Fatal(err)
+		}
+		fast := new(Job)
+		if !fast.fastUnmarshal(want) {
+			t.Errorf("the fast decoder gave up on %s", want)
+		}
+		if !reflect.DeepEqual(fast, &slow) {
+			t.Errorf("decoded:\n fast %#v\n slow %#v", fast, slow)
+		}
+	}
+}
+
+// FuzzDecode: whatever the input, the one-pass decoder gives what
+// encoding/json gives, or gives up.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"id":"e/r/0","event_id":"e","rule":"r","index":0,"action":"log","params":{"message":"hi","n":12},"created":"2026-03-09T12:00:00Z"}`))
+	f.Add([]byte(`{"id":"x","params":[1]}`))
+	f.Add([]byte(`{"id":"x","index":1.0,"run_at":"2026-03-09T12:00:00.5+01:00","emit":true,"dry_run":false}`))
+	f.Add([]byte(`{"ID":"x","index":99999999999999999999,"params":null,"key":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast := new(Job)
+		if !fast.fastUnmarshal(data) {
+			return
+		}
+		var slow Job
+		if err := slow.slowUnmarshal(data); err != nil {
+			t.Fatalf("fast decoded %q, encoding/json refused it: %v", data, err)
+		}
+		if !reflect.DeepEqual(fast, &slow) {
+			t.Fatalf("%q:\n fast %#v\n slow %#v", data, fast, slow)
+		}
+	})
+}
+
+// BenchmarkDecode is the pool's cost of reading a job: a rendered
+// comm100.ticket.create of the shipped low-rating rule.
+func BenchmarkDecode(b *testing.B) {
+	transcript := strings.Repeat("[08:51:02] Alex: I'm sorry to hear that. Could you send a photo? ", 8)
+	j := Job{ID: ID("chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", "low-rated-chat-ticket", 0),
+		EventID: "chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90", Rule: "low-rated-chat-ticket", Action: "comm100.ticket.create",
+		Params: map[string]any{"subject": "Low rating (1) from Jane Cooper", "priority": "high",
+			"message":       "Jane Cooper <jane.cooper@example.com> rated the chat 1: \"Took forever.\"\n\nTranscript:\n" + transcript,
+			"custom_fields": map[string]any{"Chat ID": "8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}},
+		Created: time.Now().UTC()}
+	data, err := Encode(&j)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
