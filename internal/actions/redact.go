@@ -1,6 +1,10 @@
 package actions
 
-import "regexp"
+import (
+	"bytes"
+	"regexp"
+	"unicode/utf8"
+)
 
 // sensitive names the params and headers whose values are credentials.
 var sensitive = regexp.MustCompile(`(?i)authorization|token|secret|password|api[-_]?key|cookie|signature`)
@@ -12,7 +16,7 @@ var sensitive = regexp.MustCompile(`(?i)authorization|token|secret|password|api[
 func redactParams(params map[string]any) map[string]any {
 	out := make(map[string]any, len(params))
 	for k, v := range params {
-		if sensitive.MatchString(k) {
+		if isSensitive(k) {
 			out[k] = "<redacted>"
 			continue
 		}
@@ -33,4 +37,33 @@ func redactValue(v any) any {
 		return out
 	}
 	return v
+}
+
+// sensitiveWords are what sensitive matches, for keys in ASCII (nearly all).
+var sensitiveWords = []string{"authorization", "token", "secret", "password", "apikey", "api-key", "api_key", "cookie", "signature"}
+
+// isSensitive reports whether a key names a credential: sensitive's
+// answer, without the regular expression for a key in ASCII.
+func isSensitive(k string) bool {
+	var buf [64]byte
+	if len(k) > len(buf) {
+		return sensitive.MatchString(k)
+	}
+	lower := buf[:len(k)]
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return sensitive.MatchString(k)
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		lower[i] = c
+	}
+	for _, w := range sensitiveWords {
+		if bytes.Contains(lower, []byte(w)) {
+			return true
+		}
+	}
+	return false
 }

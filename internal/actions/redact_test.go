@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,27 @@ func TestOutageStreak(t *testing.T) {
 	if s := o.streak("a"); s != (Streak{}) {
 		t.Errorf("after an answer: got %+v", s)
 	}
+}
+
+// TestIsSensitiveIsTheExpression: the ASCII shortcut answers as the
+// expression does.
+func TestIsSensitiveIsTheExpression(t *testing.T) {
+	keys := []string{"", "url", "Authorization", "X-API-KEY", "api_key", "Api-Key", "apikey", "api key", "ApiKeys",
+		"refresh_token", "TOKEN", "tok", "client_secret", "Password", "passwd", "Set-Cookie", "X-Hub-Signature-256",
+		"Chat ID", "subject", "ſecret", "\u212Aey", "apı_key", strings.Repeat("a", 63) + "secret", strings.Repeat("b", 70) + "Token"}
+	for _, k := range keys {
+		if got, want := isSensitive(k), sensitive.MatchString(k); got != want {
+			t.Errorf("isSensitive(%q) = %v, the expression says %v", k, got, want)
+		}
+	}
+}
+
+func FuzzIsSensitive(f *testing.F) {
+	f.Add("X-Api-Key")
+	f.Add("ſecret")
+	f.Fuzz(func(t *testing.T, k string) {
+		if got, want := isSensitive(k), sensitive.MatchString(k); got != want {
+			t.Fatalf("isSensitive(%q) = %v, the expression says %v", k, got, want)
+		}
+	})
 }
