@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,5 +94,65 @@ func benchmarkPublish(b *testing.B, batched bool) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 			})
 		}
+	}
+}
+
+// BenchmarkBatchCommit is what one group of n events costs to store with
+// nats.sync always, alone on an idle server: n=1 one message, larger n one
+// atomic batch. A batch has a fixed cost (the server stages it in a file
+// store of its own, created, synced and removed for each batch) that a lone
+// message does not; it pays from a few dozen messages on, and it is why
+// ingest and the rules stay below the floor on a disk slow to sync:
+//
+//	go test ./internal/bus -run '^$' -bench BatchCommit -count 5
+func BenchmarkBatchCommit(b *testing.B) {
+	event := bytes.Repeat([]byte("x"), 2000)
+	for _, n := range []int{1, 8, 32, 128} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			dir := *benchStoreDir
+			if dir == "" {
+				dir = b.TempDir()
+			}
+			cfg := Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: SyncAlways}
+			bus, err := Open(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bus.Close()
+			if err := Setup(b.Context(), bus.JS, cfg); err != nil {
+				b.Fatal(err)
+			}
+			batcher := NewBatcher(bus.JS, EventsStream)
+			batcher.minBatch = 2 // a group of one goes alone
+			var seq int
+			for b.Loop() {
+				// Queue the group while every slot looks busy, then send it.
+				batcher.mu.Lock()
+				batcher.inflight = batcher.slots
+				batcher.mu.Unlock()
+				futures := make([]jetstream.PubAckFuture, n)
+				for i := range futures {
+					seq++
+					msg := &nats.Msg{Subject: "events.bench.chat.ended", Data: event, Header: nats.Header{}}
+					msg.Header.Set(jetstream.MsgIDHeader, strconv.Itoa(seq))
+					futures[i] = batcher.PublishAsync(msg)
+				}
+				batcher.mu.Lock()
+				batcher.inflight = batcher.slots - 1
+				batcher.mu.Unlock()
+				batcher.run()
+				for _, f := range futures {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						b.Fatal(err)
+					}
+				}
+			}
+			if n > 1 && batcher.committed.Load() == 0 {
+				b.Fatal("no batch was committed")
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
+		})
 	}
 }
