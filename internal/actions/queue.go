@@ -98,6 +98,14 @@ func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
+	if cfg := s.CachedInfo().Config; cfg.AllowDirect {
+		// An older replica set the stream up (a rolling upgrade): its
+		// followers would answer the reads below.
+		cfg.AllowDirect = false
+		if s, err = q.JS.UpdateStream(ctx, cfg); err != nil {
+			return 0, fmt.Errorf("cancel %q: turn off direct reads of %s: %w", key, bus.ActionsStream, err)
+		}
+	}
 	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
 	var n, last uint64
 	for next := uint64(1); ; n++ {

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -86,4 +87,44 @@ func mustJobMsg(t *testing.T, j *job.Job) *nats.Msg {
 		t.Fatal(err)
 	}
 	return msg
+}
+
+// TestCancelReadsThroughTheLeader: a stream an older replica set up (direct
+// reads on, answered by any replica, possibly one behind) loses its direct
+// reads before Cancel reads the schedules, and the schedules are cancelled.
+func TestCancelReadsThroughTheLeader(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	ctx := t.Context()
+	s, err := b.js.Stream(ctx, bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = true
+	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
+		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
+	if err := b.queue.Publish(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	var settled []string
+	n, err := b.queue.Cancel(ctx, "chat-1", func(_ context.Context, id string) error {
+		settled = append(settled, id)
+		return nil
+	})
+	if err != nil || n != 1 || len(settled) != 1 || settled[0] != j.ID {
+		t.Fatalf("Cancel: got %d %v, settled %v; want 1 and %s", n, err, settled, j.ID)
+	}
+	if s, err = b.js.Stream(ctx, bus.ActionsStream); err != nil {
+		t.Fatal(err)
+	}
+	if s.CachedInfo().Config.AllowDirect {
+		t.Error("ACTIONS still takes direct reads after a cancel")
+	}
+	if left, err := b.queue.Scheduled(ctx); err != nil || left != 0 {
+		t.Errorf("scheduled after the cancel: %d %v, want 0", left, err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 var benchStoreDir = flag.String("bench-store-dir", "", "where BenchmarkPublishSync keeps its store (default a temporary directory); put it on the disk to measure")
@@ -99,7 +100,8 @@ func benchmarkPublish(b *testing.B, batched bool) {
 
 // BenchmarkBatchCommit is what one group of n events costs to store with
 // nats.sync always, alone on an idle server: n=1 one message, larger n one
-// atomic batch. A batch has a fixed cost (the server stages it in a file
+// atomic batch (whatever the Batcher's minBatch, which sends fewer than 32
+// one by one). A batch has a fixed cost (the server stages it in a file
 // store of its own, created, synced and removed for each batch) that a lone
 // message does not; it pays from a few dozen messages on, and it is why
 // ingest and the rules stay below the floor on a disk slow to sync:
@@ -112,6 +114,12 @@ func BenchmarkBatchCommit(b *testing.B) {
 			dir := *benchStoreDir
 			if dir == "" {
 				dir = b.TempDir()
+			} else {
+				var err error
+				if dir, err = os.MkdirTemp(dir, "bench-"); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { os.RemoveAll(dir) })
 			}
 			cfg := Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: SyncAlways}
 			bus, err := Open(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -123,8 +131,8 @@ func BenchmarkBatchCommit(b *testing.B) {
 				b.Fatal(err)
 			}
 			batcher := NewBatcher(bus.JS, EventsStream)
-			batcher.minBatch = 2 // a group of one goes alone
-			var seq int
+			batcher.minBatch = 2       // a group of one goes alone
+			run, seq := nuid.Next(), 0 // ids of this run only: no duplicates
 			for b.Loop() {
 				// Queue the group while every slot looks busy, then send it.
 				batcher.mu.Lock()
@@ -134,7 +142,7 @@ func BenchmarkBatchCommit(b *testing.B) {
 				for i := range futures {
 					seq++
 					msg := &nats.Msg{Subject: "events.bench.chat.ended", Data: event, Header: nats.Header{}}
-					msg.Header.Set(jetstream.MsgIDHeader, strconv.Itoa(seq))
+					msg.Header.Set(jetstream.MsgIDHeader, run+strconv.Itoa(seq))
 					futures[i] = batcher.PublishAsync(msg)
 				}
 				batcher.mu.Lock()

@@ -40,10 +40,39 @@ func FastDecode(data []byte, keepNumbers bool) (v any, ok bool) {
 	return v, true
 }
 
+// FastDecodeRecord decodes a JSON object whose members are a record's
+// fields, as encoding/json decodes into a struct: it gives up, besides
+// where FastDecode does, on a field given twice (encoding/json reports a
+// type error in a copy that the last one would hide). escaped lists the
+// fields whose value is a string written with escapes, which a field
+// decoded from its raw bytes (a time) may refuse where the unescaped
+// string would do.
+func FastDecodeRecord(data []byte) (fields map[string]any, escaped []string, ok bool) {
+	d := fastDecoder{data: data, record: true}
+	d.space()
+	if d.i >= len(d.data) || d.data[d.i] != '{' {
+		return nil, nil, false
+	}
+	v, ok := d.value(0)
+	if !ok {
+		return nil, nil, false
+	}
+	d.space()
+	if d.i != len(d.data) {
+		return nil, nil, false
+	}
+	return v.(map[string]any), d.escapedFields, true
+}
+
 type fastDecoder struct {
 	data        []byte
 	i           int
 	keepNumbers bool
+	// record is set for FastDecodeRecord: the top-level object's fields.
+	record        bool
+	escapedFields []string
+	// escapes is set when the last string read had escapes.
+	escapes bool
 }
 
 func (d *fastDecoder) space() {
@@ -114,9 +143,19 @@ func (d *fastDecoder) object(depth int) (any, bool) {
 		}
 		d.i++
 		d.space()
+		top := d.record && depth == 0
+		if top {
+			if _, dup := m[k]; dup {
+				return nil, false
+			}
+			d.escapes = false
+		}
 		v, ok := d.value(depth + 1)
 		if !ok {
 			return nil, false
+		}
+		if _, str := v.(string); top && str && d.escapes {
+			d.escapedFields = append(d.escapedFields, k)
 		}
 		m[k] = v
 		d.space()
@@ -200,6 +239,7 @@ func (d *fastDecoder) string() (string, bool) {
 // escaped continues a string that has escapes from d.i, with the plain
 // part from start.
 func (d *fastDecoder) escaped(start int) (string, bool) {
+	d.escapes = true
 	b := make([]byte, 0, 2*(d.i-start)+16)
 	b = append(b, d.data[start:d.i]...)
 	for d.i < len(d.data) {

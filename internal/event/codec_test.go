@@ -171,6 +171,22 @@ func TestEventUnmarshalFallsBack(t *testing.T) {
 			t.Errorf("%s: got %+v, %v", in, e, err)
 		}
 	}
+	// What encoding/json refuses and a map would hide: a field given twice,
+	// the first of the wrong type; a time written with escapes, which
+	// time.Time decodes from its raw bytes.
+	for _, in := range []string{
+		`{"id":5,"id":"a","source":"s","type":"t","time":"2026-03-17T09:15:00Z","data":{}}`,
+		`{"id":"a","source":"s","type":"t","time":"junk","time":"2026-03-17T09:15:00Z","data":{}}`,
+		`{"id":"a","source":"s","type":"t","time":"2026-03-17T09:15:00\u005A","data":{}}`,
+	} {
+		var e Event
+		if e.fastUnmarshal([]byte(in)) {
+			t.Errorf("%s: taken by the fast path", in)
+		}
+		if err := json.Unmarshal([]byte(in), &e); err == nil {
+			t.Errorf("%s: decoded; encoding/json refuses it", in)
+		}
+	}
 	var e Event
 	if err := json.Unmarshal([]byte(`{"id":"a","source":"s","type":"t","time":"yesterday","data":{}}`), &e); err == nil {
 		t.Error("a bad time decoded")
@@ -204,6 +220,36 @@ func FuzzFastDecode(f *testing.F) {
 			if got, ok := AppendValue(nil, fast); !ok || string(got) != string(want) {
 				t.Fatalf("%q: AppendValue %s (ok %v), json.Marshal %s", data, got, ok, want)
 			}
+		}
+	})
+}
+
+// FuzzEventUnmarshal: an event the one-pass decoder takes is the event
+// encoding/json gives.
+func FuzzEventUnmarshal(f *testing.F) {
+	for _, data := range samples(f) {
+		f.Add(data)
+	}
+	f.Add([]byte(`{"id":"a","source":"s","type":"t","time":"2026-03-17T09:15:00Z","subject":"x","data":{"n":1}}`))
+	f.Add([]byte(`{"id":5,"id":"a","source":"s","type":"t","time":"2026-03-17T09:15:00Z","data":{}}`))
+	f.Add([]byte(`{"id":"a","source":"s","type":"t","time":"2026-03-17T09:15:00\u005A","data":{}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast Event
+		if !fast.fastUnmarshal(data) {
+			return
+		}
+		type plain Event
+		var raw struct {
+			plain
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(data, &raw); err != nil {
+			t.Fatalf("fast decoded %q; encoding/json refuses it: %v", data, err)
+		}
+		slow := Event(raw.plain)
+		slow.Data, _ = DecodeObject(raw.Data)
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %#v, slow %#v", data, fast, slow)
 		}
 	})
 }

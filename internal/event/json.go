@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Limits every event obeys. Ingest refuses a webhook whose body or event
@@ -224,12 +225,8 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 // its attribute names, each of its type. It reports false, having changed
 // nothing, for anything else, which encoding/json then decodes.
 func (e *Event) fastUnmarshal(data []byte) bool {
-	v, ok := FastDecode(data, false)
-	if !ok {
-		return false
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	m, escaped, ok := FastDecodeRecord(data)
+	if !ok || slices.Contains(escaped, "time") {
 		return false
 	}
 	var out Event

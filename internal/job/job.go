@@ -6,6 +6,7 @@ package job
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,12 +83,9 @@ func Decode(data []byte) (*Job, error) {
 // its field names, each of its type. It reports false, having changed
 // nothing, for anything else, which encoding/json then decodes.
 func (j *Job) fastUnmarshal(data []byte) bool {
-	v, ok := event.FastDecode(data, false)
-	if !ok {
-		return false
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
+	m, escaped, ok := event.FastDecodeRecord(data)
+	// Times are decoded from their raw bytes, which refuse escapes.
+	if !ok || slices.Contains(escaped, "created") || slices.Contains(escaped, "run_at") {
 		return false
 	}
 	var out Job

@@ -98,6 +98,30 @@ func TestEncodeIsJSONMarshal(t *testing.T) {
 	}
 }
 
+// TestDecodeRefusesWhatEncodingJSONRefuses: a field given twice, the first
+// of the wrong type, and a time written with escapes are errors, as in
+// encoding/json, though a map of the fields would hide the first and the
+// unescaped time would parse.
+func TestDecodeRefusesWhatEncodingJSONRefuses(t *testing.T) {
+	for _, in := range []string{
+		`{"id":"x","index":"1","index":1,"created":"2026-03-09T12:00:00Z"}`,
+		`{"id":5,"id":"x","created":"2026-03-09T12:00:00Z"}`,
+		`{"id":"x","dry_run":"yes","dry_run":true,"created":"2026-03-09T12:00:00Z"}`,
+		`{"id":"x","created":"junk","created":"2026-03-09T12:00:00Z"}`,
+		`{"id":"x","created":"2026-03-09T12:00:00\u005A"}`,
+		`{"id":"x","run_at":"2026-03-09T12:00:00\u005A","created":"2026-03-09T12:00:00Z"}`,
+	} {
+		if j, err := Decode([]byte(in)); err == nil {
+			t.Errorf("%s: decoded as %+v", in, j)
+		}
+	}
+	// Escapes elsewhere are fine: json.Marshal writes <, > and & so.
+	j, err := Decode([]byte(`{"id":"\u003cx\u003e","rule":"a\u0026b","created":"2026-03-09T12:00:00Z"}`))
+	if err != nil || j.ID != "<x>" || j.Rule != "a&b" {
+		t.Errorf("got %+v, %v", j, err)
+	}
+}
+
 // FuzzDecode: whatever the input, the one-pass decoder gives what
 // encoding/json gives, or gives up.
 func FuzzDecode(f *testing.F) {
@@ -105,6 +129,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"id":"x","params":[1]}`))
 	f.Add([]byte(`{"id":"x","index":1.0,"run_at":"2026-03-09T12:00:00.5+01:00","emit":true,"dry_run":false}`))
 	f.Add([]byte(`{"ID":"x","index":99999999999999999999,"params":null,"key":null}`))
+	f.Add([]byte(`{"index":"1","index":1}`))
+	f.Add([]byte(`{"id":"x","created":"2026-03-09T12:00:00\u005A"}`))
+	f.Add([]byte(`{"id":"\u003cx\u003e","rule":"a\u0026b","created":"2026-03-09T12:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fast := new(Job)
 		if !fast.fastUnmarshal(data) {

@@ -113,10 +113,14 @@ func (env *routerEnv) waitIdle(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		// Every event stored so far acknowledged: the ack floor at the
+		// stream's last sequence (the pending counts alone can read zero
+		// for a moment before a new event is counted).
+		s, serr := env.js.Stream(t.Context(), bus.EventsStream)
 		c, err := env.js.Consumer(t.Context(), bus.EventsStream, bus.RulesConsumer)
-		if err == nil {
-			info, err := c.Info(t.Context())
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+		if serr == nil && err == nil {
+			info := c.CachedInfo()
+			if info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= s.CachedInfo().State.LastSeq {
 				return
 			}
 		}
