@@ -37,6 +37,33 @@ func BenchmarkPublishBatched(b *testing.B) {
 	benchmarkPublish(b, true)
 }
 
+// benchBus opens an embedded server with its streams, syncing as syncMode
+// says, in a directory of its own (below -bench-store-dir if given), and
+// closes it when the benchmark ends.
+func benchBus(b *testing.B, syncMode string) *Bus {
+	b.Helper()
+	dir := *benchStoreDir
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp(dir, "bench-"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	cfg := Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: syncMode}
+	bus, err := Open(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(bus.Close)
+	if err := Setup(b.Context(), bus.JS, cfg); err != nil {
+		b.Fatal(err)
+	}
+	return bus
+}
+
 func benchmarkPublish(b *testing.B, batched bool) {
 	event := bytes.Repeat([]byte("x"), 2500) // a Comm100 chat_ended event is about 2.5 KB
 	for _, syncMode := range []string{"always", "1s", "2m"} {
@@ -45,25 +72,7 @@ func benchmarkPublish(b *testing.B, batched bool) {
 		}
 		for _, senders := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("sync=%s/senders=%d", syncMode, senders), func(b *testing.B) {
-				dir := *benchStoreDir
-				if dir == "" {
-					dir = b.TempDir()
-				} else {
-					var err error
-					if dir, err = os.MkdirTemp(dir, "bench-"); err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(func() { os.RemoveAll(dir) })
-				}
-				cfg := Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: syncMode}
-				bus, err := Open(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer bus.Close()
-				if err := Setup(b.Context(), bus.JS, cfg); err != nil {
-					b.Fatal(err)
-				}
+				bus := benchBus(b, syncMode)
 				batcher := NewBatcher(bus.JS, EventsStream)
 				var next atomic.Int64
 				b.SetBytes(int64(len(event)))
@@ -111,25 +120,7 @@ func BenchmarkBatchCommit(b *testing.B) {
 	event := bytes.Repeat([]byte("x"), 2000)
 	for _, n := range []int{1, 8, 32, 128} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			dir := *benchStoreDir
-			if dir == "" {
-				dir = b.TempDir()
-			} else {
-				var err error
-				if dir, err = os.MkdirTemp(dir, "bench-"); err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { os.RemoveAll(dir) })
-			}
-			cfg := Config{StoreDir: dir, Listen: "127.0.0.1:-1", Sync: SyncAlways}
-			bus, err := Open(b.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer bus.Close()
-			if err := Setup(b.Context(), bus.JS, cfg); err != nil {
-				b.Fatal(err)
-			}
+			bus := benchBus(b, SyncAlways)
 			batcher := NewBatcher(bus.JS, EventsStream)
 			batcher.minBatch = 2       // a group of one goes alone
 			run, seq := nuid.Next(), 0 // ids of this run only: no duplicates
