@@ -6,6 +6,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +243,55 @@ func FuzzNormalizeComm100(f *testing.F) {
 		}
 		if _, err := json.Marshal(ev); err != nil {
 			t.Fatalf("accepted %q as an event that does not encode: %v", body, err)
+		}
+	})
+}
+
+// msDate is what parseMSDate reads, written as a regular expression.
+var msDate = regexp.MustCompile(`^/Date\((-?\d+)([+-]\d{4})?\)/$`)
+
+// parseMSDateByExpression is parseMSDate with the expression.
+func parseMSDateByExpression(s string) (time.Time, bool) {
+	m := msDate.FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms).UTC(), true
+}
+
+var msDateCases = []string{
+	"/Date(1584415749307)/", "/Date(1584415749307+0800)/", "/Date(1584415749307-0530)/", "/Date(-1000)/",
+	"/Date(0)/", "/Date(-1234)/", "/Date(-12345)/", "/Date(1+1234)/", "/Date(-1-1234)/", "/Date(-+1234)/",
+	"/Date()/", "/Date(+0800)/", "/Date(12a)/", "/Date(1584415749307+080)/", "/Date(1584415749307+08000)/",
+	"/Date(99999999999999999999)/", "/Date(1584415749307)", "Date(1584415749307)/", "/Date(１２)/", "2024-11-22T09:00:12Z", "",
+}
+
+func TestParseMSDateIsTheExpression(t *testing.T) {
+	for _, s := range msDateCases {
+		gt, gok := parseMSDate(s)
+		wt, wok := parseMSDateByExpression(s)
+		if gok != wok || !gt.Equal(wt) {
+			t.Errorf("parseMSDate(%q) = %v %v, the expression gives %v %v", s, gt, gok, wt, wok)
+		}
+	}
+	if got, ok := parseMSDate("/Date(1584415749307+0800)/"); !ok || !got.Equal(time.UnixMilli(1584415749307)) {
+		t.Errorf("with an offset: got %v %v", got, ok)
+	}
+}
+
+func FuzzParseMSDate(f *testing.F) {
+	for _, s := range msDateCases {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		gt, gok := parseMSDate(s)
+		wt, wok := parseMSDateByExpression(s)
+		if gok != wok || !gt.Equal(wt) {
+			t.Fatalf("parseMSDate(%q) = %v %v, the expression gives %v %v", s, gt, gok, wt, wok)
 		}
 	})
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,22 +61,40 @@ func jsonMedia(h http.Header) error {
 	return fmt.Errorf("content type %q is not JSON; send Content-Type: application/json", h.Get("Content-Type"))
 }
 
-var msDate = regexp.MustCompile(`^/Date\((-?\d+)([+-]\d{4})?\)/$`)
-
-// parseMSDate turns "/Date(1584415749307)/" into a UTC time.
+// parseMSDate turns "/Date(1584415749307)/" into a UTC time: milliseconds
+// since 1970, optionally followed by a UTC offset that does not change the
+// instant ("/Date(1584415749307+0800)/"), as ^/Date\((-?\d+)([+-]\d{4})?\)/$
+// would read it.
 func parseMSDate(s string) (time.Time, bool) {
-	if !strings.HasPrefix(s, "/Date(") {
-		return time.Time{}, false // most strings: no need for the regexp
+	inner, ok := strings.CutPrefix(s, "/Date(")
+	if !ok {
+		return time.Time{}, false // most strings
 	}
-	m := msDate.FindStringSubmatch(s)
-	if m == nil {
+	if inner, ok = strings.CutSuffix(inner, ")/"); !ok {
 		return time.Time{}, false
 	}
-	ms, err := strconv.ParseInt(m[1], 10, 64)
+	ms := inner
+	if n := len(inner); n >= 6 && (inner[n-5] == '+' || inner[n-5] == '-') && allDigits(inner[n-4:]) {
+		ms = inner[:n-5]
+	}
+	if !allDigits(strings.TrimPrefix(ms, "-")) {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(ms, 10, 64)
 	if err != nil {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(ms).UTC(), true
+	return time.UnixMilli(n).UTC(), true
+}
+
+// allDigits reports whether s is one or more ASCII digits.
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // normalizeValue rewrites a decoded JSON value in place for rules: Microsoft
