@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -28,6 +29,7 @@ import (
 // decodes with encoding/json.
 func FastDecode(data []byte, keepNumbers bool) (v any, ok bool) {
 	d := fastDecoder{data: data, keepNumbers: keepNumbers}
+	defer d.free()
 	d.space()
 	v, ok = d.value(0)
 	if !ok {
@@ -49,6 +51,7 @@ func FastDecode(data []byte, keepNumbers bool) (v any, ok bool) {
 // string would do.
 func FastDecodeRecord(data []byte) (fields map[string]any, escaped []string, ok bool) {
 	d := fastDecoder{data: data, record: true}
+	defer d.free()
 	d.space()
 	if d.i >= len(d.data) || d.data[d.i] != '{' {
 		return nil, nil, false
@@ -73,6 +76,30 @@ type fastDecoder struct {
 	escapedFields []string
 	// escapes is set when the last string read had escapes.
 	escapes bool
+	// pairs holds the members of the objects being read, innermost last,
+	// so that each map is made once, at its size.
+	pairs *[]pair
+}
+
+type pair struct {
+	k string
+	v any
+}
+
+// maxRecordFields bounds the fields FastDecodeRecord takes: an event or a
+// job has a dozen.
+const maxRecordFields = 32
+
+var pairsPool = sync.Pool{New: func() any { p := make([]pair, 0, 64); return &p }}
+
+func (d *fastDecoder) free() {
+	if d.pairs == nil || cap(*d.pairs) > 4096 {
+		return // a huge object's scratch is not kept
+	}
+	clear((*d.pairs)[:cap(*d.pairs)])
+	*d.pairs = (*d.pairs)[:0]
+	pairsPool.Put(d.pairs)
+	d.pairs = nil
 }
 
 func (d *fastDecoder) space() {
@@ -123,12 +150,15 @@ func (d *fastDecoder) literal(lit string) bool {
 
 func (d *fastDecoder) object(depth int) (any, bool) {
 	d.i++ // {
-	m := make(map[string]any)
 	d.space()
 	if d.i < len(d.data) && d.data[d.i] == '}' {
 		d.i++
-		return m, true
+		return map[string]any{}, true
 	}
+	if d.pairs == nil {
+		d.pairs = pairsPool.Get().(*[]pair)
+	}
+	mark := len(*d.pairs)
 	for {
 		if d.i >= len(d.data) || d.data[d.i] != '"' {
 			return nil, false
@@ -145,8 +175,13 @@ func (d *fastDecoder) object(depth int) (any, bool) {
 		d.space()
 		top := d.record && depth == 0
 		if top {
-			if _, dup := m[k]; dup {
-				return nil, false
+			if len(*d.pairs)-mark > maxRecordFields {
+				return nil, false // no record of ours has so many
+			}
+			for _, p := range (*d.pairs)[mark:] {
+				if p.k == k {
+					return nil, false
+				}
 			}
 			d.escapes = false
 		}
@@ -157,7 +192,7 @@ func (d *fastDecoder) object(depth int) (any, bool) {
 		if _, str := v.(string); top && str && d.escapes {
 			d.escapedFields = append(d.escapedFields, k)
 		}
-		m[k] = v
+		*d.pairs = append(*d.pairs, pair{k, v})
 		d.space()
 		if d.i >= len(d.data) {
 			return nil, false
@@ -168,6 +203,12 @@ func (d *fastDecoder) object(depth int) (any, bool) {
 			d.space()
 		case '}':
 			d.i++
+			members := (*d.pairs)[mark:]
+			m := make(map[string]any, len(members))
+			for _, p := range members {
+				m[p.k] = p.v // a key given twice: the last wins, as in encoding/json
+			}
+			*d.pairs = (*d.pairs)[:mark]
 			return m, true
 		default:
 			return nil, false
