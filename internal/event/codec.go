@@ -175,7 +175,7 @@ func (d *fastDecoder) object(depth int) (any, bool) {
 		d.space()
 		top := d.record && depth == 0
 		if top {
-			if len(*d.pairs)-mark > maxRecordFields {
+			if len(*d.pairs)-mark >= maxRecordFields {
 				return nil, false // no record of ours has so many
 			}
 			for _, p := range (*d.pairs)[mark:] {

@@ -247,14 +247,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// bodyPrealloc bounds what readBody allocates before the body arrives.
+const bodyPrealloc = 64 << 10
+
 // readBody reads a request's body into one buffer of the size it announced
-// (io.ReadAll would grow one from 512 bytes, copying as it goes); a body
-// longer than announced, or of unknown length, still reads whole.
+// (io.ReadAll would grow one from 512 bytes, copying as it goes), up to
+// bodyPrealloc: a sender announcing a large body it does not send holds no
+// more than that. A larger body, or one of unknown length, still reads whole.
 func readBody(r io.Reader, announced int64) ([]byte, error) {
 	if announced <= 0 {
 		return io.ReadAll(r)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, announced+bytes.MinRead))
+	buf := bytes.NewBuffer(make([]byte, 0, min(announced, bodyPrealloc)+bytes.MinRead))
 	_, err := buf.ReadFrom(r)
 	return buf.Bytes(), err
 }

@@ -667,3 +667,23 @@ func TestSourceReplayWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBody: a body reads whole whatever its announced length, and a
+// large announced length costs no more than bodyPrealloc before the body
+// comes.
+func TestReadBody(t *testing.T) {
+	big := strings.Repeat("b", 3*bodyPrealloc)
+	for _, c := range []struct {
+		body      string
+		announced int64
+	}{{"", 0}, {"{}", -1}, {"{}", 2}, {"{}", 5}, {big, int64(len(big))}, {big, -1}} {
+		got, err := readBody(strings.NewReader(c.body), c.announced)
+		if err != nil || string(got) != c.body {
+			t.Errorf("announced %d, %d bytes: got %d bytes, %v", c.announced, len(c.body), len(got), err)
+		}
+	}
+	got, err := readBody(strings.NewReader("{}"), 1<<20)
+	if err != nil || string(got) != "{}" || cap(got) > bodyPrealloc+bytes.MinRead {
+		t.Errorf("1 MiB announced, 2 bytes sent: got %q (cap %d), %v", got, cap(got), err)
+	}
+}
