@@ -428,29 +428,37 @@ func (d *fastDecoder) number() (any, bool) {
 func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 	start := len(b)
 	b = append(b, `{"id":`...)
-	b = appendString(b, e.ID)
+	b = AppendString(b, e.ID)
 	b = append(b, `,"source":`...)
-	b = appendString(b, e.Source)
+	b = AppendString(b, e.Source)
 	b = append(b, `,"type":`...)
-	b = appendString(b, e.Type)
+	b = AppendString(b, e.Type)
 	b = append(b, `,"time":`...)
-	t, err := e.Time.MarshalJSON()
-	if err != nil {
+	var ok bool
+	if b, ok = AppendTime(b, e.Time); !ok {
 		return e.slowAppend(b[:start])
 	}
-	b = append(b, t...)
 	if e.Subject != "" {
 		b = append(b, `,"subject":`...)
-		b = appendString(b, e.Subject)
+		b = AppendString(b, e.Subject)
 	}
 	b = append(b, `,"data":`...)
-	var ok bool
 	if e.Data == nil {
 		b = append(b, "null"...)
 	} else if b, ok = AppendValue(b, e.Data); !ok {
 		return e.slowAppend(b[:start])
 	}
 	return append(b, '}'), nil
+}
+
+// AppendTime appends t as json.Marshal writes a time; ok is false, and b
+// must be discarded, for a time JSON cannot hold (a year outside 0-9999).
+func AppendTime(b []byte, t time.Time) (_ []byte, ok bool) {
+	text, err := t.MarshalJSON()
+	if err != nil {
+		return b, false
+	}
+	return append(b, text...), true
 }
 
 func (e *Event) slowAppend(b []byte) ([]byte, error) {
@@ -471,7 +479,7 @@ func AppendValue(b []byte, v any) (_ []byte, ok bool) {
 	case nil:
 		return append(b, "null"...), true
 	case string:
-		return appendString(b, x), true
+		return AppendString(b, x), true
 	case bool:
 		return strconv.AppendBool(b, x), true
 	case int64:
@@ -510,7 +518,7 @@ func AppendValue(b []byte, v any) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = AppendString(b, k)
 			b = append(b, ':')
 			if b, ok = AppendValue(b, x[k]); !ok {
 				return b, false
@@ -564,8 +572,10 @@ func appendFloat(b []byte, f float64) ([]byte, bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString quotes s as encoding/json does, HTML characters escaped.
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as a JSON string, byte for byte as json.Marshal
+// writes it (HTML characters, U+2028 and U+2029 escaped, invalid UTF-8 as
+// U+FFFD).
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

@@ -143,15 +143,15 @@ func unmarshalTime(t *time.Time, v any) bool {
 func Encode(j *Job) ([]byte, error) {
 	b := make([]byte, 0, 512)
 	b = append(b, `{"id":`...)
-	b, _ = event.AppendValue(b, j.ID)
+	b = event.AppendString(b, j.ID)
 	b = append(b, `,"event_id":`...)
-	b, _ = event.AppendValue(b, j.EventID)
+	b = event.AppendString(b, j.EventID)
 	b = append(b, `,"rule":`...)
-	b, _ = event.AppendValue(b, j.Rule)
+	b = event.AppendString(b, j.Rule)
 	b = append(b, `,"index":`...)
 	b = strconv.AppendInt(b, int64(j.Index), 10)
 	b = append(b, `,"action":`...)
-	b, _ = event.AppendValue(b, j.Action)
+	b = event.AppendString(b, j.Action)
 	b = append(b, `,"params":`...)
 	var ok bool
 	if j.Params == nil {
@@ -161,17 +161,17 @@ func Encode(j *Job) ([]byte, error) {
 	}
 	if j.Key != "" {
 		b = append(b, `,"key":`...)
-		b, _ = event.AppendValue(b, j.Key)
+		b = event.AppendString(b, j.Key)
 	}
 	if !j.RunAt.IsZero() {
 		b = append(b, `,"run_at":`...)
-		if b, ok = appendTime(b, j.RunAt); !ok {
+		if b, ok = event.AppendTime(b, j.RunAt); !ok {
 			return json.Marshal(j)
 		}
 	}
 	if j.Priority != "" {
 		b = append(b, `,"priority":`...)
-		b, _ = event.AppendValue(b, j.Priority)
+		b = event.AppendString(b, j.Priority)
 	}
 	if j.DryRun {
 		b = append(b, `,"dry_run":true`...)
@@ -180,18 +180,10 @@ func Encode(j *Job) ([]byte, error) {
 		b = append(b, `,"emit":true`...)
 	}
 	b = append(b, `,"created":`...)
-	if b, ok = appendTime(b, j.Created); !ok {
+	if b, ok = event.AppendTime(b, j.Created); !ok {
 		return json.Marshal(j)
 	}
 	return append(b, '}'), nil
-}
-
-func appendTime(b []byte, t time.Time) ([]byte, bool) {
-	text, err := t.MarshalJSON()
-	if err != nil {
-		return b, false
-	}
-	return append(b, text...), true
 }
 
 // ID builds the deterministic job id of the index-th action of rule for an event.
