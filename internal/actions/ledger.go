@@ -92,21 +92,31 @@ func OpenLedger(ctx context.Context, js jetstream.JetStream, retryFor time.Durat
 // the round trip to the leader.
 func leaderReads(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
 	name := "KV_" + kv.Bucket()
+	if _, err := streamReadByLeader(ctx, js, name); err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, kv.Bucket())
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// streamReadByLeader opens stream name with direct reads turned off, so
+// that every read of it goes to its leader: any replica may answer a direct
+// read, one that lags behind too.
+func streamReadByLeader(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", name, err)
 	}
 	if cfg := s.CachedInfo().Config; cfg.AllowDirect {
 		cfg.AllowDirect = false
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("turn off direct reads of bucket %s: %w", kv.Bucket(), err)
+		if s, err = js.UpdateStream(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("turn off direct reads of stream %s: %w", name, err)
 		}
 	}
-	kv, err = js.KeyValue(ctx, kv.Bucket())
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", name, err)
-	}
-	return kv, nil
+	return s, nil
 }
 
 // Claim is a worker's hold on a job with side effects, kept in jobs_done

@@ -94,17 +94,11 @@ func jobMsg(j *job.Job) (*nats.Msg, error) {
 // The stream is read through its leader (ACTIONS takes no direct reads),
 // which holds every schedule stored.
 func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.Context, jobID string) error) (uint64, error) {
-	s, err := q.JS.Stream(ctx, bus.ActionsStream)
+	// Setup turns direct reads off; an older replica (a rolling upgrade)
+	// may have turned them on again.
+	s, err := streamReadByLeader(ctx, q.JS, bus.ActionsStream)
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
-	}
-	if cfg := s.CachedInfo().Config; cfg.AllowDirect {
-		// An older replica set the stream up (a rolling upgrade): its
-		// followers would answer the reads below.
-		cfg.AllowDirect = false
-		if s, err = q.JS.UpdateStream(ctx, cfg); err != nil {
-			return 0, fmt.Errorf("cancel %q: turn off direct reads of %s: %w", key, bus.ActionsStream, err)
-		}
 	}
 	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
 	var n, last uint64
