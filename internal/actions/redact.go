@@ -3,11 +3,23 @@ package actions
 import (
 	"bytes"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 )
 
-// sensitive names the params and headers whose values are credentials.
-var sensitive = regexp.MustCompile(`(?i)authorization|token|secret|password|api[-_]?key|cookie|signature`)
+// sensitiveWords name the params and headers whose values are
+// credentials: a key holding one, in any letter case, is redacted.
+var sensitiveWords = []string{"authorization", "token", "secret", "password", "apikey", "api-key", "api_key", "cookie", "signature"}
+
+// sensitive is sensitiveWords as a regular expression, with Unicode's case
+// folding, for keys not in ASCII.
+var sensitive = func() *regexp.Regexp {
+	quoted := make([]string, len(sensitiveWords))
+	for i, w := range sensitiveWords {
+		quoted[i] = regexp.QuoteMeta(w)
+	}
+	return regexp.MustCompile("(?i)" + strings.Join(quoted, "|"))
+}()
 
 // redactParams returns params with the values of credential-like keys (at
 // any depth, such as http.request headers, and inside lists) replaced by
@@ -39,11 +51,8 @@ func redactValue(v any) any {
 	return v
 }
 
-// sensitiveWords are what sensitive matches, for keys in ASCII (nearly all).
-var sensitiveWords = []string{"authorization", "token", "secret", "password", "apikey", "api-key", "api_key", "cookie", "signature"}
-
 // isSensitive reports whether a key names a credential: sensitive's
-// answer, without the regular expression for a key in ASCII.
+// answer, without the regular expression for a key in ASCII (nearly all).
 func isSensitive(k string) bool {
 	var buf [64]byte
 	if len(k) > len(buf) {
