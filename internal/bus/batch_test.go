@@ -225,3 +225,40 @@ func TestActionsAreReadThroughTheLeader(t *testing.T) {
 		t.Errorf("%s still allows direct reads after Setup", ActionsStream)
 	}
 }
+
+// TestDuplicateWindows: event ids are remembered for nats.dedup_window, job
+// ids for JobsDedupWindow at most (the record of done jobs catches a later
+// copy), or for the events' window when that is shorter. A stream set up by
+// an older bot, which remembered job ids as long as event ids, is updated.
+func TestDuplicateWindows(t *testing.T) {
+	for _, c := range []struct{ configured, events, jobs time.Duration }{
+		{0, 2 * time.Minute, JobsDedupWindow},
+		{10 * time.Minute, 10 * time.Minute, JobsDedupWindow},
+		{5 * time.Second, 5 * time.Second, 5 * time.Second},
+	} {
+		cfg := Config{StoreDir: t.TempDir(), DedupWindow: c.configured}
+		b, _ := openBus(t, cfg, false)
+		ctx := t.Context()
+		s, err := b.JS.Stream(ctx, ActionsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := s.CachedInfo().Config
+		old.Duplicates = c.events
+		if _, err := b.JS.UpdateStream(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := Setup(ctx, b.JS, cfg); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]time.Duration{EventsStream: c.events, ActionsStream: c.jobs} {
+			s, err := b.JS.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().Config.Duplicates; got != want {
+				t.Errorf("nats.dedup_window %s: %s remembers ids for %s, want %s", c.configured, name, got, want)
+			}
+		}
+	}
+}
