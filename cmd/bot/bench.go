@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +73,7 @@ type benchOptions struct {
 	JSON        bool
 	CPUProfile  string
 	MemProfile  string
+	Trace       string
 	BotLog      string
 	LogLevel    string
 	Comm100Path string
@@ -104,6 +107,7 @@ func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bot runs' load phases to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (taken after the bot runs) to this file")
+	fs.StringVar(&o.Trace, "trace", "", "write a Go execution trace of the first bot run's load phase to this file (go tool trace); requests slower than 10 ms are marked in it (log category \"slow request\")")
 	fs.StringVar(&o.BotLog, "bot-log", "", "in-process bot only: file for the bot's log (default: a file in the temporary directory, removed at the end)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "in-process bot only: the bot's log level")
 	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
@@ -189,6 +193,42 @@ type benchRun struct {
 	Refused map[string]int64 `json:"refused,omitempty"`
 	// Bot runs only.
 	Pipeline *pipelineStats `json:"pipeline,omitempty"`
+	// Collector is what Go's collector did during the load, in-process
+	// runs only.
+	Collector *collectorStats `json:"collector,omitempty"`
+}
+
+// collectorStats is what Go's collector did in this process (the bot or
+// the floor, its NATS server, and the load generator) during a run's load.
+type collectorStats struct {
+	Cycles uint64 `json:"cycles"`
+	// CPUShare is the part of the CPUs' time (GOMAXPROCS over the wall
+	// clock) that the collector took, its assists included.
+	CPUShare float64 `json:"cpu_share"`
+	// LiveHeap is the heap the last cycle found live, in bytes.
+	LiveHeap uint64 `json:"live_heap_bytes"`
+}
+
+var collectorMetrics = [...]string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds",
+	"/cpu/classes/total:cpu-seconds", "/gc/heap/live:bytes"}
+
+func readCollector() []metrics.Sample {
+	s := make([]metrics.Sample, len(collectorMetrics))
+	for i, name := range collectorMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	return s
+}
+
+// collectorSince returns what the collector did since before was read.
+func collectorSince(before []metrics.Sample) *collectorStats {
+	after := readCollector()
+	c := &collectorStats{Cycles: after[0].Value.Uint64() - before[0].Value.Uint64(), LiveHeap: after[3].Value.Uint64()}
+	if cpu := after[2].Value.Float64() - before[2].Value.Float64(); cpu > 0 {
+		c.CPUShare = (after[1].Value.Float64() - before[1].Value.Float64()) / cpu
+	}
+	return c
 }
 
 // pipelineStats are what the rules and the pool did with a run's events.
@@ -386,14 +426,33 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 			}
 			defer f.Close()
 		}
+		tracing := o.Trace != "" && i == 1
+		if tracing {
+			f, err := os.Create(o.Trace)
+			if err != nil {
+				return nil, err
+			}
+			if err := trace.Start(f); err != nil {
+				f.Close()
+				return nil, err
+			}
+			defer f.Close()
+		}
 		r, err := benchRunOnce(ctx, o, client, bot, gen, tap, progress, fmt.Sprintf("bot %d/%d", i, o.Runs), func() {
 			if profile {
 				pprof.StopCPUProfile()
 				profile = false
 			}
+			if tracing {
+				trace.Stop()
+				tracing = false
+			}
 		})
 		if profile {
 			pprof.StopCPUProfile()
+		}
+		if tracing {
+			trace.Stop()
 		}
 		if err != nil {
 			return nil, err
@@ -478,7 +537,14 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 	if tap != nil {
 		tap.reset()
 	}
+	var gcBefore []metrics.Sample
+	if o.URL == "" {
+		gcBefore = readCollector()
+	}
 	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
+	if gcBefore != nil {
+		run.Collector = collectorSince(gcBefore)
+	}
 	for _, f := range loadDone {
 		f()
 	}
@@ -574,6 +640,9 @@ type loadResult struct {
 	acceptedAt map[uint64]time.Duration
 }
 
+// slowRequest is the latency above which a request is marked in a --trace.
+const slowRequest = 10 * time.Millisecond
+
 // drive sends webhooks for o.Duration over o.Connections connections, as
 // fast as they go or at o.Rate. At a fixed rate, latency counts from when a
 // request was due, so a stalled server is not hidden by requests that were
@@ -626,6 +695,9 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 				}
 				status, id, err := postWebhook(context.WithoutCancel(ctx), client, base+path, body)
 				now := time.Now()
+				if d := now.Sub(due); d > slowRequest && trace.IsEnabled() {
+					trace.Log(ctx, "slow request", strconv.FormatInt(d.Microseconds(), 10)+"µs")
+				}
 				w.requests++
 				sent.Add(1)
 				switch {
@@ -786,6 +858,12 @@ func (r *benchReport) print(w io.Writer) {
 			run.Latency.P50, run.Latency.P99, run.Latency.P999, run.Requests, refusedText(run.Refused))
 	}
 	fmt.Fprintln(w)
+	for _, run := range r.Runs {
+		if c := run.Collector; c != nil {
+			fmt.Fprintf(w, "%s run %d: Go collector (this process): %d cycles (%.1f/s), %.1f%% of the CPUs' time, %.0f MB live after the last\n",
+				run.Target, run.Run, c.Cycles, float64(c.Cycles)/run.Seconds, 100*c.CPUShare, float64(c.LiveHeap)/(1<<20))
+		}
+	}
 	for _, run := range r.Runs {
 		p := run.Pipeline
 		if p == nil {

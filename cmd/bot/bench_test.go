@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,8 @@ import (
 // latency for each job.
 func TestBenchInProcess(t *testing.T) {
 	var out, errs bytes.Buffer
-	err := run(t.Context(), []string{"bench", "--json", "--floor", "--payload", "mix",
+	traceFile := filepath.Join(t.TempDir(), "bot.trace")
+	err := run(t.Context(), []string{"bench", "--json", "--floor", "--payload", "mix", "--trace", traceFile,
 		"--duration", "1s", "--connections", "4", "--drain", "60s", "--rules", "../../rules"}, nil, &out, &errs)
 	if err != nil {
 		t.Fatalf("bot bench: %v\n%s", err, errs.String())
@@ -41,6 +44,12 @@ func TestBenchInProcess(t *testing.T) {
 		if r.RPS <= 0 {
 			t.Errorf("%s: %g req/s", r.Target, r.RPS)
 		}
+		if c := r.Collector; c == nil || c.LiveHeap == 0 || c.CPUShare < 0 || c.CPUShare > 1 {
+			t.Errorf("%s: collector %+v, want the live heap and a share of the CPUs' time", r.Target, c)
+		}
+	}
+	if fi, err := os.Stat(traceFile); err != nil || fi.Size() == 0 {
+		t.Errorf("execution trace: %v, %v; want a trace of the bot run", fi, err)
 	}
 	p := rep.Runs[1].Pipeline
 	if p == nil {
@@ -68,8 +77,9 @@ func TestBenchText(t *testing.T) {
 	rep := &benchReport{Target: "in-process bot", Payload: "comm100", Connections: 64, Duration: "10s", CPUs: 2,
 		Runs: []benchRun{
 			{Target: "floor", Run: 1, Requests: 70000, Accepted: 70000, RPS: 7000, Latency: latency{P50: 8, P99: 25, P999: 30}},
-			{Target: "bot", Run: 1, Requests: 60000, Accepted: 59990, RPS: 5999, Latency: latency{P50: 9, P99: 30, P999: 40},
-				Refused: map[string]int64{"503": 10},
+			{Target: "bot", Run: 1, Requests: 60000, Accepted: 59990, Seconds: 10, RPS: 5999, Latency: latency{P50: 9, P99: 30, P999: 40},
+				Refused:   map[string]int64{"503": 10},
+				Collector: &collectorStats{Cycles: 22, CPUShare: 0.071, LiveHeap: 98 << 20},
 				Pipeline: &pipelineStats{RulesRate: 5900, PoolRate: 11800, EventsBacklog: 100, JobsBacklog: 40,
 					Events: 59990, Jobs: 119980, DrainSeconds: 0.4, Drained: true, EndToEnd: &latency{N: 119980, P50: 12, P99: 50}}},
 		}}
@@ -84,6 +94,7 @@ func TestBenchText(t *testing.T) {
 		"rules 5900 events/s, pool 11800 jobs/s during the load (ingest 5999/s); backlog at its end 100 events, 40 jobs; drained in 0.4s",
 		"end to end (202 -> job done): p50 12.0 ms, p99 50.0 ms",
 		"bot/floor: 0.86 of the floor's req/s, 1.20x its p99",
+		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' time, 98 MB live after the last",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
@@ -152,6 +163,9 @@ func TestBenchAgainstARunningBot(t *testing.T) {
 		t.Fatalf("runs: got %+v, want one bot run with pipeline figures", rep.Runs)
 	}
 	r := rep.Runs[0]
+	if r.Collector != nil {
+		t.Errorf("collector figures %+v for a bot in another process", r.Collector)
+	}
 	p := r.Pipeline
 	if r.Accepted == 0 || p.JobsBacklog < 0 || !p.Drained || p.Jobs != 2*r.Accepted {
 		t.Errorf("accepted %d; jobs backlog %d, drained %v, %d jobs; want some accepted, a known backlog, drained, two jobs each",
