@@ -13,9 +13,9 @@ import (
 )
 
 // TestQueueStoresAJobOnce: a job published again (its event delivered to the
-// rules again) is dropped by ACTIONS, whose duplicate window is the rules'
-// AckWait, not the events' longer one; the id the stream remembers is a
-// short digest, and the job still carries its own id.
+// rules again) is dropped by ACTIONS, whose duplicate window is two of the
+// rules' AckWaits; the id the stream remembers is a short digest, and the job
+// still carries its own id.
 func TestQueueStoresAJobOnce(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -61,7 +61,7 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 	if info.State.Msgs != 2 {
 		t.Errorf("ACTIONS holds %d jobs, want 2 (the second action's, and the first's once)", info.State.Msgs)
 	}
-	if got, want := info.Config.Duplicates, bus.JobsDedupWindow; got != want {
+	if got, want := info.Config.Duplicates, 2*time.Minute; got != want {
 		t.Errorf("ACTIONS duplicate window %s, want %s", got, want)
 	}
 	stored, err := s.GetMsg(ctx, first.Sequence)

@@ -71,25 +71,6 @@ func (c *Config) syncOptions() (interval time.Duration, always bool, err error) 
 // acknowledge it before JetStream delivers the event to them again.
 const RulesAckWait = 30 * time.Second
 
-// JobsDedupWindow is the longest the ACTIONS stream remembers a job's id and
-// drops a copy stored again: the rules' ack wait, which covers a publish
-// retried after a lost answer, the first retries of an event whose jobs
-// could not all be stored, and an event redelivered because the rules
-// stalled. A copy stored later is not run twice either: the worker pool
-// finds the job in its record of done jobs (jobs_done), and a quick job in
-// the ones it finished lately. The window is short because the server keeps
-// every remembered id in memory, two or more per event, and its collector
-// marks them all on every cycle: at 2,000 events a second a two-minute
-// window held half a million job ids, and the collector's cycles grew long
-// enough to stall webhooks.
-const JobsDedupWindow = RulesAckWait
-
-// jobsDedupWindow is the ACTIONS stream's duplicate window: JobsDedupWindow,
-// or the events' window if that is shorter.
-func (c *Config) jobsDedupWindow() time.Duration {
-	return min(c.DedupWindow, JobsDedupWindow)
-}
-
 // batches reports whether the publishers commit what queues up as atomic
 // batches: with an embedded server that syncs every write (see Batcher).
 func (c *Config) batches() bool {
@@ -415,10 +396,10 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			// A job is stored again when its event comes back to the
 			// rules: a publish retried after a lost answer, a job that
 			// could not be stored (the event is retried, at longer and
-			// longer intervals), a bot down for a while. The window drops
-			// the quick repeats; the record of done jobs catches the rest
-			// (see JobsDedupWindow).
-			Duplicates:        cfg.jobsDedupWindow(),
+			// longer intervals), a bot down for a while. The jobs' window
+			// is the events' one, so that as long as a repeat of an event
+			// is dropped, so are repeats of its jobs.
+			Duplicates:        cfg.DedupWindow,
 			AllowMsgSchedules: true,
 			// No direct reads: schedule.cancel reads the schedules of its
 			// key, and only the leader is sure to hold every one stored.
