@@ -107,7 +107,7 @@ func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bot runs' load phases to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (taken after the bot runs) to this file")
-	fs.StringVar(&o.Trace, "trace", "", "write a Go execution trace of the first bot run's load phase to this file (go tool trace); requests slower than 10 ms are marked in it (log category \"slow request\")")
+	fs.StringVar(&o.Trace, "trace", "", "in-process bot only: write a Go execution trace of the first bot run's load phase to this file (go tool trace); requests slower than 10 ms are marked in it (log category \"slow request\")")
 	fs.StringVar(&o.BotLog, "bot-log", "", "in-process bot only: file for the bot's log (default: a file in the temporary directory, removed at the end)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "in-process bot only: the bot's log level")
 	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
@@ -149,6 +149,8 @@ func (o *benchOptions) validate() error {
 		return fmt.Errorf("--sim, --extra-rules, --bot-log and --workers set up the in-process bot; they cannot be used with --url")
 	case o.PID != 0 && o.URL == "":
 		return fmt.Errorf("--pid: only with --url (the in-process bot's RSS is this process's)")
+	case o.Trace != "" && o.URL != "":
+		return fmt.Errorf("--trace: only without --url (it traces this process; for a running bot, use its /debug/pprof/trace)")
 	}
 	switch o.Payload {
 	case "comm100", "generic", "mix":
@@ -198,19 +200,23 @@ type benchRun struct {
 	Collector *collectorStats `json:"collector,omitempty"`
 }
 
-// collectorStats is what Go's collector did in this process (the bot or
-// the floor, its NATS server, and the load generator) during a run's load.
+// collectorStats is what Go's collector did in this whole process (the load
+// generator, the floor and the in-process bot with its NATS server, whichever
+// is busy) during a run's load. The runtime updates its CPU figures when a
+// cycle ends: they run from a cycle forced before the load to the last one
+// that ended in it.
 type collectorStats struct {
 	Cycles uint64 `json:"cycles"`
-	// CPUShare is the part of the CPUs' time (GOMAXPROCS over the wall
-	// clock) that the collector took, its assists included.
+	// CPUShare is the part of the CPUs' capacity (GOMAXPROCS times the wall
+	// clock) that the collector took: its workers and the assists, not the
+	// marking it does only on a processor that would be idle otherwise.
 	CPUShare float64 `json:"cpu_share"`
 	// LiveHeap is the heap the last cycle found live, in bytes.
 	LiveHeap uint64 `json:"live_heap_bytes"`
 }
 
 var collectorMetrics = [...]string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds",
-	"/cpu/classes/total:cpu-seconds", "/gc/heap/live:bytes"}
+	"/cpu/classes/total:cpu-seconds", "/gc/heap/live:bytes", "/cpu/classes/gc/mark/idle:cpu-seconds"}
 
 func readCollector() []metrics.Sample {
 	s := make([]metrics.Sample, len(collectorMetrics))
@@ -226,7 +232,8 @@ func collectorSince(before []metrics.Sample) *collectorStats {
 	after := readCollector()
 	c := &collectorStats{Cycles: after[0].Value.Uint64() - before[0].Value.Uint64(), LiveHeap: after[3].Value.Uint64()}
 	if cpu := after[2].Value.Float64() - before[2].Value.Float64(); cpu > 0 {
-		c.CPUShare = (after[1].Value.Float64() - before[1].Value.Float64()) / cpu
+		gc := after[1].Value.Float64() - before[1].Value.Float64() - (after[4].Value.Float64() - before[4].Value.Float64())
+		c.CPUShare = max(gc, 0) / cpu
 	}
 	return c
 }
@@ -539,6 +546,9 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 	}
 	var gcBefore []metrics.Sample
 	if o.URL == "" {
+		// A cycle now brings the runtime's CPU figures up to date, and
+		// starts every run with only what is live.
+		runtime.GC()
 		gcBefore = readCollector()
 	}
 	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
@@ -860,7 +870,7 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, run := range r.Runs {
 		if c := run.Collector; c != nil {
-			fmt.Fprintf(w, "%s run %d: Go collector (this process): %d cycles (%.1f/s), %.1f%% of the CPUs' time, %.0f MB live after the last\n",
+			fmt.Fprintf(w, "%s run %d: Go collector (this process): %d cycles (%.1f/s), %.1f%% of the CPUs' capacity, %.0f MB live after the last\n",
 				run.Target, run.Run, c.Cycles, float64(c.Cycles)/run.Seconds, 100*c.CPUShare, float64(c.LiveHeap)/(1<<20))
 		}
 	}

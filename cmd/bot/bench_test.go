@@ -45,7 +45,7 @@ func TestBenchInProcess(t *testing.T) {
 			t.Errorf("%s: %g req/s", r.Target, r.RPS)
 		}
 		if c := r.Collector; c == nil || c.LiveHeap == 0 || c.CPUShare < 0 || c.CPUShare > 1 {
-			t.Errorf("%s: collector %+v, want the live heap and a share of the CPUs' time", r.Target, c)
+			t.Errorf("%s: collector %+v, want the live heap and a share of the CPUs' capacity", r.Target, c)
 		}
 	}
 	if fi, err := os.Stat(traceFile); err != nil || fi.Size() == 0 {
@@ -94,7 +94,7 @@ func TestBenchText(t *testing.T) {
 		"rules 5900 events/s, pool 11800 jobs/s during the load (ingest 5999/s); backlog at its end 100 events, 40 jobs; drained in 0.4s",
 		"end to end (202 -> job done): p50 12.0 ms, p99 50.0 ms",
 		"bot/floor: 0.86 of the floor's req/s, 1.20x its p99",
-		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' time, 98 MB live after the last",
+		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' capacity, 98 MB live after the last",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
@@ -170,5 +170,26 @@ func TestBenchAgainstARunningBot(t *testing.T) {
 	if r.Accepted == 0 || p.JobsBacklog < 0 || !p.Drained || p.Jobs != 2*r.Accepted {
 		t.Errorf("accepted %d; jobs backlog %d, drained %v, %d jobs; want some accepted, a known backlog, drained, two jobs each",
 			r.Accepted, p.JobsBacklog, p.Drained, p.Jobs)
+	}
+}
+
+// TestBenchRefusesFlagsThatDoNotFit: a flag that only means something for
+// the in-process bot, or only for a bot elsewhere, is refused with the
+// reason, before anything starts.
+func TestBenchRefusesFlagsThatDoNotFit(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--url", "http://127.0.0.1:1", "--trace", "x.trace"}, "--trace: only without --url"},
+		{[]string{"--url", "http://127.0.0.1:1", "--sim"}, "cannot be used with --url"},
+		{[]string{"--pid", "1"}, "--pid: only with --url"},
+		{[]string{"--connections", "0"}, "--connections: want at least 1"},
+	} {
+		var out, errs bytes.Buffer
+		err := run(t.Context(), append([]string{"bench"}, tt.args...), nil, &out, &errs)
+		if err == nil || !strings.Contains(err.Error()+errs.String(), tt.want) {
+			t.Errorf("bot bench %s: err %v, stderr %q; want %q", strings.Join(tt.args, " "), err, errs.String(), tt.want)
+		}
 	}
 }
