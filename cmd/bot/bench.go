@@ -107,7 +107,7 @@ func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bot runs' load phases to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (taken after the bot runs) to this file")
-	fs.StringVar(&o.Trace, "trace", "", "in-process bot only: write a Go execution trace of the first bot run's load phase to this file (go tool trace); requests slower than 10 ms are marked in it (log category \"slow request\")")
+	fs.StringVar(&o.Trace, "trace", "", "in-process bot only: write a Go execution trace of the first bot run's load phase to this file (go tool trace); requests slower than 10 ms are marked in it (log category \"slow request\"), and the report says how many overlapped the collector's marking or a file sync longer than 2 ms")
 	fs.StringVar(&o.BotLog, "bot-log", "", "in-process bot only: file for the bot's log (default: a file in the temporary directory, removed at the end)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "in-process bot only: the bot's log level")
 	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
@@ -179,6 +179,9 @@ type benchReport struct {
 	// generator) for the in-process bot, of --pid otherwise; 0 if unknown.
 	PeakRSS int64  `json:"peak_rss_bytes"`
 	RSSOf   string `json:"rss_of,omitempty"`
+	// Trace lines the slow requests of --trace up with the collector and
+	// the syncs.
+	Trace *traceSummary `json:"trace,omitempty"`
 }
 
 // benchRun is one run against one target.
@@ -470,6 +473,11 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 			break
 		}
 	}
+	if o.Trace != "" {
+		if rep.Trace, err = summarizeTrace(o.Trace); err != nil {
+			return nil, err
+		}
+	}
 	if o.MemProfile != "" {
 		if err := writeAllocProfile(o.MemProfile); err != nil {
 			return nil, err
@@ -650,9 +658,6 @@ type loadResult struct {
 	acceptedAt map[uint64]time.Duration
 }
 
-// slowRequest is the latency above which a request is marked in a --trace.
-const slowRequest = 10 * time.Millisecond
-
 // drive sends webhooks for o.Duration over o.Connections connections, as
 // fast as they go or at o.Rate. At a fixed rate, latency counts from when a
 // request was due, so a stalled server is not hidden by requests that were
@@ -706,7 +711,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 				status, id, err := postWebhook(context.WithoutCancel(ctx), client, base+path, body)
 				now := time.Now()
 				if d := now.Sub(due); d > slowRequest && trace.IsEnabled() {
-					trace.Log(ctx, "slow request", strconv.FormatInt(d.Microseconds(), 10)+"µs")
+					trace.Log(ctx, slowRequestCategory, strconv.FormatInt(d.Microseconds(), 10)+"µs")
 				}
 				w.requests++
 				sent.Add(1)
@@ -906,6 +911,9 @@ func (r *benchReport) print(w io.Writer) {
 	}
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "peak RSS: %.0f MB (%s)\n", float64(r.PeakRSS)/(1<<20), r.RSSOf)
+	}
+	if r.Trace != nil {
+		r.Trace.print(w)
 	}
 }
 

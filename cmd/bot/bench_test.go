@@ -51,6 +51,9 @@ func TestBenchInProcess(t *testing.T) {
 	if fi, err := os.Stat(traceFile); err != nil || fi.Size() == 0 {
 		t.Errorf("execution trace: %v, %v; want a trace of the bot run", fi, err)
 	}
+	if tr := rep.Trace; tr == nil || tr.File != traceFile || tr.Seconds <= 0 || tr.InMarking+tr.InSync+tr.Neither < tr.Slow {
+		t.Errorf("trace summary %+v: want one of the trace of the bot run", tr)
+	}
 	p := rep.Runs[1].Pipeline
 	if p == nil {
 		t.Fatal("bot run has no pipeline figures")
