@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -417,52 +418,22 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 
 	for i := 1; i <= o.Runs; i++ {
 		if floor != nil {
-			r, err := benchRunOnce(ctx, o, client, floor, gen, nil, progress, fmt.Sprintf("floor %d/%d", i, o.Runs))
+			r, err := benchRunOnce(ctx, o, client, floor, gen, nil, progress, fmt.Sprintf("floor %d/%d", i, o.Runs), nil)
 			if err != nil {
 				return nil, err
 			}
 			r.Run = i
 			rep.Runs = append(rep.Runs, r)
 		}
-		profile := o.CPUProfile != "" && i == 1
-		if profile {
-			f, err := os.Create(o.CPUProfile)
-			if err != nil {
+		var rec *loadRecorder
+		if i == 1 {
+			if rec, err = newLoadRecorder(o); err != nil {
 				return nil, err
 			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				f.Close()
-				return nil, err
-			}
-			defer f.Close()
 		}
-		tracing := o.Trace != "" && i == 1
-		if tracing {
-			f, err := os.Create(o.Trace)
-			if err != nil {
-				return nil, err
-			}
-			if err := trace.Start(f); err != nil {
-				f.Close()
-				return nil, err
-			}
-			defer f.Close()
-		}
-		r, err := benchRunOnce(ctx, o, client, bot, gen, tap, progress, fmt.Sprintf("bot %d/%d", i, o.Runs), func() {
-			if profile {
-				pprof.StopCPUProfile()
-				profile = false
-			}
-			if tracing {
-				trace.Stop()
-				tracing = false
-			}
-		})
-		if profile {
-			pprof.StopCPUProfile()
-		}
-		if tracing {
-			trace.Stop()
+		r, err := benchRunOnce(ctx, o, client, bot, gen, tap, progress, fmt.Sprintf("bot %d/%d", i, o.Runs), rec)
+		if cerr := rec.close(); err == nil {
+			err = cerr
 		}
 		if err != nil {
 			return nil, err
@@ -471,11 +442,6 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 		rep.Runs = append(rep.Runs, r)
 		if ctx.Err() != nil {
 			break
-		}
-	}
-	if o.Trace != "" {
-		if rep.Trace, err = summarizeTrace(o.Trace); err != nil {
-			return nil, err
 		}
 	}
 	if o.MemProfile != "" {
@@ -500,7 +466,88 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 	case o.PID != 0:
 		rep.PeakRSS = peakRSS(strconv.Itoa(o.PID))
 	}
+	// Last: reading the trace must not count in the profile or the RSS.
+	if o.Trace != "" {
+		if rep.Trace, err = summarizeTrace(o.Trace); err != nil {
+			fmt.Fprintf(progress, "bot bench: the trace is written, but cannot be summarized: %v\n", err)
+		}
+	}
 	return rep, nil
+}
+
+// loadRecorder writes the CPU profile and the execution trace of the first
+// bot run, from just before its first request to just after its last.
+type loadRecorder struct {
+	cpu, trace *os.File
+	started    bool
+}
+
+// newLoadRecorder creates the files of --cpuprofile and --trace, so that a
+// path that cannot be written fails before the run.
+func newLoadRecorder(o benchOptions) (*loadRecorder, error) {
+	r := &loadRecorder{}
+	var err error
+	if o.CPUProfile != "" {
+		if r.cpu, err = os.Create(o.CPUProfile); err != nil {
+			return nil, err
+		}
+	}
+	if o.Trace != "" {
+		if r.trace, err = os.Create(o.Trace); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *loadRecorder) start() error {
+	if r == nil {
+		return nil
+	}
+	if r.cpu != nil {
+		if err := pprof.StartCPUProfile(r.cpu); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	if r.trace != nil {
+		if err := trace.Start(r.trace); err != nil {
+			if r.cpu != nil {
+				pprof.StopCPUProfile()
+			}
+			return fmt.Errorf("--trace: %w", err)
+		}
+	}
+	r.started = true
+	return nil
+}
+
+func (r *loadRecorder) stop() {
+	if r == nil || !r.started {
+		return
+	}
+	r.started = false
+	if r.cpu != nil {
+		pprof.StopCPUProfile()
+	}
+	if r.trace != nil {
+		trace.Stop()
+	}
+}
+
+// close stops the recording if it runs and closes the files.
+func (r *loadRecorder) close() error {
+	if r == nil {
+		return nil
+	}
+	r.stop()
+	var errs []error
+	for _, f := range []*os.File{r.cpu, r.trace} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func writeAllocProfile(path string) error {
@@ -534,9 +581,9 @@ func peakRSS(pid string) int64 {
 }
 
 // benchRunOnce sends webhooks to t for o.Duration, then, for a bot, waits for
-// the backlog to drain. loadDone, if given, is called when the load stops.
+// the backlog to drain. rec, if not nil, records the load alone.
 func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t benchTarget, gen *payloads,
-	tap *completionTap, progress io.Writer, label string, loadDone ...func()) (benchRun, error) {
+	tap *completionTap, progress io.Writer, label string, rec *loadRecorder) (benchRun, error) {
 	run := benchRun{Target: "bot"}
 	if _, ok := t.(*floorServer); ok {
 		run.Target = "floor"
@@ -559,12 +606,13 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 		runtime.GC()
 		gcBefore = readCollector()
 	}
+	if err := rec.start(); err != nil {
+		return run, err
+	}
 	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
+	rec.stop()
 	if gcBefore != nil {
 		run.Collector = collectorSince(gcBefore)
-	}
-	for _, f := range loadDone {
-		f()
 	}
 	run.Requests, run.Accepted = res.requests, res.accepted
 	run.Seconds = res.elapsed.Seconds()

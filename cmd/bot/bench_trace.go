@@ -47,11 +47,9 @@ type traceSummary struct {
 
 type span struct{ from, to trace.Time }
 
-func (s span) overlaps(from, to trace.Time) bool { return s.from <= to && s.to >= from }
-
 func overlapsAny(spans []span, from, to trace.Time) bool {
 	for _, s := range spans {
-		if s.overlaps(from, to) {
+		if s.from <= to && s.to >= from {
 			return true
 		}
 	}
@@ -69,91 +67,123 @@ func summarizeTrace(path string) (*traceSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read trace %s: %w", path, err)
 	}
-	type slow struct {
-		at      trace.Time
-		latency time.Duration
-	}
-	var (
-		first, last   trace.Time
-		markFrom      trace.Time
-		marking, sync []span
-		slows         []slow
-		inSyscall     = map[trace.GoID]trace.Time{}
-		syncing       = map[trace.GoID]bool{}
-	)
+	var sc traceScan
 	for {
 		ev, err := r.ReadEvent()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if err == nil {
+			err = sc.add(ev)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read trace %s: %w", path, err)
 		}
-		if first == 0 {
-			first = ev.Time()
-		}
-		last = ev.Time()
-		switch ev.Kind() {
-		case trace.EventRangeBegin:
-			if ev.Range().Name == "GC concurrent mark phase" {
-				markFrom = ev.Time()
-			}
-		case trace.EventRangeEnd:
-			if ev.Range().Name == "GC concurrent mark phase" && markFrom != 0 {
-				marking = append(marking, span{markFrom, ev.Time()})
-				markFrom = 0
-			}
-		case trace.EventStateTransition:
-			st := ev.StateTransition()
-			if st.Resource.Kind != trace.ResourceGoroutine {
-				break
-			}
-			g := st.Resource.Goroutine()
-			from, to := st.Goroutine()
-			switch {
-			case to == trace.GoSyscall:
-				inSyscall[g] = ev.Time()
-				syncing[g] = isSync(st.Stack)
-			case from == trace.GoSyscall:
-				if syncing[g] && ev.Time().Sub(inSyscall[g]) > longSync {
-					sync = append(sync, span{inSyscall[g], ev.Time()})
-				}
-				delete(inSyscall, g)
-				delete(syncing, g)
-			}
-		case trace.EventLog:
-			l := ev.Log()
-			if l.Category != slowRequestCategory {
-				break
-			}
-			us, err := strconv.ParseInt(strings.TrimSuffix(l.Message, "µs"), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("read trace %s: slow request %q: %w", path, l.Message, err)
-			}
-			slows = append(slows, slow{ev.Time(), time.Duration(us) * time.Microsecond})
-		}
 	}
-	if markFrom != 0 {
-		marking = append(marking, span{markFrom, last})
+	return sc.summary(path), nil
+}
+
+// traceScan gathers, event by event, the spans a summary needs.
+type traceScan struct {
+	first, last trace.Time
+	markFrom    trace.Time // 0 outside a mark phase
+	marking     []span
+	syncs       []span
+	slows       []slowMark
+	// inSyscall holds, for each goroutine in a system call, when it
+	// entered it and its stack then.
+	inSyscall map[trace.GoID]syscallEntry
+}
+
+type slowMark struct {
+	at      trace.Time
+	latency time.Duration
+}
+
+type syscallEntry struct {
+	at    trace.Time
+	stack trace.Stack
+}
+
+const markPhase = "GC concurrent mark phase"
+
+func (sc *traceScan) add(ev trace.Event) error {
+	if sc.first == 0 {
+		sc.first = ev.Time()
+		sc.inSyscall = map[trace.GoID]syscallEntry{}
 	}
-	total := last.Sub(first)
-	s := &traceSummary{File: path, Seconds: total.Seconds(), Slow: len(slows)}
+	sc.last = ev.Time()
+	switch ev.Kind() {
+	case trace.EventRangeBegin, trace.EventRangeActive:
+		// Active: the phase began before the trace, or before the
+		// trace's latest generation.
+		if ev.Range().Name == markPhase && sc.markFrom == 0 {
+			sc.markFrom = ev.Time()
+		}
+	case trace.EventRangeEnd:
+		if ev.Range().Name == markPhase && sc.markFrom != 0 {
+			sc.marking = append(sc.marking, span{sc.markFrom, ev.Time()})
+			sc.markFrom = 0
+		}
+	case trace.EventStateTransition:
+		st := ev.StateTransition()
+		if st.Resource.Kind != trace.ResourceGoroutine {
+			break
+		}
+		g := st.Resource.Goroutine()
+		// A goroutine still in a system call is reported again, from
+		// and to GoSyscall, at each of the trace's generations: that is
+		// not a new call.
+		switch from, to := st.Goroutine(); {
+		case to == trace.GoSyscall && from != trace.GoSyscall:
+			stk := st.Stack
+			if stk == trace.NoStack {
+				stk = ev.Stack() // the goroutine's own: it is the one running
+			}
+			sc.inSyscall[g] = syscallEntry{ev.Time(), stk}
+		case from == trace.GoSyscall && to != trace.GoSyscall:
+			if e, ok := sc.inSyscall[g]; ok && ev.Time().Sub(e.at) > longSync && isSync(e.stack) {
+				sc.syncs = append(sc.syncs, span{e.at, ev.Time()})
+			}
+			delete(sc.inSyscall, g)
+		}
+	case trace.EventLog:
+		l := ev.Log()
+		if l.Category != slowRequestCategory {
+			break
+		}
+		us, err := strconv.ParseInt(strings.TrimSuffix(l.Message, "µs"), 10, 64)
+		if err != nil {
+			return fmt.Errorf("slow request %q: %w", l.Message, err)
+		}
+		sc.slows = append(sc.slows, slowMark{ev.Time(), time.Duration(us) * time.Microsecond})
+	}
+	return nil
+}
+
+func (sc *traceScan) summary(path string) *traceSummary {
+	marking := sc.marking
+	if sc.markFrom != 0 {
+		marking = append(marking, span{sc.markFrom, sc.last})
+	}
+	total := sc.last.Sub(sc.first)
+	s := &traceSummary{File: path, Seconds: total.Seconds(), Slow: len(sc.slows)}
 	if total <= 0 {
-		return s, nil
+		return s
 	}
 	var markTime, syncTime time.Duration
 	for _, m := range marking {
 		markTime += m.to.Sub(m.from)
 	}
-	for _, m := range sync {
+	for _, m := range sc.syncs {
 		syncTime += m.to.Sub(m.from)
 	}
 	s.MarkingShare = float64(markTime) / float64(total)
 	s.SyncShare = float64(syncTime) / float64(total)
 	var chance float64
-	for _, sl := range slows {
+	for _, sl := range sc.slows {
 		from := sl.at - trace.Time(sl.latency.Nanoseconds())
-		inMark, inSync := overlapsAny(marking, from, sl.at), overlapsAny(sync, from, sl.at)
+		inMark, inSync := overlapsAny(marking, from, sl.at), overlapsAny(sc.syncs, from, sl.at)
 		if inMark {
 			s.InMarking++
 		}
@@ -163,14 +193,38 @@ func summarizeTrace(path string) (*traceSummary, error) {
 		if !inMark && !inSync {
 			s.Neither++
 		}
-		// A span of this length overlaps a mark phase if it ends inside
-		// one or up to its length after one began.
-		chance += min(1, float64(markTime+time.Duration(len(marking))*sl.latency)/float64(total))
+		chance += float64(endsOverlapping(marking, sl.latency, sc.first, sc.last)) / float64(total)
 	}
-	if len(slows) > 0 {
-		s.ChanceMarking = chance / float64(len(slows))
+	if len(sc.slows) > 0 {
+		s.ChanceMarking = chance / float64(len(sc.slows))
 	}
-	return s, nil
+	return s
+}
+
+// endsOverlapping returns how much of [first, last] a request of the given
+// latency could end in and overlap one of spans (in time order): the spans,
+// each stretched by the latency after its end, merged where they meet.
+func endsOverlapping(spans []span, latency time.Duration, first, last trace.Time) time.Duration {
+	var sum time.Duration
+	var cur span
+	open := false
+	for _, sp := range spans {
+		sp.to = min(sp.to+trace.Time(latency.Nanoseconds()), last)
+		sp.from = max(sp.from, first)
+		switch {
+		case open && sp.from <= cur.to:
+			cur.to = max(cur.to, sp.to)
+		default:
+			if open {
+				sum += cur.to.Sub(cur.from)
+			}
+			cur, open = sp, true
+		}
+	}
+	if open {
+		sum += cur.to.Sub(cur.from)
+	}
+	return sum
 }
 
 // isSync reports whether a goroutine entered a system call to sync a file.
@@ -185,7 +239,12 @@ func isSync(stk trace.Stack) bool {
 }
 
 func (s *traceSummary) print(w io.Writer) {
-	pct := func(n int) float64 { return 100 * float64(n) / float64(max(s.Slow, 1)) }
+	if s.Slow == 0 {
+		fmt.Fprintf(w, "trace %s (%.0fs): no request slower than %s; the collector marked %.1f%% of the time\n",
+			s.File, s.Seconds, slowRequest, 100*s.MarkingShare)
+		return
+	}
+	pct := func(n int) float64 { return 100 * float64(n) / float64(s.Slow) }
 	fmt.Fprintf(w, "trace %s (%.0fs): %d requests slower than %s; %.0f%% overlapped the collector's marking "+
 		"(%.1f%% of the time; %.0f%% would by chance), %.0f%% a file sync longer than %s (%.1f%% of the time), %.0f%% neither\n",
 		s.File, s.Seconds, s.Slow, slowRequest, pct(s.InMarking), 100*s.MarkingShare, 100*s.ChanceMarking,
