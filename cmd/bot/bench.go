@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/ingest"
 )
 
 func benchCommand() *command {
@@ -108,7 +109,7 @@ func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bot runs' load phases to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (taken after the bot runs) to this file")
-	fs.StringVar(&o.Trace, "trace", "", "in-process bot only: write a Go execution trace of the first bot run's load phase to this file (go tool trace); requests slower than 10 ms are marked in it (log category \"slow request\"), and the report says how many overlapped the collector's marking or a file sync longer than 2 ms")
+	fs.StringVar(&o.Trace, "trace", "", "write a Go execution trace of the first bot run's load to this file (go tool trace; with --url, of the running bot, fetched from its /debug/pprof/trace, at most the first "+remoteTraceMax.String()+"), and report how many slow answers overlapped the collector's marking or a file sync longer than 2 ms")
 	fs.StringVar(&o.BotLog, "bot-log", "", "in-process bot only: file for the bot's log (default: a file in the temporary directory, removed at the end)")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "in-process bot only: the bot's log level")
 	fs.StringVar(&o.Comm100Path, "comm100-path", "/hooks/comm100", "path the Comm100 webhooks are posted to")
@@ -150,8 +151,6 @@ func (o *benchOptions) validate() error {
 		return fmt.Errorf("--sim, --extra-rules, --bot-log and --workers set up the in-process bot; they cannot be used with --url")
 	case o.PID != 0 && o.URL == "":
 		return fmt.Errorf("--pid: only with --url (the in-process bot's RSS is this process's)")
-	case o.Trace != "" && o.URL != "":
-		return fmt.Errorf("--trace: only without --url (it traces this process; for a running bot, use its /debug/pprof/trace)")
 	}
 	switch o.Payload {
 	case "comm100", "generic", "mix":
@@ -468,7 +467,13 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 	}
 	// Last: reading the trace must not count in the profile or the RSS.
 	if o.Trace != "" {
-		if rep.Trace, err = summarizeTrace(o.Trace); err != nil {
+		// In this process the load generator marks what it waited for;
+		// a bot elsewhere marks what it took to answer.
+		category := slowRequestCategory
+		if o.URL != "" {
+			category = ingest.SlowWebhookCategory
+		}
+		if rep.Trace, err = summarizeTrace(o.Trace, category); err != nil {
 			fmt.Fprintf(progress, "bot bench: the trace is written, but cannot be summarized: %v\n", err)
 		}
 	}
@@ -476,11 +481,23 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 }
 
 // loadRecorder writes the CPU profile and the execution trace of the first
-// bot run, from just before its first request to just after its last.
+// bot run, from just before its first request to just after its last. With
+// --url the trace is the running bot's, fetched from its admin listener.
 type loadRecorder struct {
 	cpu, trace *os.File
 	started    bool
+	// remote is the running bot's trace endpoint (with --url), token its
+	// bearer token, and fetched the outcome of the fetch started with the
+	// load.
+	remote   string
+	token    string
+	fetched  chan error
+	fetchErr error
 }
+
+// remoteTraceMax bounds a running bot's trace: its admin listener's
+// http.write_timeout (default 30s) bounds the answer that carries it.
+const remoteTraceMax = 25 * time.Second
 
 // newLoadRecorder creates the files of --cpuprofile and --trace, so that a
 // path that cannot be written fails before the run.
@@ -497,8 +514,35 @@ func newLoadRecorder(o benchOptions) (*loadRecorder, error) {
 			r.close()
 			return nil, err
 		}
+		if o.URL != "" {
+			seconds := min(o.Duration, remoteTraceMax).Seconds()
+			r.remote = strings.TrimSuffix(o.AdminURL, "/") + "/debug/pprof/trace?seconds=" + strconv.FormatFloat(seconds, 'f', -1, 64)
+			r.token = o.AdminToken
+		}
 	}
 	return r, nil
+}
+
+// fetchTrace copies the running bot's trace into r.trace.
+func (r *loadRecorder) fetchTrace() error {
+	req, err := http.NewRequest(http.MethodGet, r.remote, nil)
+	if err != nil {
+		return err
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", r.remote, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	_, err = io.Copy(r.trace, resp.Body)
+	return err
 }
 
 func (r *loadRecorder) start() error {
@@ -510,7 +554,11 @@ func (r *loadRecorder) start() error {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 	}
-	if r.trace != nil {
+	switch {
+	case r.trace != nil && r.remote != "":
+		r.fetched = make(chan error, 1)
+		go func() { r.fetched <- r.fetchTrace() }()
+	case r.trace != nil:
 		if err := trace.Start(r.trace); err != nil {
 			if r.cpu != nil {
 				pprof.StopCPUProfile()
@@ -530,7 +578,14 @@ func (r *loadRecorder) stop() {
 	if r.cpu != nil {
 		pprof.StopCPUProfile()
 	}
-	if r.trace != nil {
+	switch {
+	case r.fetched != nil:
+		// The bot answers when its trace is over, at the end of the load
+		// or earlier.
+		if err := <-r.fetched; err != nil {
+			r.fetchErr = fmt.Errorf("--trace: %w", err)
+		}
+	case r.trace != nil:
 		trace.Stop()
 	}
 }
@@ -541,7 +596,7 @@ func (r *loadRecorder) close() error {
 		return nil
 	}
 	r.stop()
-	var errs []error
+	errs := []error{r.fetchErr}
 	for _, f := range []*os.File{r.cpu, r.trace} {
 		if f != nil {
 			errs = append(errs, f.Close())

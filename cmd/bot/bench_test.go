@@ -158,9 +158,10 @@ func TestBenchAgainstARunningBot(t *testing.T) {
 	t.Parallel()
 	a := startBot(t)
 	var out, errs bytes.Buffer
+	traceFile := filepath.Join(t.TempDir(), "bot.trace")
 	err := run(t.Context(), []string{"bench", "--json", "--url", "http://" + a.Addr(),
 		"--admin-url", "http://" + a.AdminAddr(), "--duration", "1s", "--connections", "2",
-		"--drain", "60s", "--rules", "../../rules"}, nil, &out, &errs)
+		"--drain", "60s", "--rules", "../../rules", "--trace", traceFile}, nil, &out, &errs)
 	if err != nil {
 		t.Fatalf("bot bench: %v\n%s", err, errs.String())
 	}
@@ -174,6 +175,10 @@ func TestBenchAgainstARunningBot(t *testing.T) {
 	r := rep.Runs[0]
 	if r.Collector != nil {
 		t.Errorf("collector figures %+v for a bot in another process", r.Collector)
+	}
+	// The running bot's own trace, fetched from its admin listener.
+	if tr := rep.Trace; tr == nil || tr.File != traceFile || tr.Seconds < 0.5 || tr.Seconds > 3 {
+		t.Errorf("trace summary %+v: want one of the bot's trace of the second of load", tr)
 	}
 	p := r.Pipeline
 	if r.Accepted == 0 || p.JobsBacklog < 0 || !p.Drained || p.Jobs != 2*r.Accepted {
@@ -190,7 +195,6 @@ func TestBenchRefusesFlagsThatDoNotFit(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--url", "http://127.0.0.1:1", "--trace", "x.trace"}, "--trace: only without --url"},
 		{[]string{"--url", "http://127.0.0.1:1", "--sim"}, "cannot be used with --url"},
 		{[]string{"--pid", "1"}, "--pid: only with --url"},
 		{[]string{"--connections", "0"}, "--connections: want at least 1"},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/exp/trace"
+
+	"github.com/comm100bot/bot/internal/ingest"
 )
 
 // slowRequest is the latency above which a request is marked in a --trace.
@@ -29,6 +31,9 @@ const longSync = 2 * time.Millisecond
 type traceSummary struct {
 	File    string  `json:"file"`
 	Seconds float64 `json:"seconds"`
+	// Marks says what was marked slow: requests as the load generator saw
+	// them, or webhooks as the bot answered them.
+	Marks string `json:"marks"`
 	// Slow is how many requests took longer than slowRequest.
 	Slow int `json:"slow_requests"`
 	// InMarking, InSync: how many of them overlapped a mark phase of the
@@ -56,8 +61,13 @@ func overlapsAny(spans []span, from, to trace.Time) bool {
 	return false
 }
 
-// summarizeTrace reads the execution trace at path.
-func summarizeTrace(path string) (*traceSummary, error) {
+// summarizeTrace reads the execution trace at path, in which the slow
+// requests are logged under category.
+func summarizeTrace(path, category string) (*traceSummary, error) {
+	marks := "requests slower than " + slowRequest.String()
+	if category == ingest.SlowWebhookCategory {
+		marks = "webhooks the bot took longer than " + ingest.SlowWebhook.String() + " to answer"
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -67,7 +77,7 @@ func summarizeTrace(path string) (*traceSummary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read trace %s: %w", path, err)
 	}
-	var sc traceScan
+	sc := traceScan{category: category}
 	for {
 		ev, err := r.ReadEvent()
 		if errors.Is(err, io.EOF) {
@@ -80,11 +90,14 @@ func summarizeTrace(path string) (*traceSummary, error) {
 			return nil, fmt.Errorf("read trace %s: %w", path, err)
 		}
 	}
-	return sc.summary(path), nil
+	s := sc.summary(path)
+	s.Marks = marks
+	return s, nil
 }
 
 // traceScan gathers, event by event, the spans a summary needs.
 type traceScan struct {
+	category    string // of the slow requests' marks
 	first, last trace.Time
 	markFrom    trace.Time // 0 outside a mark phase
 	marking     []span
@@ -149,7 +162,7 @@ func (sc *traceScan) add(ev trace.Event) error {
 		}
 	case trace.EventLog:
 		l := ev.Log()
-		if l.Category != slowRequestCategory {
+		if l.Category != sc.category {
 			break
 		}
 		us, err := strconv.ParseInt(strings.TrimSuffix(l.Message, "µs"), 10, 64)
@@ -240,13 +253,13 @@ func isSync(stk trace.Stack) bool {
 
 func (s *traceSummary) print(w io.Writer) {
 	if s.Slow == 0 {
-		fmt.Fprintf(w, "trace %s (%.0fs): no request slower than %s; the collector marked %.1f%% of the time\n",
-			s.File, s.Seconds, slowRequest, 100*s.MarkingShare)
+		fmt.Fprintf(w, "trace %s (%.0fs): no %s; the collector marked %.1f%% of the time\n",
+			s.File, s.Seconds, s.Marks, 100*s.MarkingShare)
 		return
 	}
 	pct := func(n int) float64 { return 100 * float64(n) / float64(s.Slow) }
-	fmt.Fprintf(w, "trace %s (%.0fs): %d requests slower than %s; %.0f%% overlapped the collector's marking "+
+	fmt.Fprintf(w, "trace %s (%.0fs): %d %s; %.0f%% overlapped the collector's marking "+
 		"(%.1f%% of the time; %.0f%% would by chance), %.0f%% a file sync longer than %s (%.1f%% of the time), %.0f%% neither\n",
-		s.File, s.Seconds, s.Slow, slowRequest, pct(s.InMarking), 100*s.MarkingShare, 100*s.ChanceMarking,
+		s.File, s.Seconds, s.Slow, s.Marks, pct(s.InMarking), 100*s.MarkingShare, 100*s.ChanceMarking,
 		pct(s.InSync), longSync, 100*s.SyncShare, pct(s.Neither))
 }

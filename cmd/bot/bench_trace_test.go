@@ -45,7 +45,7 @@ func TestSummarizeTrace(t *testing.T) {
 	trace.Log(ctx, slowRequestCategory, strconv.FormatInt((time.Since(start)+time.Millisecond).Microseconds(), 10)+"µs")
 	trace.Stop()
 
-	s, err := summarizeTrace(path)
+	s, err := summarizeTrace(path, slowRequestCategory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestTraceScan(t *testing.T) {
 	syscall(350, 3, xtrace.GoSyscall, xtrace.GoRunning)
 	syscall(401, 4, xtrace.GoRunning, xtrace.GoRunnable)
 
-	var sc traceScan
+	sc := traceScan{category: slowRequestCategory}
 	for _, ev := range events {
 		if err := sc.add(ev); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"time"
@@ -81,12 +83,31 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("/hooks/{source}/{token}", h)
 }
 
+// SlowWebhook is how long a webhook may take to be answered before the
+// handler marks it in an execution trace that is running (such as one of
+// /debug/pprof/trace), under the log category SlowWebhookCategory with its
+// time in microseconds ("12345µs"), so that the slow answers can be lined up
+// with what the process did meanwhile (bot bench --trace).
+const (
+	SlowWebhook         = 10 * time.Millisecond
+	SlowWebhookCategory = "slow webhook"
+)
+
+func markSlow(ctx context.Context, start time.Time) {
+	if d := time.Since(start); d > SlowWebhook {
+		trace.Log(ctx, SlowWebhookCategory, strconv.FormatInt(d.Microseconds(), 10)+"µs")
+	}
+}
+
 // ServeHTTP handles one webhook delivery. The checks run cheapest first and
 // nothing is published unless all pass: source (404), method (405), token and
 // address (401), content type (415), size (413, cut at the limit), body
 // signature (401), body (400); then the event is published (503 when the bus
 // cannot take it).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if trace.IsEnabled() {
+		defer markSlow(r.Context(), time.Now())
+	}
 	name := r.PathValue("source")
 	src, ok := h.sources[name]
 	if !ok {
