@@ -524,28 +524,18 @@ func newLoadRecorder(o benchOptions) (*loadRecorder, error) {
 }
 
 // fetchTrace copies the running bot's trace into r.trace.
-func (r *loadRecorder) fetchTrace() error {
-	req, err := http.NewRequest(http.MethodGet, r.remote, nil)
+func (r *loadRecorder) fetchTrace(ctx context.Context) error {
+	body, err := adminGet(ctx, r.remote, r.token)
 	if err != nil {
 		return err
 	}
-	if r.token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s: %s: %s", r.remote, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	_, err = io.Copy(r.trace, resp.Body)
+	defer body.Close()
+	_, err = io.Copy(r.trace, body)
 	return err
 }
 
-func (r *loadRecorder) start() error {
+// start starts recording; a fetch of a running bot's trace ends with ctx.
+func (r *loadRecorder) start(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
@@ -557,7 +547,7 @@ func (r *loadRecorder) start() error {
 	switch {
 	case r.trace != nil && r.remote != "":
 		r.fetched = make(chan error, 1)
-		go func() { r.fetched <- r.fetchTrace() }()
+		go func() { r.fetched <- r.fetchTrace(ctx) }()
 	case r.trace != nil:
 		if err := trace.Start(r.trace); err != nil {
 			if r.cpu != nil {
@@ -661,7 +651,7 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 		runtime.GC()
 		gcBefore = readCollector()
 	}
-	if err := rec.start(); err != nil {
+	if err := rec.start(ctx); err != nil {
 		return run, err
 	}
 	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
@@ -814,7 +804,7 @@ func drive(ctx context.Context, o benchOptions, client *http.Client, base string
 				status, id, err := postWebhook(context.WithoutCancel(ctx), client, base+path, body)
 				now := time.Now()
 				if d := now.Sub(due); d > slowRequest && trace.IsEnabled() {
-					trace.Log(ctx, slowRequestCategory, strconv.FormatInt(d.Microseconds(), 10)+"µs")
+					ingest.MarkSlow(ctx, slowRequestCategory, d)
 				}
 				w.requests++
 				sent.Add(1)

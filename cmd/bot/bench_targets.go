@@ -278,6 +278,28 @@ func (e *externalBot) Backlog(ctx context.Context, evaluated, accepted int64) (i
 // finishedOutcomes are the bot_jobs_total outcomes of a job that is finished.
 var finishedOutcomes = []string{"done", "dry_run", "duplicate", "cancelled", "dead"}
 
+// adminGet GETs url from a bot's admin listener, with the bearer token if
+// there is one, and returns the body of a 200 answer.
+func adminGet(ctx context.Context, url, token string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return resp.Body, nil
+}
+
 // sample is what the bench reads from a bot's /metrics: the events
 // evaluated, the jobs finished, and what waits (-1 when not known).
 type sample struct {
@@ -291,22 +313,12 @@ func scrape(ctx context.Context, base, token string) (s sample, err error) {
 	s.eventsWaiting, s.jobsWaiting = -1, -1
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	body, err := adminGet(ctx, base+"/metrics", token)
 	if err != nil {
 		return s, err
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("GET %s/metrics: %s", base, resp.Status)
-	}
-	data, err := io.ReadAll(resp.Body)
+	defer body.Close()
+	data, err := io.ReadAll(body)
 	if err != nil {
 		return s, err
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/exp/trace"
@@ -14,11 +12,12 @@ import (
 	"github.com/comm100bot/bot/internal/ingest"
 )
 
-// slowRequest is the latency above which a request is marked in a --trace.
-const slowRequest = 10 * time.Millisecond
+// slowRequest is the latency above which a request is marked in a --trace:
+// the bot's own threshold for its answers.
+const slowRequest = ingest.SlowWebhook
 
-// slowRequestCategory is the trace log category of those marks; the message
-// is the latency in microseconds followed by "µs".
+// slowRequestCategory is the trace log category of those marks (written with
+// ingest.MarkSlow).
 const slowRequestCategory = "slow request"
 
 // longSync is how long a file sync must take to count as one a slow request
@@ -165,11 +164,11 @@ func (sc *traceScan) add(ev trace.Event) error {
 		if l.Category != sc.category {
 			break
 		}
-		us, err := strconv.ParseInt(strings.TrimSuffix(l.Message, "µs"), 10, 64)
+		d, err := ingest.ParseSlowMark(l.Message)
 		if err != nil {
-			return fmt.Errorf("slow request %q: %w", l.Message, err)
+			return err
 		}
-		sc.slows = append(sc.slows, slowMark{ev.Time(), time.Duration(us) * time.Microsecond})
+		sc.slows = append(sc.slows, slowMark{ev.Time(), d})
 	}
 	return nil
 }

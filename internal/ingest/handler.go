@@ -14,6 +14,7 @@ import (
 	"runtime/trace"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,8 +96,23 @@ const (
 
 func markSlow(ctx context.Context, start time.Time) {
 	if d := time.Since(start); d > SlowWebhook {
-		trace.Log(ctx, SlowWebhookCategory, strconv.FormatInt(d.Microseconds(), 10)+"µs")
+		MarkSlow(ctx, SlowWebhookCategory, d)
 	}
+}
+
+// MarkSlow logs d under category in the running execution trace, as
+// microseconds followed by "µs"; ParseSlowMark reads it back.
+func MarkSlow(ctx context.Context, category string, d time.Duration) {
+	trace.Log(ctx, category, strconv.FormatInt(d.Microseconds(), 10)+"µs")
+}
+
+// ParseSlowMark returns the time that MarkSlow logged as msg.
+func ParseSlowMark(msg string) (time.Duration, error) {
+	us, err := strconv.ParseInt(strings.TrimSuffix(msg, "µs"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("slow mark %q: %w", msg, err)
+	}
+	return time.Duration(us) * time.Microsecond, nil
 }
 
 // ServeHTTP handles one webhook delivery. The checks run cheapest first and

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"runtime/trace"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,8 +47,8 @@ func TestSlowWebhooksAreMarkedInATrace(t *testing.T) {
 	if len(marks) != 1 {
 		t.Fatalf("marks %q: want the slow webhook's alone", marks)
 	}
-	us, err := strconv.Atoi(strings.TrimSuffix(marks[0], "µs"))
-	if err != nil || us < 15000 || us > 60000 {
-		t.Errorf("mark %q: want about 15000µs", marks[0])
+	d, err := ParseSlowMark(marks[0])
+	if err != nil || d < 15*time.Millisecond || d > 60*time.Millisecond {
+		t.Errorf("mark %q (%s, %v): want about 15ms", marks[0], d, err)
 	}
 }
