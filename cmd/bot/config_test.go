@@ -142,14 +142,14 @@ func TestDedupWindowCoversSignatureTolerance(t *testing.T) {
 	if info.Config.Duplicates != 10*time.Minute {
 		t.Errorf("EVENTS duplicate window %s, want 10m", info.Config.Duplicates)
 	}
-	// Job ids are remembered as long as event ids: an event that comes
-	// back stores none of its jobs again.
+	// Job ids are not: the copies of a job that its event makes when it
+	// comes back are refused by their subject, or stopped by the ledger.
 	s, err = a.bus.JS.Stream(t.Context(), bus.ActionsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.CachedInfo().Config.Duplicates; got != 10*time.Minute {
-		t.Errorf("ACTIONS duplicate window %s, want 10m", got)
+	if got := s.CachedInfo().Config.Duplicates; got != bus.JobDedupWindow {
+		t.Errorf("ACTIONS duplicate window %s, want %s", got, bus.JobDedupWindow)
 	}
 }
 

@@ -20,7 +20,7 @@ var configDocs = map[string]string{
 	"nats.store_dir":      "JetStream files of the embedded NATS server",
 	"nats.listen":         "client address of the embedded NATS server",
 	"nats.replicas":       "replicas of every stream, bucket and consumer the bot creates (1 to 5; 3 for a 3-node cluster)",
-	"nats.dedup_window":   "how long a repeated event id, and a repeated job id, is recognised; raised to cover every source's signature tolerance",
+	"nats.dedup_window":   "how long a repeated event id is recognised; raised to cover every source's signature tolerance",
 	"nats.events_max_age": "how long events are kept",
 	"nats.sync":           "when the embedded server syncs to disk: always (before every acknowledgement) or an interval such as 1s",
 	"nats.max_store":      "bytes the embedded server's store may take; 0: three quarters of the disk space free at start",

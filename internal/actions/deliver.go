@@ -100,6 +100,10 @@ func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		log.Info("job cancelled by schedule.cancel; not carried out")
 		p.metrics.jobs.WithLabelValues(j.Action, "cancelled").Inc()
 		p.finish(msg, msg.Ack())
+	case done && rec.Dead:
+		log.Info("job failed for good earlier and is in the DLQ; not carried out again")
+		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
+		p.finish(msg, msg.Ack())
 	case done:
 		log.Info("job already done; not carried out again")
 		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
@@ -324,6 +328,11 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 	}
 	log.Error("action failed; moved to the DLQ", "reason", d.Reason, "err", d.Err, "attempts", len(attempts))
 	p.metrics.jobs.WithLabelValues(j.Action, "dead").Inc()
+	// Before the job leaves the stream: from then on a copy of it is
+	// stored, and only the record keeps it from running.
+	if err := p.recordDone(ctx, log, j.ID, DoneRecord{Done: p.now().UTC(), Dead: true}); err != nil {
+		log.Error("dead job not recorded; a copy of it stored later would run", "err", err)
+	}
 	p.finish(msg, msg.TermWithReason(d.Reason))
 	if delivered > 1 {
 		if err := p.ledger.Forget(context.WithoutCancel(ctx), j.ID); err != nil {

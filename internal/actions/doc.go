@@ -5,11 +5,16 @@
 //
 // # Flow
 //
-// The rules engine publishes one [job.Job] per matching action to
-// "actions.run.<action>" with a digest of the job id as Nats-Msg-Id
-// ([Queue.Publish]; ACTIONS remembers it for nats.dedup_window); a
-// delayed job waits as a message schedule on "actions.sched.<key>.<job>" and
-// fires onto the same subject when due. The [Pool]'s fetcher pulls jobs from
+// The rules engine publishes one [job.Job] per matching action to a subject
+// of its own, "actions.run.<action>.<job>" ([Queue.Publish]; <job> is
+// [job.Token] of the job id, which is also its Nats-Msg-Id); a delayed job
+// waits as a message schedule on "actions.sched.<key>.<job>" and fires onto
+// its run subject when due. Every job is published only if its subject is
+// empty, so a copy (its event evaluated again) is refused while the job is
+// in the stream, and the rules count the refusal as stored
+// ([AlreadyStored]); a copy stored after the job left the stream finds the
+// job's record in the ledger (below). ACTIONS remembers message ids for
+// seconds only. The [Pool]'s fetcher pulls jobs from
 // the durable "workers" consumer in batches sized to the room it has (one
 // per worker plus a batch of cheap jobs: the consumer's MaxAckPending, so
 // JetStream never hands the pool more than it can watch). A cheap job, one
@@ -28,8 +33,9 @@
 //  1. looks the job up in the [Ledger] (the jobs_done
 //     bucket): a job that already succeeded is acknowledged without running
 //     again, after its completion event is published if it was lost, and so
-//     is a delayed job that schedule.cancel removed ([Queue.Cancel] records
-//     each), when a copy stored again later fires;
+//     is a copy of a job that went to the DLQ (recorded before its Term; a
+//     redrive forgets the record) or of a delayed job that schedule.cancel
+//     removed ([Queue.Cancel] records each);
 //  2. looks up its action and checks the rendered parameters against the
 //     action's declarations ([Action.Check]): {{ templates }} are only known
 //     now. An unknown action or a bad value goes to the DLQ at once;

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/job"
 )
 
 // Ledger is what the pool remembers of jobs across deliveries: which
@@ -20,9 +21,9 @@ type Ledger interface {
 	// Done returns the record of a job that succeeded; ok is false when the
 	// job has none. An error means the ledger could not tell.
 	Done(ctx context.Context, jobID string) (rec DoneRecord, ok bool, err error)
-	// RecordDone stores that a job succeeded, or that it was cancelled. A
-	// cancelled record never replaces one already there: a job that fired
-	// and ran while it was being cancelled keeps its result.
+	// RecordDone stores that a job succeeded, was cancelled, or failed for
+	// good. A cancelled or dead record never replaces one already there: a
+	// job that fired and ran while it was being cancelled keeps its result.
 	RecordDone(ctx context.Context, jobID string, rec DoneRecord) error
 	// Attempts returns the stored attempts of a job; none is not an error.
 	Attempts(ctx context.Context, jobID string) ([]Attempt, error)
@@ -34,12 +35,15 @@ type Ledger interface {
 
 // DoneRecord is what the ledger keeps of a job that succeeded: enough to
 // emit its completion event again if a redelivered copy finds it. A delayed
-// job that schedule.cancel removed has a record too, with Cancelled set, so
-// that a copy stored again later is not carried out either.
+// job that schedule.cancel removed has a record too, with Cancelled set, and
+// so has a job moved to the DLQ, with Dead set, so that a copy stored again
+// later is not carried out either (bot dlq redrive forgets the record of the
+// job it puts back).
 type DoneRecord struct {
 	Result    Result    `json:"result"`
 	Done      time.Time `json:"done"`
 	Cancelled bool      `json:"cancelled,omitempty"`
+	Dead      bool      `json:"dead,omitempty"`
 }
 
 // KVLedger is the Ledger on two JetStream key-value buckets: jobs_done and
@@ -233,10 +237,10 @@ func (l *KVLedger) RecordDone(ctx context.Context, jobID string, rec DoneRecord)
 	if err != nil {
 		return fmt.Errorf("encode record of job %s: %w", jobID, err)
 	}
-	if rec.Cancelled {
+	if rec.Cancelled || rec.Dead {
 		_, err = l.done.Create(ctx, ledgerKey(jobID), data)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			return nil // done, or cancelled, already
+			return nil // finished already
 		}
 	} else {
 		_, err = l.done.Put(ctx, ledgerKey(jobID), data)
@@ -288,4 +292,4 @@ func (l *KVLedger) Forget(ctx context.Context, jobID string) error {
 }
 
 // ledgerKey turns a job id into a key-value key.
-func ledgerKey(jobID string) string { return hashToken(jobID) }
+func ledgerKey(jobID string) string { return job.Token(jobID) }

@@ -207,13 +207,15 @@ func TestPoolRecoversFromALongOutageLong(t *testing.T) {
 }
 
 // TestPoolDeadLetterAndRedrive: a note on a ticket that does not exist is
-// answered 404, lands in the DLQ with its story, and a redrive replays it
-// once the ticket exists.
+// answered 404, lands in the DLQ with its story, and a copy of it stored
+// after it left the stream (its event evaluated again) is not tried again;
+// a redrive replays it once the ticket exists.
 func TestPoolDeadLetterAndRedrive(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
-	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg})
 	note := &job.Job{ID: "ev-404/note-rule/0", EventID: "ev-404", Rule: "note-rule", Action: "comm100.ticket.note",
 		Params: map[string]any{"ticket_id": "1001", "text": "shipped"}, Created: time.Now().UTC()}
 	b.publish(note)
@@ -225,6 +227,16 @@ func TestPoolDeadLetterAndRedrive(t *testing.T) {
 	}
 	if len(d.Attempts) != 1 || d.Attempts[0].Status != http.StatusNotFound || d.Attempts[0].Delivery != 1 || !strings.Contains(d.Error, "404") {
 		t.Errorf("dead letter story: attempts %+v error %q, want one 404 attempt", d.Attempts, d.Error)
+	}
+
+	b.waitRemoved(0)
+	b.publishCopy(note, "stored-again")
+	waitFor(t, "the copy acknowledged", 10*time.Second, func() bool { return jobsMetric(t, reg, note.Action, "duplicate") == 1 })
+	if n := calls(s.Requests(), "POST", "/v4/ticketing/notes", http.StatusNotFound); n != 1 {
+		t.Errorf("%d calls for the note, want 1: a copy of a dead job was tried again", n)
+	}
+	if dead := b.dead(); len(dead) != 1 {
+		t.Errorf("%d dead letters, want the one", len(dead))
 	}
 
 	b.publish(ticketJob("make-ticket")) // the simulator numbers tickets from 1001

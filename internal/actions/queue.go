@@ -2,11 +2,10 @@ package actions
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,22 +34,23 @@ type Queue struct {
 // cannot hold, such as the +Inf of a division by zero. Retrying cannot help.
 var ErrUnencodable = errors.New("job cannot be encoded")
 
-// Publish makes the job durable. Publishing the same job twice inside the
-// duplicate window stores it once.
+// Publish makes the job durable. A job published again while a copy of it
+// is stored is not stored twice.
 func (q *Queue) Publish(ctx context.Context, j *job.Job) error {
 	msg, err := jobMsg(j)
 	if err != nil {
 		return err
 	}
-	if _, err := q.JS.PublishMsg(ctx, msg); err != nil {
+	if _, err := q.JS.PublishMsg(ctx, msg); err != nil && !AlreadyStored(err) {
 		return fmt.Errorf("publish job %s: %w", j.ID, err)
 	}
 	return nil
 }
 
 // PublishAsync sends the job without waiting for the server: the job is
-// durable once the returned future's Ok channel delivers. Many jobs can be
-// sent this way and their PubAcks awaited together.
+// durable once the returned future's Ok channel delivers, or its Err channel
+// an error that AlreadyStored accepts. Many jobs can be sent this way and
+// their PubAcks awaited together.
 func (q *Queue) PublishAsync(j *job.Job) (jetstream.PubAckFuture, error) {
 	msg, err := jobMsg(j)
 	if err != nil {
@@ -67,28 +67,51 @@ func (q *Queue) PublishAsync(j *job.Job) (jetstream.PubAckFuture, error) {
 }
 
 // jobMsg is the message that carries j: on its run subject, or, for a
-// delayed job, as a message schedule that fires onto it.
+// delayed job, as a message schedule that fires onto it. Either subject is
+// the job's own, and the message asks the stream to store it only if the
+// subject holds nothing (Nats-Expected-Last-Subject-Sequence: 0): while a
+// job waits, is retried or is finished but not yet removed, a copy of it is
+// refused, however long after the first it comes (see AlreadyStored).
 func jobMsg(j *job.Job) (*nats.Msg, error) {
 	data, err := job.Encode(j)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnencodable, j.ID, err)
 	}
-	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, jobMsgID(j.ID))
+	token := job.Token(j.ID)
+	run := job.RunSubjectOf(j.Action, token)
+	msg := &nats.Msg{Subject: run, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, token)
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	if !j.RunAt.IsZero() {
-		msg.Subject = scheduleSubject(j.Key, j.ID)
+		msg.Subject = ScheduleSubjectPrefix + job.Token(j.Key) + "." + token
 		// RFC 3339 with nanoseconds: the server parses fractions, and
 		// WithScheduleAt would round them away and fire early.
 		msg.Header.Set(jetstream.ScheduleHeader, "@at "+j.RunAt.UTC().Format(time.RFC3339Nano))
-		msg.Header.Set(jetstream.ScheduleTargetHeader, j.RunSubject())
+		// The job fired is stored whatever its subject holds: the server
+		// drops the Nats-Expected headers of a schedule when it fires.
+		msg.Header.Set(jetstream.ScheduleTargetHeader, run)
 	}
 	return msg, nil
+}
+
+// AlreadyStored reports whether err is the stream refusing a job because a
+// copy of it is stored: its subject holds a message (see jobMsg). The job is
+// then as good as stored. A refusal because a message on the subject is
+// still being replicated is not this: that message may yet fail.
+func AlreadyStored(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
+		return false
+	}
+	// "wrong last sequence: <seq>"; 0 when the stream could not read the
+	// subject's last message, which says nothing.
+	return !strings.HasSuffix(apiErr.Description, ": 0")
 }
 
 // Cancel removes every pending delayed job with key and returns how many.
 // settle, if not nil, is called with the id of each before it is removed;
 // the pool records it as cancelled in its ledger, so that a copy of the job
-// stored again later (its event evaluated again past the duplicate window)
+// stored again later (its event evaluated again after the schedule is gone)
 // is not carried out when it fires. A job of the key stored after Cancel
 // has read the schedules is not removed: it was scheduled after the cancel.
 // The stream is read through its leader (ACTIONS takes no direct reads),
@@ -100,7 +123,7 @@ func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.
 	if err != nil {
 		return 0, fmt.Errorf("cancel %q: %w", key, err)
 	}
-	filter := ScheduleSubjectPrefix + hashToken(key) + ".>"
+	filter := ScheduleSubjectPrefix + job.Token(key) + ".>"
 	var n, last uint64
 	for next := uint64(1); ; n++ {
 		m, err := s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
@@ -150,19 +173,4 @@ func countMessages(ctx context.Context, s jetstream.Stream, filter string) (uint
 		n += c
 	}
 	return n, nil
-}
-
-// jobMsgID is the Nats-Msg-Id of a job: a digest of its id, 20 characters
-// where job ids run to a hundred. The stream keeps every id of its duplicate
-// window in memory, one per job stored, so the short form is what it keeps.
-func jobMsgID(jobID string) string { return hashToken(jobID) }
-
-func scheduleSubject(key, jobID string) string {
-	return ScheduleSubjectPrefix + hashToken(key) + "." + hashToken(jobID)
-}
-
-// hashToken turns any string into a short subject token.
-func hashToken(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:10])
 }

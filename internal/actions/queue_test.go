@@ -2,6 +2,8 @@ package actions
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,9 +15,13 @@ import (
 )
 
 // TestQueueStoresAJobOnce: a job published again (its event delivered to the
-// rules again) is dropped by ACTIONS, whose duplicate window is two of the
-// rules' AckWaits; the id the stream remembers is a short digest, and the job
-// still carries its own id.
+// rules again) is refused while the first copy is in ACTIONS, however long
+// after the first it comes: a copy under another message id (past the
+// stream's short duplicate window) too, sent alone, with PublishAsync, or
+// inside an atomic batch, whose other jobs are stored. The refusal counts as
+// stored (AlreadyStored). Once the job is removed, a copy is stored, and it
+// is the pool's ledger that stops it. The message id is a short digest, and
+// the job still carries its own id.
 func TestQueueStoresAJobOnce(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -30,24 +36,40 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.queue.Publish(ctx, mk(0)); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the job again: %v, want it taken as stored", err)
+	}
+	late := mustJobMsg(t, mk(0))
+	late.Header.Set(jetstream.MsgIDHeader, "past-the-window")
+	if _, err := b.js.PublishMsg(ctx, late); !AlreadyStored(err) {
+		t.Fatalf("a copy under another message id: %v, want the stream to refuse it as stored", err)
 	}
 	f, err := b.queue.PublishAsync(mk(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case ack := <-f.Ok():
-		if !ack.Duplicate || ack.Sequence != first.Sequence {
-			t.Errorf("the job again: %+v, want a duplicate of seq %d", ack, first.Sequence)
-		}
-	case err := <-f.Err():
-		t.Fatal(err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no PubAck")
+	if err := awaitFuture(f); !AlreadyStored(err) {
+		t.Fatalf("the job again, asynchronously: %v, want the stream to refuse it as stored", err)
 	}
-	if err := b.queue.Publish(ctx, mk(1)); err != nil {
-		t.Fatal(err)
+
+	// In a batch large enough to go atomic: the refused batch is sent
+	// again in parts, and every other job is stored.
+	batched := &Queue{JS: b.js, Batcher: bus.NewBatcher(b.js, bus.ActionsStream)}
+	var futures []jetstream.PubAckFuture
+	for i := range 40 {
+		f, err := batched.PublishAsync(mk((i + 20) % 40)) // mk(0), stored already, in the middle
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		err := awaitFuture(f)
+		if i == 20 && !AlreadyStored(err) {
+			t.Errorf("the stored job among others: %v, want it refused as stored", err)
+		}
+		if i != 20 && err != nil {
+			t.Errorf("job %d: %v", (i+20)%40, err)
+		}
 	}
 
 	s, err := b.js.Stream(ctx, bus.ActionsStream)
@@ -58,10 +80,10 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 2 {
-		t.Errorf("ACTIONS holds %d jobs, want 2 (the second action's, and the first's once)", info.State.Msgs)
+	if info.State.Msgs != 40 {
+		t.Errorf("ACTIONS holds %d jobs, want 40 (each once)", info.State.Msgs)
 	}
-	if got, want := info.Config.Duplicates, 2*time.Minute; got != want {
+	if got, want := info.Config.Duplicates, bus.JobDedupWindow; got != want {
 		t.Errorf("ACTIONS duplicate window %s, want %s", got, want)
 	}
 	stored, err := s.GetMsg(ctx, first.Sequence)
@@ -75,8 +97,73 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 	if err := j.UnmarshalJSON(stored.Data); err != nil {
 		t.Fatal(err)
 	}
-	if j.ID != mk(0).ID {
-		t.Errorf("stored job id %q, want %q", j.ID, mk(0).ID)
+	if j.ID != mk(0).ID || stored.Subject != mk(0).RunSubject() {
+		t.Errorf("stored job %q on %q, want %q on %q", j.ID, stored.Subject, mk(0).ID, mk(0).RunSubject())
+	}
+
+	// Removed (finished and swept): a copy is stored again.
+	if err := s.DeleteMsg(ctx, first.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	again := mustJobMsg(t, mk(0))
+	again.Header.Set(jetstream.MsgIDHeader, "after-removal")
+	if _, err := b.js.PublishMsg(ctx, again); err != nil {
+		t.Errorf("a copy after the job was removed: %v, want it stored", err)
+	}
+}
+
+// TestQueueStoresADelayedJobOnce: a copy of a delayed job is refused while
+// its schedule waits.
+func TestQueueStoresADelayedJobOnce(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	ctx := t.Context()
+	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
+		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
+	if err := b.queue.Publish(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	late := mustJobMsg(t, j)
+	late.Header.Set(jetstream.MsgIDHeader, "past-the-window")
+	if _, err := b.js.PublishMsg(ctx, late); !AlreadyStored(err) {
+		t.Fatalf("a copy of a waiting delayed job: %v, want the stream to refuse it as stored", err)
+	}
+	if n, err := b.queue.Scheduled(ctx); err != nil || n != 1 {
+		t.Errorf("scheduled: %d %v, want 1", n, err)
+	}
+}
+
+// TestAlreadyStored: only the refusal that names a stored message counts.
+func TestAlreadyStored(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Description: "wrong last sequence: 12"}, true},
+		{fmt.Errorf("publish job x: %w", &jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Description: "wrong last sequence: 3"}), true},
+		// The stream could not read the subject.
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence, Description: "wrong last sequence: 0"}, false},
+		// A message on the subject is still being replicated: it may fail.
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant, Description: "wrong last sequence"}, false},
+		{&jetstream.APIError{Code: 503, ErrorCode: 10077, Description: "maximum messages exceeded"}, false},
+		{errors.New("wrong last sequence: 12"), false},
+		{nil, false},
+	} {
+		if got := AlreadyStored(c.err); got != c.want {
+			t.Errorf("AlreadyStored(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// awaitFuture waits for a PubAck future's outcome.
+func awaitFuture(f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("no PubAck")
 	}
 }
 

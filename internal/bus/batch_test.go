@@ -118,6 +118,53 @@ func TestBatcherBatchWithADuplicateIsSentAgainInHalves(t *testing.T) {
 	}
 }
 
+// TestBatcherBatchWithARefusedMessage: a message the stream refuses (its
+// subject must be empty and is not) fails alone with the stream's answer;
+// the rest of its batch is stored.
+func TestBatcherBatchWithARefusedMessage(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
+	batcher := NewBatcher(b.JS, EventsStream)
+	onlyIfEmpty := func(id string) *nats.Msg {
+		m := eventMsg(id)
+		m.Subject = "events.test.order." + id
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+		return m
+	}
+	first, err := batcher.Publish(t.Context(), onlyIfEmpty("e5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]*nats.Msg, 40)
+	for i := range msgs {
+		msgs[i] = onlyIfEmpty(fmt.Sprintf("e%d", i))
+	}
+	msgs[5].Header.Set(jetstream.MsgIDHeader, "e5-again") // not a known id
+	group, futures := futuresOf(msgs)
+	batcher.send(group, true)()
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+			if i == 5 {
+				t.Fatal("the copy of e5 was stored")
+			}
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if i != 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence ||
+				apiErr.Description != fmt.Sprintf("wrong last sequence: %d", first.Sequence) {
+				t.Fatalf("message %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d: no answer", i)
+		}
+	}
+	if r := batcher.refused.Load(); r == 0 {
+		t.Fatal("no batch refused: the test sent none")
+	}
+	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != 40 {
+		t.Fatalf("%d messages stored, want 40: %v", len(ids), ids)
+	}
+}
+
 func TestBatcherTooLargeMessageFailsAlone(t *testing.T) {
 	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
 	batcher := NewBatcher(b.JS, EventsStream)

@@ -111,6 +111,11 @@ func (c *Config) Defaults() {
 	}
 }
 
+// JobDedupWindow is how long ACTIONS remembers the message ids of jobs, at
+// most: long enough for a publish retried after a lost answer. Repeats that
+// come later are stopped by other means (see Setup).
+const JobDedupWindow = 10 * time.Second
+
 // Names of the streams, consumers and buckets.
 const (
 	EventsStream   = "EVENTS"
@@ -394,12 +399,15 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
 			// A job is stored again when its event comes back to the
-			// rules: a publish retried after a lost answer, a job that
-			// could not be stored (the event is retried, at longer and
-			// longer intervals), a bot down for a while. The jobs' window
-			// is the events' one, so that as long as a repeat of an event
-			// is dropped, so are repeats of its jobs.
-			Duplicates:        cfg.DedupWindow,
+			// rules: a publish retried after a lost answer, an event whose
+			// ack was lost, a redrive. Each job has a subject of its own
+			// and is published only if its subject is empty (see
+			// actions.Queue), so a copy is refused for as long as the job
+			// is in the stream, however long it waits; after it is
+			// removed, the pool's record of finished jobs stops the copy.
+			// The message ids are a first, cheaper check of a retried
+			// publish: a short window keeps few of them in memory.
+			Duplicates:        min(cfg.DedupWindow, JobDedupWindow),
 			AllowMsgSchedules: true,
 			// No direct reads: schedule.cancel reads the schedules of its
 			// key, and only the leader is sure to hold every one stored.

@@ -4,6 +4,8 @@
 package job
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -192,11 +194,27 @@ func ID(eventID, rule string, index int) string {
 }
 
 // RunSubjectPrefix starts the subjects of jobs that are due: a job runs from
-// "actions.run.<action>".
+// "actions.run.<action>.<token of its id>".
 const RunSubjectPrefix = "actions.run."
 
-// RunSubject is the subject a job is published on to run now.
-func (j *Job) RunSubject() string { return RunSubjectPrefix + j.Action }
+// RunSubject is the subject a job is published on to run now. Each job has a
+// subject of its own, so that the stream can refuse a second copy while the
+// first is stored (see actions.Queue).
+func (j *Job) RunSubject() string { return RunSubjectOf(j.Action, Token(j.ID)) }
+
+// RunSubjectOf is the run subject of the job with action and token (Token of
+// its id).
+func RunSubjectOf(action, token string) string {
+	return RunSubjectPrefix + action + "." + token
+}
+
+// Token is a short digest of s, 20 hex characters, that fits in a subject
+// token. A job's token names it in the stream (its Nats-Msg-Id and subjects)
+// and in the ledger, where job ids run to a hundred characters.
+func Token(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:10])
+}
 
 // Due is when the job was due: when it was made, or its RunAt if later. The
 // retry horizon counts from here, so a job delayed by a day still gets its

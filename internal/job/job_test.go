@@ -50,7 +50,7 @@ func TestJobKeepsNumbersExact(t *testing.T) {
 	if out.ID != "e1/r/2" || out.Params["ticket_id"] != int64(9007199254740993) {
 		t.Errorf("got id %q params %#v", out.ID, out.Params)
 	}
-	if out.RunSubject() != "actions.run.comm100.ticket.note" {
+	if want := "actions.run.comm100.ticket.note." + Token("e1/r/2"); out.RunSubject() != want {
 		t.Errorf("run subject: got %q", out.RunSubject())
 	}
 	if err := json.Unmarshal([]byte(`{"id":"x","params":[1]}`), &out); err == nil {

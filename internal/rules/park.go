@@ -153,8 +153,9 @@ func decodeParked(raw *jetstream.RawStreamMsg) (*ParkedLetter, error) {
 // Redrive republishes the parked event where it was, so that the rules run
 // on it again, and removes it from the DLQ. Every rule that listens to it
 // runs, not only the one that failed: the jobs of the rules that already ran
-// have the same ids as before, so the ACTIONS duplicate window, or after it
-// the worker pool's record of done jobs, keeps them from running twice.
+// have the same ids as before, so ACTIONS refuses them while the first
+// copies are in it, and after that the worker pool's record of finished
+// jobs keeps them from running twice.
 func (p *Parking) Redrive(ctx context.Context, seq uint64) (*ParkedLetter, error) {
 	pl, err := p.Get(ctx, seq)
 	if err != nil {

@@ -19,7 +19,8 @@ import (
 )
 
 // JobPublisher makes jobs durable on the ACTIONS stream. PublishAsync sends
-// a job without waiting: the job is stored once its future says Ok.
+// a job without waiting: the job is stored once its future says Ok, or
+// fails with an error that actions.AlreadyStored accepts.
 type JobPublisher interface {
 	PublishAsync(j *job.Job) (jetstream.PubAckFuture, error)
 }
@@ -27,7 +28,7 @@ type JobPublisher interface {
 // Router consumes the EVENTS stream, runs every event through the current
 // rules, and publishes the resulting jobs. An event is acknowledged only once
 // all its jobs are durable; a crash before that redelivers the event, and the
-// deterministic job ids absorb the repeats. An event that cannot be decoded,
+// deterministic job ids absorb the repeats (actions.Queue). An event that cannot be decoded,
 // or that a rule cannot evaluate, is parked on the DLQ with the rule and the
 // error before it is acknowledged.
 type Router struct {
@@ -239,8 +240,9 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 }
 
 // finish waits until every job of the event is stored, then parks its
-// failures, if any, and acknowledges it. If a job was not stored, the event
-// is handed back for redelivery, and the job ids absorb the jobs that were.
+// failures, if any, and acknowledges it. A job refused because a copy of it
+// is stored counts as stored. If a job was not stored, the event is handed
+// back for redelivery, and the jobs that were are refused next time.
 func (r *Router) finish(ctx context.Context, e *evaluated) {
 	timeout := time.NewTimer(storeTimeout)
 	defer timeout.Stop()
@@ -251,7 +253,9 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			e.notStored = err
+			if !actions.AlreadyStored(err) {
+				e.notStored = err
+			}
 		case <-timeout.C:
 			e.notStored = fmt.Errorf("no PubAck within %s", storeTimeout)
 		}
