@@ -101,7 +101,7 @@ func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		p.metrics.jobs.WithLabelValues(j.Action, "cancelled").Inc()
 		p.finish(msg, msg.Ack())
 	case done && rec.Dead:
-		log.Info("job failed for good earlier and is in the DLQ; not carried out again")
+		log.Info("job failed for good earlier (it went to the DLQ); not carried out again")
 		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
 		p.finish(msg, msg.Ack())
 	case done:

@@ -117,29 +117,23 @@ func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLet
 }
 
 // Redrive puts the dead letter's job back on ACTIONS to run now, with a new
-// retry horizon, and removes it from the DLQ. The ledger's record that the
-// job is dead goes first, or the pool would not run it.
+// retry horizon, and removes it from the DLQ. The job goes back under an id
+// of its own, "<id>/redrive/<seq>": the ledger keeps its record that the
+// original is dead, so copies of the original stay stopped, and nothing a
+// worker still writes about the original (a dead letter is stored before
+// its record) can stop the redriven job. Redriving a letter again, after a
+// redrive that stored the job but could not remove the letter, stores
+// nothing twice.
 func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job, error) {
 	dl, err := d.Get(ctx, seq)
 	if err != nil {
 		return nil, err
 	}
 	j := dl.Job
-	if err := forgetDead(ctx, d.JS, j.ID); err != nil {
-		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
-	}
+	j.ID = fmt.Sprintf("%s/redrive/%d", j.ID, seq)
 	j.Created = now.UTC()
 	j.RunAt = time.Time{}
-	data, err := json.Marshal(&j)
-	if err != nil {
-		return nil, err
-	}
-	msg := &nats.Msg{Subject: j.RunSubject(), Data: data, Header: nats.Header{}}
-	// A new message id: the original one may still be in the duplicate
-	// window. Digested, as every job's (see jobMsg). Stored whatever the
-	// job's subject holds: the dead copy may not be removed yet.
-	msg.Header.Set(jetstream.MsgIDHeader, job.Token(fmt.Sprintf("%s/redrive/%d", j.ID, seq)))
-	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
+	if err := (&Queue{JS: d.JS}).Publish(ctx, &j); err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
 	}
 	s, err := d.JS.Stream(ctx, bus.DeadStream)
@@ -150,33 +144,6 @@ func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job,
 		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
 	}
 	return &j, nil
-}
-
-// forgetDead removes the ledger's record that the job jobID is dead. A
-// record that says it succeeded or was cancelled stays.
-func forgetDead(ctx context.Context, js jetstream.JetStream, jobID string) error {
-	kv, err := js.KeyValue(ctx, bus.DoneBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("open bucket %s: %w", bus.DoneBucket, err)
-	}
-	e, err := kv.Get(ctx, ledgerKey(jobID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read the record of job %s: %w", jobID, err)
-	}
-	var rec DoneRecord
-	if json.Unmarshal(e.Value(), &rec) != nil || !rec.Dead {
-		return nil
-	}
-	if err := kv.Delete(ctx, ledgerKey(jobID), jetstream.LastRevision(e.Revision())); err != nil {
-		return fmt.Errorf("forget that job %s is dead: %w", jobID, err)
-	}
-	return nil
 }
 
 // Purge removes every dead letter and returns how many there were.

@@ -34,8 +34,8 @@
 //     bucket): a job that already succeeded is acknowledged without running
 //     again, after its completion event is published if it was lost, and so
 //     is a copy of a job that went to the DLQ (recorded before its Term; a
-//     redrive forgets the record) or of a delayed job that schedule.cancel
-//     removed ([Queue.Cancel] records each);
+//     redrive puts the job back under an id of its own) or of a delayed job
+//     that schedule.cancel removed ([Queue.Cancel] records each);
 //  2. looks up its action and checks the rendered parameters against the
 //     action's declarations ([Action.Check]): {{ templates }} are only known
 //     now. An unknown action or a bad value goes to the DLQ at once;

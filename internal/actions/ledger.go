@@ -37,8 +37,8 @@ type Ledger interface {
 // emit its completion event again if a redelivered copy finds it. A delayed
 // job that schedule.cancel removed has a record too, with Cancelled set, and
 // so has a job moved to the DLQ, with Dead set, so that a copy stored again
-// later is not carried out either (bot dlq redrive forgets the record of the
-// job it puts back).
+// later is not carried out either (bot dlq redrive puts the job back under
+// an id of its own).
 type DoneRecord struct {
 	Result    Result    `json:"result"`
 	Done      time.Time `json:"done"`

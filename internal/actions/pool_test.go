@@ -243,8 +243,12 @@ func TestPoolDeadLetterAndRedrive(t *testing.T) {
 	waitFor(t, "ticket 1001", 10*time.Second, func() bool {
 		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1
 	})
-	if _, err := b.dlq.Redrive(t.Context(), d.Seq, time.Now()); err != nil {
+	redriven, err := b.dlq.Redrive(t.Context(), d.Seq, time.Now())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%s/redrive/%d", note.ID, d.Seq); redriven.ID != want {
+		t.Errorf("redriven job id %q, want %q", redriven.ID, want)
 	}
 	waitFor(t, "the redriven note", 10*time.Second, func() bool {
 		return calls(s.Requests(), "POST", "/v4/ticketing/notes", http.StatusCreated) == 1

@@ -21,8 +21,9 @@ import (
 const ScheduleSubjectPrefix = "actions.sched."
 
 // Queue puts jobs on the ACTIONS stream: jobs due now on
-// actions.run.<action>, delayed jobs as JetStream message schedules that fire
-// onto the same subject when due. It also cancels and counts delayed jobs.
+// actions.run.<action>.<job token>, delayed jobs as JetStream message
+// schedules that fire onto that subject when due. It also cancels and counts
+// delayed jobs.
 type Queue struct {
 	JS jetstream.JetStream
 	// Batcher, if set, carries PublishAsync: jobs sent together are stored

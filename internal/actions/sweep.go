@@ -46,9 +46,10 @@ func (s *sweeper) finished(seq uint64) {
 	}
 }
 
-// run sweeps every s.every until ctx is done.
+// run sweeps every s.every, or less often when passes are slow (see
+// sweepPause), until ctx is done.
 func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
-	t := time.NewTicker(s.every)
+	t := time.NewTimer(s.every)
 	defer t.Stop()
 	for {
 		select {
@@ -56,10 +57,25 @@ func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 			log.Debug("finished jobs not removed from the stream yet", "err", err)
 		}
+		t.Reset(sweepPause(s.every, time.Since(start)))
 	}
+}
+
+// sweepDuty is the largest share of the time the sweeper spends in passes.
+// A purge holds the stream's store while it finds the jobs to remove, and
+// finding them takes longer the more jobs the stream holds (about 30 to 50
+// ms a pass with 400,000 waiting), time in which no job is stored or
+// delivered.
+const sweepDuty = 20
+
+// sweepPause is the wait after a pass that took took: every, or longer, so
+// that passes take at most 1/sweepDuty of the time.
+func sweepPause(every, took time.Duration) time.Duration {
+	return max(every, sweepDuty*took)
 }
 
 // sweep is one pass.

@@ -405,8 +405,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			// actions.Queue), so a copy is refused for as long as the job
 			// is in the stream, however long it waits; after it is
 			// removed, the pool's record of finished jobs stops the copy.
-			// The message ids are a first, cheaper check of a retried
-			// publish: a short window keeps few of them in memory.
+			// Message ids are still set (a cluster checks them before the
+			// subject) but remembered briefly: each costs memory.
 			Duplicates:        min(cfg.DedupWindow, JobDedupWindow),
 			AllowMsgSchedules: true,
 			// No direct reads: schedule.cancel reads the schedules of its

@@ -267,8 +267,14 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 		_ = e.msg.NakWithDelay(redeliveryDelay(e.msg))
 		return
 	}
-	for i := range e.jobs {
-		e.log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
+	// Checked first: the arguments would be boxed for nothing.
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		for i := range e.jobs {
+			e.log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
+		}
+		if len(e.jobs) > 0 {
+			e.log.Debug("event matched", "jobs", len(e.jobs))
+		}
 	}
 	switch {
 	case len(e.failed) > 0:
@@ -277,9 +283,6 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 		r.events.WithLabelValues("matched").Inc()
 	default:
 		r.events.WithLabelValues("unmatched").Inc()
-	}
-	if len(e.jobs) > 0 {
-		e.log.Debug("event matched", "jobs", len(e.jobs))
 	}
 	if len(e.failed) > 0 {
 		r.park(ctx, e.msg, e.log, e.failed)
