@@ -81,6 +81,9 @@ func benchmarkRouter(b *testing.B, extra int) {
 		if _, err := bs.JS.PublishMsgAsync(msg); err != nil {
 			b.Fatal(err)
 		}
+		if i%1000 == 999 { // within the client's limit of pending publishes
+			<-bs.JS.PublishAsyncComplete()
+		}
 	}
 	select {
 	case <-bs.JS.PublishAsyncComplete():
