@@ -32,7 +32,7 @@ func (m *memLedger) Done(_ context.Context, id string) (DoneRecord, bool, error)
 func (m *memLedger) RecordDone(_ context.Context, id string, r DoneRecord) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.done[id]; ok && r.Cancelled {
+	if _, ok := m.done[id]; ok && (r.Cancelled || r.Dead) {
 		return nil
 	}
 	m.done[id] = r
@@ -134,6 +134,19 @@ func TestKVLedger(t *testing.T) {
 	}
 	if rec, ok, err := l.Done(ctx, "e/r/1"); err != nil || !ok || !rec.Cancelled {
 		t.Errorf("Done of a cancelled job: got %+v %v %v", rec, ok, err)
+	}
+	// A job that died: its record says so, and never replaces a success.
+	if err := l.RecordDone(ctx, "e/r/0", DoneRecord{Done: now.Add(2 * time.Second), Dead: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok, err := l.Done(ctx, "e/r/0"); err != nil || !ok || rec.Dead || rec.Result["ticket_id"] != "1001" {
+		t.Errorf("Done after a late death: got %+v %v %v, want the job's result", rec, ok, err)
+	}
+	if err := l.RecordDone(ctx, "e/r/2", DoneRecord{Done: now, Dead: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, ok, err := l.Done(ctx, "e/r/2"); err != nil || !ok || !rec.Dead {
+		t.Errorf("Done of a dead job: got %+v %v %v", rec, ok, err)
 	}
 	if err := l.Forget(ctx, "e/r/0"); err != nil {
 		t.Fatal(err)
