@@ -116,7 +116,8 @@
 //     it is lost, JetStream delivers the job again after its AckWait, and
 //     the copy finds the done record (or, for a cheap job, the ids finished
 //     lately) and is acknowledged without running again.
-//   - Removal: finished jobs are not deleted one by one. Every second a
+//   - Removal: finished jobs are not deleted one by one. Every second (less
+//     often when its passes are slow: a large backlog makes them so) a
 //     sweeper (sweep.go) purges the run subjects of ACTIONS up to the
 //     consumer's ack floor (everything at or below it is acknowledged or
 //     terminated), and deletes the jobs finished above a floor that an

@@ -65,15 +65,16 @@ func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// sweepDuty is the largest share of the time the sweeper spends in passes.
-// A purge holds the stream's store while it finds the jobs to remove, and
-// finding them takes longer the more jobs the stream holds (about 30 to 50
-// ms a pass with 400,000 waiting), time in which no job is stored or
-// delivered.
+// sweepDuty bounds the share of the time the sweeper spends in passes: it
+// waits at least sweepDuty times as long as its last pass took, so passes
+// take at most 1/sweepDuty of the time. A purge holds the stream's store
+// while it finds the jobs to remove, and finding them takes longer the more
+// jobs the stream holds (about 30 to 50 ms a pass with 400,000 waiting),
+// time in which no job is stored or delivered.
 const sweepDuty = 20
 
-// sweepPause is the wait after a pass that took took: every, or longer, so
-// that passes take at most 1/sweepDuty of the time.
+// sweepPause is the wait after a pass that took took: every, or
+// sweepDuty times took if longer.
 func sweepPause(every, took time.Duration) time.Duration {
 	return max(every, sweepDuty*took)
 }
