@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -204,6 +205,28 @@ func TestPoolRecoversFromALongOutageLong(t *testing.T) {
 	}
 	t.Logf("outage of %s: %d calls in its first half, %d in its second; first ticket %s after it ended, all %d tickets %s after it ended",
 		outage, first, second, recovery.Round(time.Millisecond), jobs, last.Sub(from.Add(outage)).Round(time.Millisecond))
+}
+
+// TestPoolRunsJobsOnTheOldSubjects: jobs that an earlier version stored on
+// "actions.run.<action>", one subject per action, still run.
+func TestPoolRunsJobsOnTheOldSubjects(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	j := ticketJob("stored-by-an-older-bot")
+	data, err := job.Encode(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &nats.Msg{Subject: job.RunSubjectPrefix + j.Action, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, job.Token(j.ID))
+	if _, err := b.js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ticket", 10*time.Second, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1
+	})
 }
 
 // TestPoolDeadLetterAndRedrive: a note on a ticket that does not exist is
