@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,7 +51,7 @@ if present), BOT_ environment variables or the flags below.`
 				long: "Shows DLQ entry SEQ (the SEQ column of bot dlq list) as JSON: for a dead\nletter the job, the reason and every attempt; for a parked event the\nevent as stored, the rule and the error.\n" + where,
 				run:  dlqShow},
 			{name: "redrive", args: "[flags] SEQ... | --all", summary: "send dead letters back to the worker pool, parked events back to the rules",
-				long: "Sends the dead letters SEQ... (or every one, with --all) back to the\nworker pool as new attempts of their jobs, and the parked events back to\nthe rules, which all run on them again (jobs that already ran are not\nrun twice); then removes them from the DLQ.\n" + where,
+				long: "Sends the dead letters SEQ... (or every one, with --all) back to the\nworker pool, each job under an id of its own (<id>/redrive/<SEQ>), and the\nparked events back to the rules, which all run on them again (jobs that\nalready ran are not run twice); then removes them from the DLQ. A dead\nletter whose job succeeded since (a copy of it ran) is removed, not run.\n" + where,
 				run:  dlqRedrive},
 			{name: "purge", args: "[flags]", summary: "delete every dead letter and parked event",
 				long: "Deletes every dead letter and parked event.\n" + where,
@@ -247,6 +248,10 @@ func dlqRedrive(ctx context.Context, c *command, e *cmdEnv, args []string) error
 			continue
 		}
 		job, err := dlq.Redrive(ctx, id, time.Now())
+		if errors.Is(err, actions.ErrDoneSince) && job != nil {
+			fmt.Fprintf(e.stdout, "removed %d: %s (%s) succeeded, or was cancelled, since it died; not run again\n", id, job.ID, job.Action)
+			continue
+		}
 		if err != nil {
 			return err
 		}

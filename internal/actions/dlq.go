@@ -116,34 +116,81 @@ func (d *DLQ) get(ctx context.Context, s jetstream.Stream, seq uint64) (*DeadLet
 	return dl, nil
 }
 
+// ErrDoneSince is returned, wrapped, by Redrive for a dead letter whose job
+// succeeded, or was cancelled, after it died: a copy of it, stored again,
+// ran. The letter is removed and nothing runs again.
+var ErrDoneSince = errors.New("the job succeeded, or was cancelled, since it died")
+
 // Redrive puts the dead letter's job back on ACTIONS to run now, with a new
 // retry horizon, and removes it from the DLQ. The job goes back under an id
-// of its own, "<id>/redrive/<seq>": the ledger keeps its record that the
-// original is dead, so copies of the original stay stopped, and nothing a
-// worker still writes about the original (a dead letter is stored before
-// its record) can stop the redriven job. Redriving a letter again, after a
-// redrive that stored the job but could not remove the letter, stores
-// nothing twice.
+// of its own, "<first id>/redrive/<seq>", with Redrives naming the first:
+// the ledger keeps its record that the first is dead, so copies of it stay
+// stopped, and nothing a worker still writes about it (a dead letter is
+// stored before that record) can stop the redriven job. A job the ledger
+// says succeeded or was cancelled since, under either id, is not put back
+// (ErrDoneSince). A redrive that stored the job but could not remove the
+// letter can be repeated: the copy is refused while the job is in ACTIONS,
+// and stopped by its record after.
 func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job, error) {
 	dl, err := d.Get(ctx, seq)
 	if err != nil {
 		return nil, err
 	}
 	j := dl.Job
-	j.ID = fmt.Sprintf("%s/redrive/%d", j.ID, seq)
-	j.Created = now.UTC()
-	j.RunAt = time.Time{}
-	if err := (&Queue{JS: d.JS}).Publish(ctx, &j); err != nil {
+	first := j.ID
+	if j.Redrives != "" {
+		first = j.Redrives
+	}
+	done, err := doneSince(ctx, d.JS, first, j.ID)
+	if err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
+	}
+	if !done {
+		j.ID = fmt.Sprintf("%s/redrive/%d", first, seq)
+		j.Redrives = first
+		j.Created = now.UTC()
+		j.RunAt = time.Time{}
+		if err := (&Queue{JS: d.JS}).Publish(ctx, &j); err != nil {
+			return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
+		}
 	}
 	s, err := d.JS.Stream(ctx, bus.DeadStream)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil {
+		if done {
+			return nil, fmt.Errorf("dead letter %d: %w; not removed from the DLQ: %v", seq, ErrDoneSince, err)
+		}
 		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
 	}
+	if done {
+		return &j, fmt.Errorf("dead letter %d, job %s: %w", seq, first, ErrDoneSince)
+	}
 	return &j, nil
+}
+
+// doneSince reports whether the ledger says one of the jobs ids succeeded
+// or was cancelled. Its record of a death does not count.
+func doneSince(ctx context.Context, js jetstream.JetStream, ids ...string) (bool, error) {
+	kv, err := js.KeyValue(ctx, bus.DoneBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("open bucket %s: %w", bus.DoneBucket, err)
+	}
+	l := &KVLedger{done: kv}
+	for _, id := range ids {
+		rec, ok, err := l.Done(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if ok && !rec.Dead {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Purge removes every dead letter and returns how many there were.

@@ -270,14 +270,46 @@ func TestPoolDeadLetterAndRedrive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("%s/redrive/%d", note.ID, d.Seq); redriven.ID != want {
-		t.Errorf("redriven job id %q, want %q", redriven.ID, want)
+	if want := fmt.Sprintf("%s/redrive/%d", note.ID, d.Seq); redriven.ID != want || redriven.Redrives != note.ID {
+		t.Errorf("redriven job id %q redriving %q, want %q redriving %q", redriven.ID, redriven.Redrives, want, note.ID)
 	}
 	waitFor(t, "the redriven note", 10*time.Second, func() bool {
 		return calls(s.Requests(), "POST", "/v4/ticketing/notes", http.StatusCreated) == 1
 	})
 	if dead := b.dead(); len(dead) != 0 {
 		t.Errorf("%d dead letters after the redrive", len(dead))
+	}
+}
+
+// TestRedriveOfAJobDoneSince: a dead letter whose job succeeded after it
+// died (a copy of it, stored again, ran) is removed, and nothing runs again.
+func TestRedriveOfAJobDoneSince(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	note := &job.Job{ID: "ev-done/note-rule/0", EventID: "ev-done", Rule: "note-rule", Action: "comm100.ticket.note",
+		Params: map[string]any{"ticket_id": "1001", "text": "shipped"}, Created: time.Now().UTC()}
+	b.publish(note)
+	var dead []DeadLetter
+	waitFor(t, "the job in the DLQ", 10*time.Second, func() bool { dead = b.dead(); return len(dead) == 1 })
+	ledger, err := OpenLedger(t.Context(), b.js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.RecordDone(t.Context(), note.ID, DoneRecord{Result: Result{"note_id": "7"}, Done: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := b.dlq.Redrive(t.Context(), dead[0].Seq, time.Now())
+	if !errors.Is(err, ErrDoneSince) || j == nil || j.ID != note.ID {
+		t.Fatalf("Redrive: %v, %v; want ErrDoneSince for %s", j, err, note.ID)
+	}
+	if left := b.dead(); len(left) != 0 {
+		t.Errorf("%d dead letters left, want the letter removed", len(left))
+	}
+	b.waitRemoved(0)
+	if n := calls(s.Requests(), "POST", "/v4/ticketing/notes", 0); n != 1 {
+		t.Errorf("%d calls for the note, want only the first", n)
 	}
 }
 

@@ -57,33 +57,32 @@ func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
-		start := time.Now()
-		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+		purge, err := s.sweep(ctx)
+		if err != nil && ctx.Err() == nil {
 			log.Debug("finished jobs not removed from the stream yet", "err", err)
 		}
-		t.Reset(sweepPause(s.every, time.Since(start)))
+		t.Reset(sweepPause(s.every, purge))
 	}
 }
 
-// sweepDuty bounds the share of the time the sweeper spends in passes: it
-// waits at least sweepDuty times as long as its last pass took, so passes
-// take at most 1/sweepDuty of the time. A purge holds the stream's store
-// while it finds the jobs to remove, and finding them takes longer the more
-// jobs the stream holds (about 30 to 50 ms a pass with 400,000 waiting),
-// time in which no job is stored or delivered.
+// sweepDuty bounds the share of the time the sweeper's purges take: it
+// waits at least sweepDuty times as long as its last purge took. A purge
+// holds the stream's store while it finds the jobs to remove, and finding
+// them takes longer the more jobs the stream holds (about 30 to 50 ms with
+// 400,000 waiting), time in which no job is stored or delivered.
 const sweepDuty = 20
 
-// sweepPause is the wait after a pass that took took: every, or
+// sweepPause is the wait after a pass whose purge took took: every, or
 // sweepDuty times took if longer.
 func sweepPause(every, took time.Duration) time.Duration {
 	return max(every, sweepDuty*took)
 }
 
-// sweep is one pass.
-func (s *sweeper) sweep(ctx context.Context) error {
+// sweep is one pass. It returns how long its purge took.
+func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 	cons, err := s.stream.Consumer(ctx, bus.WorkerConsumer)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	floor := cons.CachedInfo().AckFloor.Stream
 	s.mu.Lock()
@@ -91,9 +90,13 @@ func (s *sweeper) sweep(ctx context.Context) error {
 	s.prev, s.cur = s.cur, old[:0:0]
 	purged := s.purged
 	s.mu.Unlock()
+	var took time.Duration
 	if floor > purged {
-		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(job.RunSubjectPrefix+">"), jetstream.WithPurgeSequence(floor+1)); err != nil {
-			return err
+		start := time.Now()
+		err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(job.RunSubjectPrefix+">"), jetstream.WithPurgeSequence(floor+1))
+		took = time.Since(start)
+		if err != nil {
+			return took, err
 		}
 		s.mu.Lock()
 		s.purged = max(s.purged, floor)
@@ -108,8 +111,8 @@ func (s *sweeper) sweep(ctx context.Context) error {
 			break
 		}
 		if err := s.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return err
+			return took, err
 		}
 	}
-	return nil
+	return took, nil
 }

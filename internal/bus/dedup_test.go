@@ -46,7 +46,7 @@ func TestDedupWindowMemory(t *testing.T) {
 // while it is in ACTIONS: the heap of an embedded server whose file stream
 // holds N jobs, each on its own subject (as the bot stores them), less the
 // heap of the same server holding N jobs on one subject. The README states
-// the result. Run with: go test ./internal/bus -run WaitingJobMemory -v -waiting-jobs 500000
+// the result. Run with: go test ./internal/bus -run WaitingJobMemory -v -waiting-jobs 300000
 func TestWaitingJobMemory(t *testing.T) {
 	if *waitingJobs == 0 {
 		t.Skip("set -waiting-jobs N to measure")

@@ -40,6 +40,9 @@ type Job struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// Emit publishes a bot.action.completed event with the result once done.
 	Emit bool `json:"emit,omitempty"`
+	// Redrives is, on a job that bot dlq redrive put back, the id of the job
+	// that went to the DLQ first; the redriven job has an id of its own.
+	Redrives string `json:"redrives,omitempty"`
 	// Created is when the rules engine made the job.
 	Created time.Time `json:"created"`
 }
@@ -115,6 +118,8 @@ func (j *Job) fastUnmarshal(data []byte) bool {
 			out.DryRun, ok = v.(bool)
 		case "emit":
 			out.Emit, ok = v.(bool)
+		case "redrives":
+			out.Redrives, ok = v.(string)
 		case "params":
 			switch p := v.(type) {
 			case nil:
@@ -180,6 +185,10 @@ func Encode(j *Job) ([]byte, error) {
 	}
 	if j.Emit {
 		b = append(b, `,"emit":true`...)
+	}
+	if j.Redrives != "" {
+		b = append(b, `,"redrives":`...)
+		b = event.AppendString(b, j.Redrives)
 	}
 	b = append(b, `,"created":`...)
 	if b, ok = event.AppendTime(b, j.Created); !ok {

@@ -69,7 +69,7 @@ func TestEncodeIsJSONMarshal(t *testing.T) {
 				"f": 1.5, "list": []any{"a", int64(2), nil, true}, "nested": map[string]any{"b": "2", "a": "1"}},
 			Created: made},
 		{ID: "e/r/1", Action: "comm100.ticket.note", Key: "follow-up-1", RunAt: made.Add(30 * time.Minute),
-			Priority: PriorityLow, DryRun: true, Emit: true, Created: made.In(time.FixedZone("PST", -8*3600)), Index: 7,
+			Priority: PriorityLow, DryRun: true, Emit: true, Redrives: "e1/r/0", Created: made.In(time.FixedZone("PST", -8*3600)), Index: 7,
 			Params: map[string]any{}},
 	}
 	for _, j := range jobs {
