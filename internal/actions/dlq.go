@@ -145,29 +145,32 @@ func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job,
 	if err != nil {
 		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
 	}
-	if !done {
-		j.ID = fmt.Sprintf("%s/redrive/%d", first, seq)
-		j.Redrives = first
-		j.Created = now.UTC()
-		j.RunAt = time.Time{}
-		if err := (&Queue{JS: d.JS}).Publish(ctx, &j); err != nil {
-			return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
-		}
-	}
-	s, err := d.JS.Stream(ctx, bus.DeadStream)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.DeleteMsg(ctx, seq); err != nil {
-		if done {
+	if done {
+		if err := d.remove(ctx, seq); err != nil {
 			return nil, fmt.Errorf("dead letter %d: %w; not removed from the DLQ: %v", seq, ErrDoneSince, err)
 		}
-		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
-	}
-	if done {
 		return &j, fmt.Errorf("dead letter %d, job %s: %w", seq, first, ErrDoneSince)
 	}
+	j.ID = fmt.Sprintf("%s/redrive/%d", first, seq)
+	j.Redrives = first
+	j.Created = now.UTC()
+	j.RunAt = time.Time{}
+	if err := (&Queue{JS: d.JS}).Publish(ctx, &j); err != nil {
+		return nil, fmt.Errorf("redrive dead letter %d: %w", seq, err)
+	}
+	if err := d.remove(ctx, seq); err != nil {
+		return nil, fmt.Errorf("redrive dead letter %d: job requeued but not removed from the DLQ: %w", seq, err)
+	}
 	return &j, nil
+}
+
+// remove deletes DLQ entry seq.
+func (d *DLQ) remove(ctx context.Context, seq uint64) error {
+	s, err := d.JS.Stream(ctx, bus.DeadStream)
+	if err != nil {
+		return err
+	}
+	return s.DeleteMsg(ctx, seq)
 }
 
 // doneSince reports whether the ledger says one of the jobs ids succeeded

@@ -28,9 +28,9 @@ type JobPublisher interface {
 // Router consumes the EVENTS stream, runs every event through the current
 // rules, and publishes the resulting jobs. An event is acknowledged only once
 // all its jobs are durable; a crash before that redelivers the event, and the
-// deterministic job ids absorb the repeats (actions.Queue). An event that cannot be decoded,
-// or that a rule cannot evaluate, is parked on the DLQ with the rule and the
-// error before it is acknowledged.
+// deterministic job ids absorb the repeats (actions.Queue). An event that
+// cannot be decoded, or that a rule cannot evaluate, is parked on the DLQ
+// with the rule and the error before it is acknowledged.
 type Router struct {
 	js      jetstream.JetStream
 	current func() *Engine
