@@ -16,7 +16,9 @@ import (
 // replicaProblems lists every stream (the key-value buckets included) and
 // every consumer on the bus, and says which are not kept on want servers:
 // their configured replicas and, in a cluster, the peers that hold them.
-// A consumer configured with 0 replicas follows its stream.
+// A consumer configured with 0 replicas follows its stream. Ephemeral
+// consumers (ingest's reader of event ids) are left out: they hold nothing
+// that is not made again from the stream when they are lost.
 func replicaProblems(ctx context.Context, js jetstream.JetStream, want int) (names []string, problems []string, err error) {
 	clustered := func(ci *jetstream.ClusterInfo) (int, bool) {
 		if ci == nil || ci.Leader == "" {
@@ -40,6 +42,9 @@ func replicaProblems(ctx context.Context, js jetstream.JetStream, want int) (nam
 		}
 		consumers := s.ListConsumers(ctx)
 		for ci := range consumers.Info() {
+			if ci.Config.Durable == "" {
+				continue
+			}
 			cname := name + "/" + ci.Name
 			names = append(names, cname)
 			if r := ci.Config.Replicas; r != 0 && r != want {

@@ -77,6 +77,10 @@ type app struct {
 	pool    *actions.Pool
 	router  *rules.Router
 	ingest  *ingest.Handler
+	// recent remembers the ids of the events stored within
+	// nats.dedup_window; followIDs reads those that every replica stores.
+	recent    *ingest.RecentIDs
+	followIDs func(context.Context) error
 	// The webhook listener answers POST /hooks/... only; the admin
 	// listener the health, readiness, metrics and reload endpoints.
 	ln, adminLn   net.Listener
@@ -112,7 +116,21 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 
-	events := &ingest.JetStreamPublisher{JS: a.bus.JS}
+	// Event ids are remembered by the bot, not by the stream (see
+	// ingest.RecentIDs), read from the stream on their own connection.
+	idsJS, err := a.bus.Connect("bot-event-ids")
+	if err != nil {
+		return nil, err
+	}
+	a.recent = ingest.NewRecentIDs(cfg.NATS.DedupWindow)
+	if a.followIDs, err = a.recent.Follow(ctx, idsJS, bus.EventsStream, log); err != nil {
+		return nil, err
+	}
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bot_event_ids_remembered",
+		Help: "Event ids remembered to recognise repeats within nats.dedup_window.",
+	}, func() float64 { return float64(a.recent.Len()) }))
+	events := &ingest.JetStreamPublisher{JS: a.bus.JS, Recent: a.recent}
 	if a.bus.Batches() {
 		events.Batcher = bus.NewBatcher(a.bus.JS, bus.EventsStream)
 	}
@@ -254,6 +272,7 @@ func (a *app) run(ctx context.Context) error {
 	start("bus watch", a.bus.Run)
 	start("worker pool", a.pool.Run)
 	start("rules", a.router.Run)
+	start("event ids", a.followIDs)
 	if *a.cfg.Rules.Watch {
 		start("rules watcher", func(ctx context.Context) error { return a.rules.Watch(ctx, a.cfg.Rules.Debounce) })
 	}

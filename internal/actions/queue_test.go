@@ -83,7 +83,7 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 	if info.State.Msgs != 40 {
 		t.Errorf("ACTIONS holds %d jobs, want 40 (each once)", info.State.Msgs)
 	}
-	if got, want := info.Config.Duplicates, bus.JobDedupWindow; got != want {
+	if got, want := info.Config.Duplicates, bus.MsgIDWindow; got != want {
 		t.Errorf("ACTIONS duplicate window %s, want %s", got, want)
 	}
 	stored, err := s.GetMsg(ctx, first.Sequence)

@@ -34,7 +34,9 @@ type Config struct {
 	Listen string `koanf:"listen"`
 	// Replicas of each stream (1 for a single server, 3 for a cluster). Default 1.
 	Replicas int `koanf:"replicas"`
-	// DedupWindow is how long a repeated event id is recognised and dropped. Default 2m.
+	// DedupWindow is how long a repeated event id is recognised and dropped
+	// (by ingest, which remembers the ids; the streams keep them for
+	// MsgIDWindow at most). Default 2m.
 	DedupWindow time.Duration `koanf:"dedup_window"`
 	// EventsMaxAge is how long events are kept for replay. Default 168h (7 days).
 	EventsMaxAge time.Duration `koanf:"events_max_age"`
@@ -111,10 +113,14 @@ func (c *Config) Defaults() {
 	}
 }
 
-// JobDedupWindow is how long ACTIONS remembers the message ids of jobs, at
-// most: long enough for a publish retried after a lost answer. Repeats that
-// come later are stopped by other means (see Setup).
-const JobDedupWindow = 10 * time.Second
+// MsgIDWindow is how long the EVENTS and ACTIONS streams remember message
+// ids, at most: long enough for a publish retried after a lost answer, and
+// for copies that two replicas store at the same moment. Each id costs the
+// server a map entry and a string, which the collector walks in every cycle.
+// Repeats that come later are stopped by other means: events by the ids that
+// ingest remembers for nats.dedup_window (ingest.RecentIDs), jobs by their
+// subjects and the pool's records (see Setup).
+const MsgIDWindow = 10 * time.Second
 
 // Names of the streams, consumers and buckets.
 const (
@@ -387,7 +393,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			Subjects:    []string{EventsSubjects},
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
-			Duplicates:  cfg.DedupWindow,
+			Duplicates:  min(cfg.DedupWindow, MsgIDWindow),
 			MaxAge:      cfg.EventsMaxAge,
 			// Ingest commits the events of concurrent webhooks together.
 			AllowAtomicPublish: cfg.batches(),
@@ -407,7 +413,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 			// removed, the pool's record of finished jobs stops the copy.
 			// Message ids are still set (a cluster checks them before the
 			// subject) but remembered briefly: each costs memory.
-			Duplicates:        min(cfg.DedupWindow, JobDedupWindow),
+			Duplicates:        min(cfg.DedupWindow, MsgIDWindow),
 			AllowMsgSchedules: true,
 			// No direct reads: schedule.cancel reads the schedules of its
 			// key, and only the leader is sure to hold every one stored.

@@ -22,6 +22,10 @@ type Sink interface {
 // as Nats-Msg-Id so that JetStream drops repeats inside its duplicate window.
 type JetStreamPublisher struct {
 	JS jetstream.JetStream
+	// Recent, if set, remembers the ids stored within nats.dedup_window: a
+	// repeat it knows is a duplicate without a publish, and every event
+	// stored is added to it. The stream's own window is then kept short.
+	Recent *RecentIDs
 	// Batcher, if set, publishes the events: the events of webhooks that
 	// arrive together are then stored together (see bus.Batcher).
 	Batcher *bus.Batcher
@@ -33,6 +37,9 @@ type JetStreamPublisher struct {
 // stream elects a leader, or the connection moves to another node, it tries
 // again within the timeout.
 func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
+	if p.Recent != nil && p.Recent.Seen(ev.ID) {
+		return true, nil
+	}
 	payload, err := ev.AppendJSON(make([]byte, 0, 1024))
 	if err != nil {
 		return false, fmt.Errorf("encode event %s: %w", ev.ID, err)
@@ -52,6 +59,9 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool
 	ack, err := publishRetrying(ctx, publish)
 	if err != nil {
 		return false, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	if p.Recent != nil {
+		p.Recent.Add(ev.ID, time.Now())
 	}
 	return ack.Duplicate, nil
 }

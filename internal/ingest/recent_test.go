@@ -1,0 +1,217 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestRecentIDsWindow: an id is remembered for at least the window and
+// forgotten by twice the window; an id stored before the window began (read
+// from the stream late) is not remembered at all.
+func TestRecentIDsWindow(t *testing.T) {
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := NewRecentIDs(time.Minute)
+	r.now = func() time.Time { return clock }
+	r.curFrom = clock
+	at := func(d time.Duration) { clock = clock.Add(d) }
+
+	at(30 * time.Second)
+	r.Add("a", clock)
+	r.Add("old", clock.Add(-61*time.Second))     // out of the window already
+	r.Add("earlier", clock.Add(-50*time.Second)) // read late, still within it
+	if r.Seen("b") || r.Seen("old") || !r.Seen("a") || !r.Seen("earlier") {
+		t.Fatalf("seen a %v, b %v, old %v, earlier %v; want only a and earlier", r.Seen("a"), r.Seen("b"), r.Seen("old"), r.Seen("earlier"))
+	}
+	at(59 * time.Second) // a is 59s old
+	if !r.Seen("a") {
+		t.Error("a forgotten within the window")
+	}
+	r.Add("b", clock)
+	at(31 * time.Second) // 120s from the start: a's generation is dropped
+	if r.Seen("a") || r.Seen("earlier") {
+		t.Error("a or earlier remembered after twice the window")
+	}
+	if !r.Seen("b") {
+		t.Error("b forgotten within the window")
+	}
+	if got := r.Len(); got != 1 {
+		t.Errorf("Len %d, want 1", got)
+	}
+	at(10 * time.Minute) // a long quiet spell
+	if r.Seen("b") || r.Len() != 0 {
+		t.Errorf("b remembered after a long quiet spell (%d ids)", r.Len())
+	}
+}
+
+// eventsStream creates an EVENTS stream that remembers message ids for
+// window itself.
+func eventsStream(t *testing.T, js jetstream.JetStream, window time.Duration) jetstream.Stream {
+	t.Helper()
+	s, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Duplicates: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func follow(t *testing.T, r *RecentIDs, js jetstream.JetStream) {
+	t.Helper()
+	run, err := r.Follow(t.Context(), js, "EVENTS", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func storedMsgs(t *testing.T, s jetstream.Stream) uint64 {
+	t.Helper()
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestRecentIDsAcrossReplicas: a repeat that reaches another replica after
+// the stream's own short window is still a duplicate there, and is not
+// stored again: that replica read the first one's id from the stream.
+func TestRecentIDsAcrossReplicas(t *testing.T) {
+	js := startJetStream(t)
+	const streamWindow = 500 * time.Millisecond
+	s := eventsStream(t, js, streamWindow)
+	jsB := connectJS(t, js.Conn().ConnectedUrl())
+
+	a := &JetStreamPublisher{JS: js, Recent: NewRecentIDs(time.Minute)}
+	recentB := NewRecentIDs(time.Minute)
+	follow(t, recentB, jsB)
+	b := &JetStreamPublisher{JS: jsB, Recent: recentB}
+
+	if dup, err := a.Publish(t.Context(), testEvent("chat.ended:1")); err != nil || dup {
+		t.Fatalf("first publish: duplicate %v, %v", dup, err)
+	}
+	waitUntil(t, "replica B to read the id", func() bool { return recentB.Seen("chat.ended:1") })
+	time.Sleep(2 * streamWindow)
+	for name, p := range map[string]*JetStreamPublisher{"A": a, "B": b} {
+		dup, err := p.Publish(t.Context(), testEvent("chat.ended:1"))
+		if err != nil || !dup {
+			t.Errorf("repeat on replica %s: duplicate %v, %v; want a duplicate", name, dup, err)
+		}
+	}
+	if dup, err := b.Publish(t.Context(), testEvent("chat.ended:2")); err != nil || dup {
+		t.Errorf("a new event on B: duplicate %v, %v", dup, err)
+	}
+	if n := storedMsgs(t, s); n != 2 {
+		t.Errorf("%d events stored, want 2", n)
+	}
+}
+
+// TestRecentIDsReadsTheWindowBeforeItStarted: a bot that starts (or
+// restarts) knows the ids stored within the window before it, once Follow
+// has returned.
+func TestRecentIDsReadsTheWindowBeforeItStarted(t *testing.T) {
+	js := startJetStream(t)
+	s := eventsStream(t, js, 0)
+	p := &JetStreamPublisher{JS: js}
+	const n = 300
+	for i := range n {
+		if _, err := p.Publish(t.Context(), testEvent(fmt.Sprintf("chat.ended:%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewRecentIDs(time.Minute)
+	follow(t, r, js)
+	for i := range n {
+		if id := fmt.Sprintf("chat.ended:%d", i); !r.Seen(id) {
+			t.Fatalf("%s not known when Follow returned", id)
+		}
+	}
+	dup, err := (&JetStreamPublisher{JS: js, Recent: r}).Publish(t.Context(), testEvent("chat.ended:7"))
+	if err != nil || !dup {
+		t.Errorf("repeat: duplicate %v, %v", dup, err)
+	}
+	if got := storedMsgs(t, s); got != n {
+		t.Errorf("%d events stored, want %d", got, n)
+	}
+
+	// An empty window: Follow returns at once.
+	r = NewRecentIDs(time.Nanosecond)
+	follow(t, r, js)
+	if r.Seen("chat.ended:1") {
+		t.Error("an id older than the window is remembered")
+	}
+}
+
+// TestRecentIDsFollowAfterAnOutage: when the server goes away and comes
+// back, the reader starts again where it stopped and reads the ids stored
+// since.
+func TestRecentIDsFollowAfterAnOutage(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
+	start := func() *server.Server {
+		ns, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats server not ready")
+		}
+		return ns
+	}
+	ns := start()
+	opts.Port = ns.Addr().(*net.TCPAddr).Port
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	js := connectJS(t, ns.ClientURL())
+	eventsStream(t, js, 0)
+	p := &JetStreamPublisher{JS: js}
+	if _, err := p.Publish(t.Context(), testEvent("chat.ended:1")); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecentIDs(time.Minute)
+	follow(t, r, connectJS(t, ns.ClientURL()))
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	ns = start()
+	waitUntil(t, "the publisher to reconnect", js.Conn().IsConnected)
+	if _, err := p.Publish(t.Context(), testEvent("chat.ended:2")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the id stored after the outage to be read", func() bool { return r.Seen("chat.ended:2") })
+	if !r.Seen("chat.ended:1") {
+		t.Error("the id read before the outage is forgotten")
+	}
+}
+
+func connectJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
