@@ -216,10 +216,17 @@ type collectorStats struct {
 	CPUShare float64 `json:"cpu_share"`
 	// LiveHeap is the heap the last cycle found live, in bytes.
 	LiveHeap uint64 `json:"live_heap_bytes"`
+	// ScanHeap is the part of the heap that can hold pointers, which
+	// each cycle has to visit: what makes a cycle long.
+	ScanHeap uint64 `json:"scannable_heap_bytes"`
+	// Allocated is how many bytes the process allocated during the load
+	// (load generator included), what makes cycles frequent.
+	Allocated uint64 `json:"allocated_bytes"`
 }
 
 var collectorMetrics = [...]string{"/gc/cycles/total:gc-cycles", "/cpu/classes/gc/total:cpu-seconds",
-	"/cpu/classes/total:cpu-seconds", "/gc/heap/live:bytes", "/cpu/classes/gc/mark/idle:cpu-seconds"}
+	"/cpu/classes/total:cpu-seconds", "/gc/heap/live:bytes", "/cpu/classes/gc/mark/idle:cpu-seconds",
+	"/gc/scan/heap:bytes", "/gc/heap/allocs:bytes"}
 
 func readCollector() []metrics.Sample {
 	s := make([]metrics.Sample, len(collectorMetrics))
@@ -233,7 +240,8 @@ func readCollector() []metrics.Sample {
 // collectorSince returns what the collector did since before was read.
 func collectorSince(before []metrics.Sample) *collectorStats {
 	after := readCollector()
-	c := &collectorStats{Cycles: after[0].Value.Uint64() - before[0].Value.Uint64(), LiveHeap: after[3].Value.Uint64()}
+	c := &collectorStats{Cycles: after[0].Value.Uint64() - before[0].Value.Uint64(), LiveHeap: after[3].Value.Uint64(),
+		ScanHeap: after[5].Value.Uint64(), Allocated: after[6].Value.Uint64() - before[6].Value.Uint64()}
 	if cpu := after[2].Value.Float64() - before[2].Value.Float64(); cpu > 0 {
 		gc := after[1].Value.Float64() - before[1].Value.Float64() - (after[4].Value.Float64() - before[4].Value.Float64())
 		c.CPUShare = max(gc, 0) / cpu
@@ -968,8 +976,9 @@ func (r *benchReport) print(w io.Writer) {
 	fmt.Fprintln(w)
 	for _, run := range r.Runs {
 		if c := run.Collector; c != nil {
-			fmt.Fprintf(w, "%s run %d: Go collector (this process): %d cycles (%.1f/s), %.1f%% of the CPUs' capacity, %.0f MB live after the last\n",
-				run.Target, run.Run, c.Cycles, float64(c.Cycles)/run.Seconds, 100*c.CPUShare, float64(c.LiveHeap)/(1<<20))
+			fmt.Fprintf(w, "%s run %d: Go collector (this process): %d cycles (%.1f/s), %.1f%% of the CPUs' capacity, %.0f MB live after the last (%.0f MB that can hold pointers); %.1f KB allocated per request\n",
+				run.Target, run.Run, c.Cycles, float64(c.Cycles)/run.Seconds, 100*c.CPUShare, float64(c.LiveHeap)/(1<<20),
+				float64(c.ScanHeap)/(1<<20), float64(c.Allocated)/1000/float64(max(run.Requests, 1)))
 		}
 	}
 	for _, run := range r.Runs {

@@ -88,7 +88,7 @@ func TestBenchText(t *testing.T) {
 			{Target: "floor", Run: 1, Requests: 70000, Accepted: 70000, RPS: 7000, Latency: latency{P50: 8, P99: 25, P999: 30}},
 			{Target: "bot", Run: 1, Requests: 60000, Accepted: 59990, Seconds: 10, RPS: 5999, Latency: latency{P50: 9, P99: 30, P999: 40},
 				Refused:   map[string]int64{"503": 10},
-				Collector: &collectorStats{Cycles: 22, CPUShare: 0.071, LiveHeap: 98 << 20},
+				Collector: &collectorStats{Cycles: 22, CPUShare: 0.071, LiveHeap: 98 << 20, ScanHeap: 40 << 20, Allocated: 3_000_000_000},
 				Pipeline: &pipelineStats{RulesRate: 5900, PoolRate: 11800, EventsBacklog: 100, JobsBacklog: 40,
 					Events: 59990, Jobs: 119980, DrainSeconds: 0.4, Drained: true, EndToEnd: &latency{N: 119980, P50: 12, P99: 50}}},
 		}}
@@ -103,7 +103,7 @@ func TestBenchText(t *testing.T) {
 		"rules 5900 events/s, pool 11800 jobs/s during the load (ingest 5999/s); backlog at its end 100 events, 40 jobs; drained in 0.4s",
 		"end to end (202 -> job done): p50 12.0 ms, p99 50.0 ms",
 		"bot/floor: 0.86 of the floor's req/s, 1.20x its p99",
-		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' capacity, 98 MB live after the last",
+		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' capacity, 98 MB live after the last (40 MB that can hold pointers); 50.0 KB allocated per request",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
