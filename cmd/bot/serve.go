@@ -117,19 +117,15 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}
 
 	// Event ids are remembered by the bot, not by the stream (see
-	// ingest.RecentIDs), read from the stream on their own connection.
-	idsJS, err := a.bus.Connect("bot-event-ids")
-	if err != nil {
-		return nil, err
-	}
+	// ingest.RecentIDs); it reads those stored last, below.
 	a.recent = ingest.NewRecentIDs(cfg.NATS.DedupWindow)
-	if a.followIDs, err = a.recent.Follow(ctx, idsJS, bus.EventsStream, log); err != nil {
-		return nil, err
-	}
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bot_event_ids_remembered",
 		Help: "Event ids remembered to recognise repeats within nats.dedup_window.",
-	}, func() float64 { return float64(a.recent.Len()) }))
+	}, func() float64 { return float64(a.recent.Len()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bot_event_ids_behind",
+		Help: "Events stored (by any replica) whose ids this replica had not read yet, when it last read one; -1 before the first.",
+	}, func() float64 { return float64(a.recent.Behind()) }))
 	events := &ingest.JetStreamPublisher{JS: a.bus.JS, Recent: a.recent}
 	if a.bus.Batches() {
 		events.Batcher = bus.NewBatcher(a.bus.JS, bus.EventsStream)
@@ -218,6 +214,17 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	admin.handle(http.MethodPost, "/-/reload", requireBearer(cfg.HTTP.AdminToken, http.HandlerFunc(a.handleReload)))
 	admin.handle(http.MethodGet, "/debug/pprof/", profilesFor(cfg.HTTP))
 
+	// The ids stored within the window, read last so that run starts
+	// reading new ones right after: other replicas' repeats are recognised
+	// from then on.
+	idsJS, err := a.bus.Connect("bot-event-ids")
+	if err != nil {
+		return nil, err
+	}
+	if a.followIDs, err = a.recent.Follow(ctx, idsJS, bus.EventsStream, log); err != nil {
+		return nil, err
+	}
+
 	if a.ln, err = listen("http.addr", cfg.HTTP); err != nil {
 		return nil, err
 	}
@@ -269,10 +276,10 @@ func (a *app) run(ctx context.Context) error {
 			}
 		})
 	}
+	start("event ids", a.followIDs)
 	start("bus watch", a.bus.Run)
 	start("worker pool", a.pool.Run)
 	start("rules", a.router.Run)
-	start("event ids", a.followIDs)
 	if *a.cfg.Rules.Watch {
 		start("rules watcher", func(ctx context.Context) error { return a.rules.Watch(ctx, a.cfg.Rules.Debounce) })
 	}

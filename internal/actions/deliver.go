@@ -24,7 +24,7 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		return
 	}
 	j := *jp
-	log := p.log.With("job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action)
+	log := p.log.With(jobAttrs(&j)...)
 	if !p.inHand.take(j.ID) {
 		// Another worker holds this job and will finish it.
 		log.Debug("job already in hand; handed back")
@@ -342,9 +342,15 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 }
 
 // dryRun logs a job instead of carrying it out.
-func (p *Pool) dryRun(ctx context.Context, log *slog.Logger, j *job.Job) {
+// jobAttrs are the attributes of every log line about a job.
+func jobAttrs(j *job.Job) []any {
+	return []any{"job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action}
+}
+
+// dryRun logs the job with attrs, which the logger may hold already.
+func (p *Pool) dryRun(ctx context.Context, log *slog.Logger, j *job.Job, attrs ...any) {
 	if log.Enabled(ctx, slog.LevelInfo) {
-		log.Info("dry run: action not sent", "params", redactParams(j.Params))
+		log.Info("dry run: action not sent", append(attrs, "params", redactParams(j.Params))...)
 	}
 	p.metrics.jobs.WithLabelValues(j.Action, "dry_run").Inc()
 	p.observe(j)

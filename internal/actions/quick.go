@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,16 +34,20 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		return false // a worker puts it in the DLQ, or hands it back
 	}
 	defer p.inHand.release(j.ID)
-	log := p.log.With("job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action)
 	if p.recent.has(j.ID) {
-		log.Debug("job already done; not carried out again")
+		if p.log.Enabled(ctx, slog.LevelDebug) {
+			p.log.Debug("job already done; not carried out again", jobAttrs(j)...)
+		}
 		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
 		p.finish(msg, msg.Ack())
 		return true
 	}
 	if dry {
-		p.dryRun(ctx, log, j)
+		// One line: the job's attributes go into it, not into a logger
+		// of its own (which costs as much again).
+		p.dryRun(ctx, p.log, j, jobAttrs(j)...)
 	} else {
+		log := p.log.With(jobAttrs(j)...)
 		params := make(Params, len(j.Params)+1)
 		for k, v := range j.Params {
 			params[k] = v

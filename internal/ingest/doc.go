@@ -6,8 +6,9 @@
 // the body's signature or credential (401), the body itself (400). Only then
 // is the body normalized into the canonical event (package event) and
 // published to the EVENTS stream with the event id as Nats-Msg-Id; the answer
-// is 202 once JetStream has acknowledged it, 200 {"duplicate": true} when
-// JetStream already held that id, and 503 with Retry-After when it could not
+// is 202 once JetStream has acknowledged it, 200 {"duplicate": true} when an
+// event with that id was stored within nats.dedup_window (RecentIDs, or the
+// stream's own short window), and 503 with Retry-After when it could not
 // take the event, which then was not stored. A refusal publishes nothing.
 //
 // Sources come in three kinds, one file each: comm100.go (every Comm100

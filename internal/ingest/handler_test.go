@@ -25,7 +25,7 @@ import (
 )
 
 // memPublisher is the bus for handler tests: it remembers event ids as
-// JetStream's duplicate window does, or fails like a bus that is away.
+// JetStreamPublisher does, or fails like a bus that is away.
 type memPublisher struct {
 	mu     sync.Mutex
 	events []*event.Event

@@ -19,7 +19,9 @@ type Sink interface {
 }
 
 // JetStreamPublisher publishes events to the EVENTS stream, with the event id
-// as Nats-Msg-Id so that JetStream drops repeats inside its duplicate window.
+// as Nats-Msg-Id so that JetStream drops repeats inside its own duplicate
+// window (short: bus.MsgIDWindow); Recent recognises those of the whole
+// nats.dedup_window.
 type JetStreamPublisher struct {
 	JS jetstream.JetStream
 	// Recent, if set, remembers the ids stored within nats.dedup_window: a

@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +33,8 @@ type RecentIDs struct {
 	window time.Duration
 	now    func() time.Time
 	seeds  [2]maphash.Seed
+	// quiet is how long Follow waits for an id (quietFor; shorter in tests).
+	quiet time.Duration
 
 	mu sync.Mutex
 	// cur holds the ids stored since curFrom, prev those of the window
@@ -39,15 +42,18 @@ type RecentIDs struct {
 	// an id is remembered for at least window and at most twice that.
 	cur, prev map[idHash]struct{}
 	curFrom   time.Time
+
+	behind atomic.Int64 // see Behind
 }
 
 type idHash [2]uint64
 
 // NewRecentIDs remembers ids for window (at most twice that).
 func NewRecentIDs(window time.Duration) *RecentIDs {
-	r := &RecentIDs{window: window, now: time.Now, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	r := &RecentIDs{window: window, now: time.Now, quiet: quietFor, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	r.cur, r.prev = map[idHash]struct{}{}, map[idHash]struct{}{}
 	r.curFrom = r.now()
+	r.behind.Store(-1)
 	return r
 }
 
@@ -104,51 +110,42 @@ func (r *RecentIDs) Add(id string, at time.Time) {
 func (r *RecentIDs) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.rotate(r.now())
 	return len(r.cur) + len(r.prev)
 }
+
+// Behind is how many events were stored that Follow had not read, when it
+// last read one; -1 before it has read any.
+func (r *RecentIDs) Behind() int64 { return r.behind.Load() }
 
 // Follow reads the ids of the events stored in stream, from window ago on,
 // and remembers them. It returns once it has read those stored before it
 // was called, or with ctx's error, or when it could not start. run then
 // goes on reading new ones until its context is done; it is never nil.
+// Start it at once: until it runs, only this process's own events are
+// remembered, and repeats another replica took are stored again after the
+// stream's short window.
 //
-// Only the message headers are read. If the stream goes away or the
-// connection breaks, run starts again where it stopped, and logs why.
+// Only the message headers are read. When the connection breaks, or the
+// stream is lost or made anew, run starts again where it stopped (from the
+// window, for a new stream), and logs why.
 func (r *RecentIDs) Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger) (run func(context.Context) error, err error) {
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("event ids: %w", err)
-	}
-	start := r.now().Add(-r.window)
-	state := s.CachedInfo().State
 	f := &follower{r: r, js: js, stream: stream, log: log}
-	if state.LastSeq == 0 || state.LastTime.Before(start) {
-		f.next = state.LastSeq + 1
-		return f.run, nil
-	}
-	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-		OptStartTime:  &start,
-		HeadersOnly:   true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("event ids: %w", err)
-	}
-	f.msgs, err = cons.Messages()
+	last, err := f.open(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("event ids: %w", err)
 	}
 	// Read up to the last one stored before now. Should some of them be
 	// gone (the stream purged meanwhile), a quiet consumer ends the wait.
-	for f.next <= state.LastSeq {
-		rctx, cancel := context.WithTimeout(ctx, quietFor)
+	for f.msgs != nil && f.next <= last {
+		rctx, cancel := context.WithTimeout(ctx, r.quiet)
 		err := f.read(rctx)
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			break
 		}
 		if err != nil {
-			f.msgs.Stop()
+			f.close()
 			return nil, fmt.Errorf("event ids: reading those stored in the last %s: %w", r.window, err)
 		}
 	}
@@ -156,7 +153,8 @@ func (r *RecentIDs) Follow(ctx context.Context, js jetstream.JetStream, stream s
 }
 
 // quietFor is how long Follow waits for the next id while it reads those
-// stored before it was called.
+// stored before it was called, and how often run looks at the stream while
+// no event comes.
 const quietFor = 5 * time.Second
 
 // follower reads the ids stored in a stream, in order.
@@ -166,8 +164,70 @@ type follower struct {
 	stream string
 	log    *slog.Logger
 	msgs   jetstream.MessagesContext
-	// next is the stream sequence of the next message to read.
-	next uint64
+	// unwatch undoes the stop of msgs when a context ends.
+	unwatch func() bool
+	// next is the stream sequence of the next message to read; 0 before
+	// the first. created tells the stream read from one made anew.
+	next    uint64
+	created time.Time
+}
+
+// open starts reading where the follower stopped, or from window ago if
+// that is later, or if the stream is not the one it read (made anew, its
+// sequence started again). It returns the last sequence stored; msgs is
+// left nil if the stream holds nothing from the window yet.
+func (f *follower) open(ctx context.Context) (last uint64, err error) {
+	s, err := f.js.Stream(ctx, f.stream)
+	if err != nil {
+		return 0, err
+	}
+	info := s.CachedInfo()
+	state := info.State
+	start := f.r.now().Add(-f.r.window)
+	if f.next == 0 || f.next > state.LastSeq+1 || !info.Created.Equal(f.created) {
+		f.created = info.Created
+		f.next = 0
+		if state.LastSeq == 0 || state.LastTime.Before(start) {
+			f.next = state.LastSeq + 1
+		}
+	}
+	cfg := jetstream.OrderedConsumerConfig{HeadersOnly: true, MaxResetAttempts: maxResets}
+	if f.next == 0 {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	} else {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f.next
+	}
+	cons, err := f.js.OrderedConsumer(ctx, f.stream, cfg)
+	if err != nil {
+		return 0, err
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return 0, err
+	}
+	f.msgs, f.unwatch = msgs, context.AfterFunc(ctx, msgs.Stop)
+	return state.LastSeq, nil
+}
+
+// maxResets bounds how often the client makes the reader's consumer again
+// by itself before it reports the error (and run starts again).
+const maxResets = 3
+
+// watch stops the reader when ctx ends, instead of the context it was
+// opened with: the library's own retries do not look at Next's context.
+func (f *follower) watch(ctx context.Context) {
+	if f.msgs != nil {
+		f.unwatch()
+		f.unwatch = context.AfterFunc(ctx, f.msgs.Stop)
+	}
+}
+
+func (f *follower) close() {
+	if f.msgs != nil {
+		f.unwatch()
+		f.msgs.Stop()
+		f.msgs = nil
+	}
 }
 
 // read remembers the id of the next message.
@@ -181,6 +241,7 @@ func (f *follower) read(ctx context.Context) error {
 		return err
 	}
 	f.next = meta.Sequence.Stream + 1
+	f.r.behind.Store(int64(meta.NumPending))
 	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		f.r.Add(id, meta.Timestamp)
 	}
@@ -188,52 +249,38 @@ func (f *follower) read(ctx context.Context) error {
 }
 
 func (f *follower) run(ctx context.Context) error {
-	defer func() {
-		if f.msgs != nil {
-			f.msgs.Stop()
-		}
-	}()
+	f.watch(ctx)
+	defer f.close()
 	const pause = time.Second
 	for ctx.Err() == nil {
 		if f.msgs == nil {
-			if err := f.open(ctx); err != nil {
+			if _, err := f.open(ctx); err != nil {
 				if ctx.Err() == nil {
-					f.log.Warn("event ids: cannot follow the stream; repeats stored by other replicas may be stored again",
+					f.log.Warn("event ids: cannot read the stream; a repeat another replica took may be stored again",
 						"stream", f.stream, "err", err, "retry_in", pause)
 				}
 				sleep(ctx, pause)
-				continue
 			}
+			continue
 		}
-		if err := f.read(ctx); err != nil {
-			if ctx.Err() != nil {
-				break
+		rctx, cancel := context.WithTimeout(ctx, f.r.quiet)
+		err := f.read(rctx)
+		cancel()
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, context.DeadlineExceeded):
+			// Quiet: is the stream still the one being read?
+			if s, err := f.js.Stream(ctx, f.stream); err != nil || s.CachedInfo().State.LastSeq+1 < f.next ||
+				!s.CachedInfo().Created.Equal(f.created) {
+				f.log.Warn("event ids: the stream is gone or was made anew; reading it again", "stream", f.stream, "err", err)
+				f.close()
 			}
-			f.log.Warn("event ids: following the stream stopped; starting again", "stream", f.stream, "err", err)
-			f.msgs.Stop()
-			f.msgs = nil
+		default:
+			f.log.Warn("event ids: reading the stream stopped; starting again", "stream", f.stream, "err", err)
+			f.close()
 			sleep(ctx, pause)
 		}
 	}
-	return nil
-}
-
-// open starts reading at f.next, or from window ago if that is later.
-func (f *follower) open(ctx context.Context) error {
-	start := f.r.now().Add(-f.r.window)
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start, HeadersOnly: true}
-	if f.next > 1 {
-		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: f.next, HeadersOnly: true}
-	}
-	cons, err := f.js.OrderedConsumer(ctx, f.stream, cfg)
-	if err != nil {
-		return err
-	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	f.msgs = msgs
 	return nil
 }
 

@@ -30,7 +30,11 @@ func TestRecentIDsWindow(t *testing.T) {
 	if r.Seen("b") || r.Seen("old") || !r.Seen("a") || !r.Seen("earlier") {
 		t.Fatalf("seen a %v, b %v, old %v, earlier %v; want only a and earlier", r.Seen("a"), r.Seen("b"), r.Seen("old"), r.Seen("earlier"))
 	}
-	at(59 * time.Second) // a is 59s old
+	at(9 * time.Second) // earlier is 59s old
+	if !r.Seen("earlier") {
+		t.Error("earlier forgotten within the window")
+	}
+	at(50 * time.Second) // a is 59s old
 	if !r.Seen("a") {
 		t.Error("a forgotten within the window")
 	}
@@ -62,8 +66,11 @@ func eventsStream(t *testing.T, js jetstream.JetStream, window time.Duration) je
 	return s
 }
 
-func follow(t *testing.T, r *RecentIDs, js jetstream.JetStream) {
+// follow starts r following EVENTS; stop ends it and says whether it ended
+// within 5 s.
+func follow(t *testing.T, r *RecentIDs, js jetstream.JetStream) (stop func() bool) {
 	t.Helper()
+	r.quiet = 200 * time.Millisecond
 	run, err := r.Follow(t.Context(), js, "EVENTS", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +78,21 @@ func follow(t *testing.T, r *RecentIDs, js jetstream.JetStream) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = func() bool {
+		cancel()
+		select {
+		case <-done:
+			return true
+		case <-time.After(5 * time.Second):
+			return false
+		}
+	}
+	t.Cleanup(func() {
+		if !stop() {
+			t.Error("the reader did not stop")
+		}
+	})
+	return stop
 }
 
 func storedMsgs(t *testing.T, s jetstream.Stream) uint64 {
@@ -130,7 +151,8 @@ func TestRecentIDsAcrossReplicas(t *testing.T) {
 // has returned.
 func TestRecentIDsReadsTheWindowBeforeItStarted(t *testing.T) {
 	js := startJetStream(t)
-	s := eventsStream(t, js, 0)
+	const streamWindow = 100 * time.Millisecond
+	s := eventsStream(t, js, streamWindow)
 	p := &JetStreamPublisher{JS: js}
 	const n = 300
 	for i := range n {
@@ -145,6 +167,7 @@ func TestRecentIDsReadsTheWindowBeforeItStarted(t *testing.T) {
 			t.Fatalf("%s not known when Follow returned", id)
 		}
 	}
+	time.Sleep(2 * streamWindow) // past the stream's own window
 	dup, err := (&JetStreamPublisher{JS: js, Recent: r}).Publish(t.Context(), testEvent("chat.ended:7"))
 	if err != nil || !dup {
 		t.Errorf("repeat: duplicate %v, %v", dup, err)
@@ -214,4 +237,43 @@ func connectJS(t *testing.T, url string) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// TestRecentIDsFollowAStreamMadeAnew: a stream deleted and made again starts
+// its sequence again; the reader notices and reads the new one. While the
+// stream is gone, the reader still stops when told.
+func TestRecentIDsFollowAStreamMadeAnew(t *testing.T) {
+	js := startJetStream(t)
+	eventsStream(t, js, 0)
+	p := &JetStreamPublisher{JS: js}
+	for i := range 5 {
+		if _, err := p.Publish(t.Context(), testEvent(fmt.Sprintf("chat.ended:%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewRecentIDs(time.Minute)
+	follow(t, r, connectJS(t, js.Conn().ConnectedUrl()))
+	if !r.Seen("chat.ended:4") {
+		t.Fatal("chat.ended:4 not read")
+	}
+	if err := js.DeleteStream(t.Context(), "EVENTS"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the reader finds the stream gone
+	eventsStream(t, js, 0)
+	if _, err := p.Publish(t.Context(), testEvent("chat.ended:new")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the id stored in the new stream to be read", func() bool { return r.Seen("chat.ended:new") })
+
+	// Gone again, for good: the reader stops when told.
+	r2 := NewRecentIDs(time.Minute)
+	stop := follow(t, r2, connectJS(t, js.Conn().ConnectedUrl()))
+	if err := js.DeleteStream(t.Context(), "EVENTS"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if !stop() {
+		t.Fatal("the reader did not stop while the stream was gone")
+	}
 }
