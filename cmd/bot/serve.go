@@ -224,6 +224,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if a.followIDs, err = a.recent.Follow(ctx, idsJS, bus.EventsStream, log); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil { // let the reader go: run it with a context already done
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			_ = a.followIDs(done)
+		}
+	}()
 
 	if a.ln, err = listen("http.addr", cfg.HTTP); err != nil {
 		return nil, err

@@ -121,14 +121,15 @@ func (r *RecentIDs) Behind() int64 { return r.behind.Load() }
 // Follow reads the ids of the events stored in stream, from window ago on,
 // and remembers them. It returns once it has read those stored before it
 // was called, or with ctx's error, or when it could not start. run then
-// goes on reading new ones until its context is done; it is never nil.
+// goes on reading new ones until its context is done; it is never nil, and
+// must be called, if only with a context already done, to let the reader go.
 // Start it at once: until it runs, only this process's own events are
 // remembered, and repeats another replica took are stored again after the
 // stream's short window.
 //
 // Only the message headers are read. When the connection breaks, or the
 // stream is lost or made anew, run starts again where it stopped (from the
-// window, for a new stream), and logs why.
+// window, for a new stream or after a long break), and logs why.
 func (r *RecentIDs) Follow(ctx context.Context, js jetstream.JetStream, stream string, log *slog.Logger) (run func(context.Context) error, err error) {
 	f := &follower{r: r, js: js, stream: stream, log: log}
 	last, err := f.open(ctx)
@@ -137,11 +138,13 @@ func (r *RecentIDs) Follow(ctx context.Context, js jetstream.JetStream, stream s
 	}
 	// Read up to the last one stored before now. Should some of them be
 	// gone (the stream purged meanwhile), a quiet consumer ends the wait.
-	for f.msgs != nil && f.next <= last {
+	for f.next <= last {
 		rctx, cancel := context.WithTimeout(ctx, r.quiet)
 		err := f.read(rctx)
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("event ids: the stream went quiet before the last id stored; going on",
+				"stream", stream, "read_up_to", f.next-1, "last", last)
 			break
 		}
 		if err != nil {
@@ -153,8 +156,7 @@ func (r *RecentIDs) Follow(ctx context.Context, js jetstream.JetStream, stream s
 }
 
 // quietFor is how long Follow waits for the next id while it reads those
-// stored before it was called, and how often run looks at the stream while
-// no event comes.
+// stored before it was called, and how often run looks at the stream.
 const quietFor = 5 * time.Second
 
 // follower reads the ids stored in a stream, in order.
@@ -167,15 +169,19 @@ type follower struct {
 	// unwatch undoes the stop of msgs when a context ends.
 	unwatch func() bool
 	// next is the stream sequence of the next message to read; 0 before
-	// the first. created tells the stream read from one made anew.
+	// the first. lastAt is when the last one read was stored. created
+	// tells the stream read from one made anew.
 	next    uint64
+	lastAt  time.Time
 	created time.Time
+	// checked is when run last looked at the stream.
+	checked time.Time
 }
 
-// open starts reading where the follower stopped, or from window ago if
-// that is later, or if the stream is not the one it read (made anew, its
-// sequence started again). It returns the last sequence stored; msgs is
-// left nil if the stream holds nothing from the window yet.
+// open starts reading where the follower stopped; from window ago if the
+// last id read is older than that, or if the stream is not the one it read
+// (made anew, its sequence started again). It returns the last sequence
+// stored.
 func (f *follower) open(ctx context.Context) (last uint64, err error) {
 	s, err := f.js.Stream(ctx, f.stream)
 	if err != nil {
@@ -184,14 +190,21 @@ func (f *follower) open(ctx context.Context) (last uint64, err error) {
 	info := s.CachedInfo()
 	state := info.State
 	start := f.r.now().Add(-f.r.window)
-	if f.next == 0 || f.next > state.LastSeq+1 || !info.Created.Equal(f.created) {
+	if f.next == 0 || f.next > state.LastSeq+1 || !info.Created.Equal(f.created) || f.lastAt.Before(start) {
 		f.created = info.Created
 		f.next = 0
 		if state.LastSeq == 0 || state.LastTime.Before(start) {
 			f.next = state.LastSeq + 1
 		}
 	}
-	cfg := jetstream.OrderedConsumerConfig{HeadersOnly: true, MaxResetAttempts: maxResets}
+	cfg := jetstream.OrderedConsumerConfig{
+		HeadersOnly: true,
+		// One try, no backoff, when the client makes the consumer
+		// again: run tries again itself, and stops when told.
+		MaxResetAttempts: 1,
+		// A consumer left by a reader that stopped goes soon.
+		InactiveThreshold: 30 * time.Second,
+	}
 	if f.next == 0 {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	} else {
@@ -206,15 +219,12 @@ func (f *follower) open(ctx context.Context) (last uint64, err error) {
 		return 0, err
 	}
 	f.msgs, f.unwatch = msgs, context.AfterFunc(ctx, msgs.Stop)
+	f.checked = f.r.now()
 	return state.LastSeq, nil
 }
 
-// maxResets bounds how often the client makes the reader's consumer again
-// by itself before it reports the error (and run starts again).
-const maxResets = 3
-
 // watch stops the reader when ctx ends, instead of the context it was
-// opened with: the library's own retries do not look at Next's context.
+// opened with: the client's own retries do not look at Next's context.
 func (f *follower) watch(ctx context.Context) {
 	if f.msgs != nil {
 		f.unwatch()
@@ -240,7 +250,7 @@ func (f *follower) read(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.next = meta.Sequence.Stream + 1
+	f.next, f.lastAt = meta.Sequence.Stream+1, meta.Timestamp
 	f.r.behind.Store(int64(meta.NumPending))
 	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		f.r.Add(id, meta.Timestamp)
@@ -248,37 +258,65 @@ func (f *follower) read(ctx context.Context) error {
 	return nil
 }
 
+// check looks at the stream, every quiet spell: it reports whether the
+// stream is gone or made anew, and updates Behind.
+func (f *follower) check(ctx context.Context) (anew bool, err error) {
+	f.checked = f.r.now()
+	s, err := f.js.Stream(ctx, f.stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return true, err
+	}
+	if err != nil {
+		return false, err // not answering now (an election, a reconnect): read on
+	}
+	info := s.CachedInfo()
+	if info.State.LastSeq+1 < f.next || !info.Created.Equal(f.created) {
+		return true, nil
+	}
+	f.r.behind.Store(int64(info.State.LastSeq + 1 - f.next))
+	return false, nil
+}
+
 func (f *follower) run(ctx context.Context) error {
 	f.watch(ctx)
 	defer f.close()
-	const pause = time.Second
+	const pause, maxPause = time.Second, 30 * time.Second
+	wait := pause
+	failing := false
 	for ctx.Err() == nil {
 		if f.msgs == nil {
 			if _, err := f.open(ctx); err != nil {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !failing {
 					f.log.Warn("event ids: cannot read the stream; a repeat another replica took may be stored again",
-						"stream", f.stream, "err", err, "retry_in", pause)
+						"stream", f.stream, "err", err)
 				}
-				sleep(ctx, pause)
+				failing = true
+				sleep(ctx, wait)
+				wait = min(2*wait, maxPause)
+				continue
 			}
-			continue
+			if failing {
+				f.log.Info("event ids: reading the stream again", "stream", f.stream, "from", f.next)
+			}
+			failing, wait = false, pause
 		}
 		rctx, cancel := context.WithTimeout(ctx, f.r.quiet)
 		err := f.read(rctx)
 		cancel()
-		switch {
-		case err == nil || ctx.Err() != nil:
-		case errors.Is(err, context.DeadlineExceeded):
-			// Quiet: is the stream still the one being read?
-			if s, err := f.js.Stream(ctx, f.stream); err != nil || s.CachedInfo().State.LastSeq+1 < f.next ||
-				!s.CachedInfo().Created.Equal(f.created) {
-				f.log.Warn("event ids: the stream is gone or was made anew; reading it again", "stream", f.stream, "err", err)
-				f.close()
-			}
-		default:
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			f.log.Warn("event ids: reading the stream stopped; starting again", "stream", f.stream, "err", err)
 			f.close()
 			sleep(ctx, pause)
+			continue
+		}
+		if f.r.now().Sub(f.checked) >= f.r.quiet {
+			if anew, err := f.check(ctx); anew && ctx.Err() == nil {
+				f.log.Warn("event ids: the stream is gone or was made anew; reading it again", "stream", f.stream, "err", err)
+				f.close()
+			}
 		}
 	}
 	return nil

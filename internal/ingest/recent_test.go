@@ -70,7 +70,9 @@ func eventsStream(t *testing.T, js jetstream.JetStream, window time.Duration) je
 // within 5 s.
 func follow(t *testing.T, r *RecentIDs, js jetstream.JetStream) (stop func() bool) {
 	t.Helper()
-	r.quiet = 200 * time.Millisecond
+	if r.quiet == quietFor {
+		r.quiet = time.Second
+	}
 	run, err := r.Follow(t.Context(), js, "EVENTS", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -176,11 +178,14 @@ func TestRecentIDsReadsTheWindowBeforeItStarted(t *testing.T) {
 		t.Errorf("%d events stored, want %d", got, n)
 	}
 
-	// An empty window: Follow returns at once.
-	r = NewRecentIDs(time.Nanosecond)
+	// Nothing stored within the window: Follow reads nothing and returns
+	// at once.
+	r = NewRecentIDs(time.Millisecond)
+	time.Sleep(10 * time.Millisecond)
+	start := time.Now()
 	follow(t, r, js)
-	if r.Seen("chat.ended:1") {
-		t.Error("an id older than the window is remembered")
+	if took := time.Since(start); took > r.quiet/2 || r.Len() != 0 {
+		t.Errorf("Follow of an empty window took %s and remembers %d ids", took, r.Len())
 	}
 }
 
@@ -216,9 +221,11 @@ func TestRecentIDsFollowAfterAnOutage(t *testing.T) {
 	ns.WaitForShutdown()
 	ns = start()
 	waitUntil(t, "the publisher to reconnect", js.Conn().IsConnected)
-	if _, err := p.Publish(t.Context(), testEvent("chat.ended:2")); err != nil {
-		t.Fatal(err)
-	}
+	p.Timeout = time.Second // the first requests after a restart may go unanswered
+	waitUntil(t, "the id after the outage to be stored", func() bool {
+		_, err := p.Publish(t.Context(), testEvent("chat.ended:2"))
+		return err == nil
+	})
 	waitUntil(t, "the id stored after the outage to be read", func() bool { return r.Seen("chat.ended:2") })
 	if !r.Seen("chat.ended:1") {
 		t.Error("the id read before the outage is forgotten")
@@ -252,6 +259,7 @@ func TestRecentIDsFollowAStreamMadeAnew(t *testing.T) {
 		}
 	}
 	r := NewRecentIDs(time.Minute)
+	r.quiet = 200 * time.Millisecond
 	follow(t, r, connectJS(t, js.Conn().ConnectedUrl()))
 	if !r.Seen("chat.ended:4") {
 		t.Fatal("chat.ended:4 not read")
@@ -266,14 +274,19 @@ func TestRecentIDsFollowAStreamMadeAnew(t *testing.T) {
 	}
 	waitUntil(t, "the id stored in the new stream to be read", func() bool { return r.Seen("chat.ended:new") })
 
-	// Gone again, for good: the reader stops when told.
+	// Gone again, for good: the reader stops when told, at once.
 	r2 := NewRecentIDs(time.Minute)
+	r2.quiet = 200 * time.Millisecond
 	stop := follow(t, r2, connectJS(t, js.Conn().ConnectedUrl()))
 	if err := js.DeleteStream(t.Context(), "EVENTS"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
+	start := time.Now()
 	if !stop() {
 		t.Fatal("the reader did not stop while the stream was gone")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the reader took %s to stop while the stream was gone", took)
 	}
 }
