@@ -124,7 +124,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Help: "Event ids remembered to recognise repeats within nats.dedup_window.",
 	}, func() float64 { return float64(a.recent.Len()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bot_event_ids_behind",
-		Help: "Events stored (by any replica) whose ids this replica had not read yet, when it last read one; -1 before the first.",
+		Help: "Events stored (by any replica) whose ids this replica had not read yet, when it last read one or looked at the stream; -1 before the first.",
 	}, func() float64 { return float64(a.recent.Behind()) }))
 	events := &ingest.JetStreamPublisher{JS: a.bus.JS, Recent: a.recent}
 	if a.bus.Batches() {

@@ -115,7 +115,7 @@ func (r *RecentIDs) Len() int {
 }
 
 // Behind is how many events were stored that Follow had not read, when it
-// last read one; -1 before it has read any.
+// last read one or looked at the stream; -1 before either.
 func (r *RecentIDs) Behind() int64 { return r.behind.Load() }
 
 // Follow reads the ids of the events stored in stream, from window ago on,
