@@ -290,3 +290,30 @@ func TestRecentIDsFollowAStreamMadeAnew(t *testing.T) {
 		t.Errorf("the reader took %s to stop while the stream was gone", took)
 	}
 }
+
+// TestRecentIDsFollowAStreamMadeAnewAndFilled: a stream made again that
+// already holds more events than the reader had read is told apart by its
+// creation time, and read from its start.
+func TestRecentIDsFollowAStreamMadeAnewAndFilled(t *testing.T) {
+	js := startJetStream(t)
+	eventsStream(t, js, 0)
+	p := &JetStreamPublisher{JS: js}
+	publish := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := p.Publish(t.Context(), testEvent(fmt.Sprintf("%s:%d", prefix, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish("chat.ended", 3)
+	r := NewRecentIDs(time.Minute)
+	r.quiet = 200 * time.Millisecond
+	follow(t, r, connectJS(t, js.Conn().ConnectedUrl()))
+	if err := js.DeleteStream(t.Context(), "EVENTS"); err != nil {
+		t.Fatal(err)
+	}
+	eventsStream(t, js, 0)
+	publish("chat.started", 10)
+	waitUntil(t, "the first id of the new stream to be read", func() bool { return r.Seen("chat.started:0") })
+}
