@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/testenv"
 )
@@ -17,21 +15,6 @@ import (
 func startJetStream(t *testing.T) *server.Server {
 	t.Helper()
 	return testenv.JetStream(t)
-}
-
-// connectJS opens a connection of its own, as another replica would.
-func connectJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
 }
 
 // TestBudgetOnNATSNeverExceedsIt: limiters with connections of their own
@@ -45,7 +28,7 @@ func TestBudgetOnNATSNeverExceedsIt(t *testing.T) {
 	var log callLog
 	var wg sync.WaitGroup
 	start := func(seed uint64) context.CancelFunc {
-		b, err := OpenBudget(t.Context(), connectJS(t, ns.ClientURL()), cfg, discard(), nil)
+		b, err := OpenBudget(t.Context(), testenv.Connect(t, ns.ClientURL()), cfg, discard(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/comm100bot/bot/internal/testenv"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -232,18 +233,9 @@ func TestRecentIDsFollowAfterAnOutage(t *testing.T) {
 	}
 }
 
+// connectJS connects as another replica would, reconnecting quickly.
 func connectJS(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return testenv.Connect(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 }
 
 // TestRecentIDsFollowAStreamMadeAnew: a stream deleted and made again starts

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/event"
@@ -14,17 +13,7 @@ import (
 
 func startJetStream(t *testing.T) jetstream.JetStream {
 	t.Helper()
-	ns := testenv.JetStream(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
+	return testenv.Connect(t, testenv.JetStream(t).ClientURL())
 }
 
 func testEvent(id string) *event.Event {

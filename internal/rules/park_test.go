@@ -53,22 +53,14 @@ type routerEnv struct {
 
 func startRouter(t *testing.T, rules string) *routerEnv {
 	t.Helper()
-	srv := testenv.JetStream(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := testenv.Connect(t, testenv.JetStream(t).ClientURL())
 	if err := bus.Setup(t.Context(), js, bus.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	env := &routerEnv{js: js, reg: prometheus.NewRegistry(), log: &syncBuffer{}, parking: &Parking{JS: js}}
 	env.setRules(t, rules)
 	log := slog.New(slog.NewTextHandler(env.log, nil))
+	var err error
 	env.router, err = NewRouter(js, env.engine.Load, &actions.Queue{JS: js}, log, env.reg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // JetStream runs a NATS server with JetStream on a free loopback port, its
@@ -22,4 +24,20 @@ func JetStream(t testing.TB) *server.Server {
 		t.Fatal("nats server not ready")
 	}
 	return ns
+}
+
+// Connect opens a connection to url of its own (as another replica's would),
+// closed when t ends, and returns its JetStream context.
+func Connect(t testing.TB, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
