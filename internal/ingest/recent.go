@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -139,10 +140,12 @@ func (r *RecentIDs) Follow(ctx context.Context, js jetstream.JetStream, stream s
 	// Read up to the last one stored before now. Should some of them be
 	// gone (the stream purged meanwhile), a quiet consumer ends the wait.
 	for f.next <= last {
-		rctx, cancel := context.WithTimeout(ctx, r.quiet)
-		err := f.read(rctx)
-		cancel()
-		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		err := f.read(r.quiet)
+		if ctx.Err() != nil {
+			f.close()
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, nats.ErrTimeout) {
 			log.Warn("event ids: the stream went quiet before the last id stored; going on",
 				"stream", stream, "read_up_to", f.next-1, "last", last)
 			break
@@ -240,9 +243,10 @@ func (f *follower) close() {
 	}
 }
 
-// read remembers the id of the next message.
-func (f *follower) read(ctx context.Context) error {
-	msg, err := f.msgs.Next(jetstream.NextContext(ctx))
+// read remembers the id of the next message, waiting for it at most wait
+// (nats.ErrTimeout). A context's end stops f.msgs (see open and watch).
+func (f *follower) read(wait time.Duration) error {
+	msg, err := f.msgs.Next(jetstream.NextMaxWait(wait))
 	if err != nil {
 		return err
 	}
@@ -300,13 +304,11 @@ func (f *follower) run(ctx context.Context) error {
 			}
 			failing, wait = false, pause
 		}
-		rctx, cancel := context.WithTimeout(ctx, f.r.quiet)
-		err := f.read(rctx)
-		cancel()
+		err := f.read(f.r.quiet)
 		if ctx.Err() != nil {
 			break
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if err != nil && !errors.Is(err, nats.ErrTimeout) {
 			f.log.Warn("event ids: reading the stream stopped; starting again", "stream", f.stream, "err", err)
 			f.close()
 			sleep(ctx, pause)
@@ -322,11 +324,14 @@ func (f *follower) run(ctx context.Context) error {
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits for d or until ctx is done, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }

@@ -46,12 +46,8 @@ func publishRetrying(ctx context.Context, publish func(context.Context) (*jetstr
 		default:
 			return nil, err
 		}
-		t := time.NewTimer(publishRetryWait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, publishRetryWait) {
 			return nil, err
-		case <-t.C:
 		}
 	}
 }
