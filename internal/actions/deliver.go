@@ -341,13 +341,13 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 	}
 }
 
-// dryRun logs a job instead of carrying it out.
 // jobAttrs are the attributes of every log line about a job.
 func jobAttrs(j *job.Job) []any {
 	return []any{"job_id", j.ID, "event_id", j.EventID, "rule", j.Rule, "action", j.Action}
 }
 
-// dryRun logs the job with attrs, which the logger may hold already.
+// dryRun logs a job instead of carrying it out, with attrs (the job's, when
+// log does not hold them already).
 func (p *Pool) dryRun(ctx context.Context, log *slog.Logger, j *job.Job, attrs ...any) {
 	if log.Enabled(ctx, slog.LevelInfo) {
 		log.Info("dry run: action not sent", append(attrs, "params", redactParams(j.Params))...)
