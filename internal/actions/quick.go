@@ -2,6 +2,7 @@ package actions
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 
@@ -75,32 +76,49 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 // finishes in an AckWait, after which a copy whose ack was lost comes back.
 const recentJobs = 1 << 16
 
-// recent is the ids of the last quick jobs the pool finished.
+// recent is the ids of the last quick jobs the pool finished, each kept as
+// 128 bits of hash (two seeds): the map and the ring hold no pointers, so
+// the collector never walks them, and no id keeps the decoded job it was cut
+// from alive.
 type recent struct {
-	mu   sync.Mutex
-	ids  map[string]struct{}
-	ring []string
-	next int
+	mu    sync.Mutex
+	seeds [2]maphash.Seed
+	ids   map[jobHash]struct{}
+	ring  []jobHash
+	next  int
+	full  bool
+}
+
+type jobHash [2]uint64
+
+func (r *recent) hash(id string) jobHash {
+	return jobHash{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
 }
 
 func (r *recent) add(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ids == nil {
-		r.ids = make(map[string]struct{}, recentJobs)
-		r.ring = make([]string, recentJobs)
+		r.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+		r.ids = make(map[jobHash]struct{}, recentJobs)
+		r.ring = make([]jobHash, recentJobs)
 	}
-	if old := r.ring[r.next]; old != "" {
-		delete(r.ids, old)
+	if r.full {
+		delete(r.ids, r.ring[r.next])
 	}
-	r.ring[r.next] = id
-	r.ids[id] = struct{}{}
+	h := r.hash(id)
+	r.ring[r.next] = h
+	r.ids[h] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)
+	r.full = r.full || r.next == 0
 }
 
 func (r *recent) has(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.ids[id]
+	if r.ids == nil {
+		return false
+	}
+	_, ok := r.ids[r.hash(id)]
 	return ok
 }

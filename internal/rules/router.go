@@ -187,16 +187,29 @@ func (r *Router) consume(ctx context.Context) error {
 
 // evaluated is an event whose jobs are on their way to ACTIONS.
 type evaluated struct {
-	msg     jetstream.Msg
-	log     *slog.Logger
-	jobs    []job.Job
-	futures []jetstream.PubAckFuture
+	msg jetstream.Msg
+	// eventID and eventType name the event in its log lines (see logger).
+	eventID, eventType string
+	base               *slog.Logger
+	log                *slog.Logger
+	jobs               []job.Job
+	futures            []jetstream.PubAckFuture
 	// failed are the rules and jobs that failed for good: parked on the DLQ
 	// before the event is acknowledged.
 	failed []ParkedEvent
 	// notStored is set when a job could not be stored: the event is
 	// redelivered.
 	notStored error
+}
+
+// logger is the event's logger, made at its first use: most events log
+// nothing, and a logger of their own would cost each of them as much as a
+// log line.
+func (e *evaluated) logger() *slog.Logger {
+	if e.log == nil {
+		e.log = e.base.With("event_id", e.eventID, "type", e.eventType)
+	}
+	return e.log
 }
 
 // handle decodes and evaluates one event and sends its jobs. It returns the
@@ -210,16 +223,15 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		r.park(ctx, msg, log, []ParkedEvent{{EventID: storedEventID(msg), Reason: ParkUndecodable, Error: err.Error()}})
 		return nil
 	}
-	log := r.log.With("event_id", ev.ID, "type", ev.Type)
 	jobs, errs := r.current().Match(ev, r.now())
-	e := &evaluated{msg: msg, log: log, jobs: jobs}
+	e := &evaluated{msg: msg, eventID: ev.ID, eventType: ev.Type, base: r.log, jobs: jobs}
 	for _, err := range errs {
 		pe := ParkedEvent{EventID: ev.ID, Reason: ParkEvaluate, Error: err.Error()}
 		var ee *EvalError
 		if errors.As(err, &ee) {
 			pe.Rule, pe.Error = ee.Rule, ee.Err.Error()
 		}
-		log.Warn("rule could not be evaluated; event parked", "rule", pe.Rule, "err", pe.Error)
+		e.logger().Warn("rule could not be evaluated; event parked", "rule", pe.Rule, "err", pe.Error)
 		e.failed = append(e.failed, pe)
 	}
 	for i := range jobs {
@@ -227,7 +239,7 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		switch {
 		case errors.Is(err, actions.ErrUnencodable):
 			// One bad value must not hold back the event's other jobs.
-			log.Error("rule produced a job that cannot be stored; event parked", "rule", jobs[i].Rule, "err", err)
+			e.logger().Error("rule produced a job that cannot be stored; event parked", "rule", jobs[i].Rule, "err", err)
 			e.failed = append(e.failed, ParkedEvent{EventID: ev.ID, Rule: jobs[i].Rule, Reason: ParkUnencodable, Error: err.Error()})
 			continue
 		case err != nil:
@@ -262,18 +274,19 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 	}
 	if e.notStored != nil {
 		if ok, suppressed := r.storeWarn.allow(r.now()); ok {
-			e.log.Warn("job not stored; the event will be redelivered", "err", e.notStored, "similar_warnings_suppressed", suppressed)
+			e.logger().Warn("job not stored; the event will be redelivered", "err", e.notStored, "similar_warnings_suppressed", suppressed)
 		}
 		_ = e.msg.NakWithDelay(redeliveryDelay(e.msg))
 		return
 	}
 	// Checked first: the arguments would be boxed for nothing.
-	if e.log.Enabled(ctx, slog.LevelDebug) {
+	if e.base.Enabled(ctx, slog.LevelDebug) {
+		log := e.logger()
 		for i := range e.jobs {
-			e.log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
+			log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
 		}
 		if len(e.jobs) > 0 {
-			e.log.Debug("event matched", "jobs", len(e.jobs))
+			log.Debug("event matched", "jobs", len(e.jobs))
 		}
 	}
 	switch {
@@ -285,7 +298,7 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 		r.events.WithLabelValues("unmatched").Inc()
 	}
 	if len(e.failed) > 0 {
-		r.park(ctx, e.msg, e.log, e.failed)
+		r.park(ctx, e.msg, e.logger(), e.failed)
 		return
 	}
 	_ = e.msg.Ack()
