@@ -109,7 +109,7 @@ func benchmarkPublish(b *testing.B, batched bool) {
 
 // BenchmarkBatchCommit is what one group of n events costs to store with
 // nats.sync always, alone on an idle server: n=1 one message, larger n one
-// atomic batch (whatever the Batcher's minBatch, which sends fewer than 32
+// atomic batch (whatever the Batcher's minBatch, which sends fewer than 16
 // one by one). A batch has a fixed cost (the server stages it in a file
 // store of its own, created, synced and removed for each batch) that a lone
 // message does not; it pays from a few dozen messages on, and it is why
