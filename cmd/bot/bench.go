@@ -267,6 +267,9 @@ type pipelineStats struct {
 	Drained      bool    `json:"drained"`
 	// EndToEnd is from the 202 to each job's end (in-process bot only).
 	EndToEnd *latency `json:"end_to_end,omitempty"`
+	// Batches is what each stream's batcher stored during the load (with
+	// nats.sync always and the embedded server only).
+	Batches []batchUse `json:"batches,omitempty"`
 }
 
 // latency is a summary of a latency distribution, in milliseconds.
@@ -362,8 +365,9 @@ type benchTarget interface {
 
 // pipelineProbe reads what the rules and the pool have done.
 type pipelineProbe interface {
-	// Counts returns the events evaluated and the jobs finished so far.
-	Counts(ctx context.Context) (events, jobs int64, err error)
+	// Counts returns the events evaluated and the jobs finished so far,
+	// and what the batchers stored.
+	Counts(ctx context.Context) (sample, error)
 	// Backlog returns the events and jobs waiting (-1 when unknown).
 	// accepted is how many events the bench got 202 for since since.
 	Backlog(ctx context.Context, eventsSince int64, accepted int64) (events, jobs int64, err error)
@@ -642,13 +646,14 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 		run.Target = "floor"
 	}
 	probe := t.Pipeline()
-	var events0, jobs0 int64
+	var before sample
 	if probe != nil {
 		var err error
-		if events0, jobs0, err = probe.Counts(ctx); err != nil {
+		if before, err = probe.Counts(ctx); err != nil {
 			return run, fmt.Errorf("read the bot's counters: %w", err)
 		}
 	}
+	events0, jobs0 := before.events, before.jobs
 	if tap != nil {
 		tap.reset()
 	}
@@ -680,13 +685,17 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 
 	// The rates during the load, and the backlog it left.
 	ctx = context.WithoutCancel(ctx)
-	events1, jobs1, err := probe.Counts(ctx)
+	after, err := probe.Counts(ctx)
 	if err != nil {
 		return run, fmt.Errorf("read the bot's counters: %w", err)
 	}
+	events1, jobs1 := after.events, after.jobs
 	p := &pipelineStats{
 		RulesRate: float64(events1-events0) / res.elapsed.Seconds(),
 		PoolRate:  float64(jobs1-jobs0) / res.elapsed.Seconds(),
+	}
+	for _, stream := range slices.Sorted(maps.Keys(after.batches)) {
+		p.Batches = append(p.Batches, after.batches[stream].since(before.batches[stream]))
 	}
 	p.EventsBacklog, p.JobsBacklog, err = probe.Backlog(ctx, events1-events0, res.accepted)
 	if err != nil {
@@ -697,10 +706,11 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 	deadline := start.Add(o.Drain)
 	lastJobs, stable := jobs1, 0
 	for {
-		ev, jobs, err := probe.Counts(ctx)
+		now, err := probe.Counts(ctx)
 		if err != nil {
 			return run, fmt.Errorf("read the bot's counters: %w", err)
 		}
+		ev, jobs := now.events, now.jobs
 		be, bj, err := probe.Backlog(ctx, ev-events0, res.accepted)
 		if err != nil {
 			return run, fmt.Errorf("read the backlog: %w", err)
@@ -717,11 +727,11 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 		if be == 0 && (bj == 0 || (bj < 0 && stable >= 5)) {
 			// The counts above were read before the backlog: read them again,
 			// so that the jobs finished in between are counted.
-			ev, jobs, err := probe.Counts(ctx)
+			now, err := probe.Counts(ctx)
 			if err != nil {
 				return run, fmt.Errorf("read the bot's counters: %w", err)
 			}
-			p.Events, p.Jobs = ev-events0, jobs-jobs0
+			p.Events, p.Jobs = now.events-events0, now.jobs-jobs0
 			p.Drained = true
 			break
 		}
@@ -996,6 +1006,17 @@ func (r *benchReport) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "bot run %d: rules %.0f events/s, pool %.0f jobs/s during the load (ingest %.0f/s); backlog at its end %d events, %s jobs; %s (%d events, %d jobs)\n",
 			run.Run, p.RulesRate, p.PoolRate, run.RPS, p.EventsBacklog, jb, drained, p.Events, p.Jobs)
+		if len(p.Batches) > 0 {
+			fmt.Fprintf(w, "           batches during the load:")
+			for i, b := range p.Batches {
+				sep := ";"
+				if i == len(p.Batches)-1 {
+					sep = "\n"
+				}
+				fmt.Fprintf(w, " %s %d (%.1f messages each), %.0f%% of its messages one by one%s", b.Stream, b.Batches,
+					float64(b.Batched)/float64(max(b.Batches, 1)), 100*float64(b.Alone)/float64(max(b.Batched+b.Alone, 1)), sep)
+			}
+		}
 		if e := p.EndToEnd; e != nil {
 			fmt.Fprintf(w, "           end to end (202 -> job done): p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, max %.1f ms over %d jobs\n",
 				e.P50, e.P99, e.P999, e.Max, e.N)

@@ -234,9 +234,8 @@ func (b *benchBot) stop() {
 func (b *benchBot) BaseURL() string         { return "http://" + b.app.Addr() }
 func (b *benchBot) Pipeline() pipelineProbe { return b }
 
-func (b *benchBot) Counts(ctx context.Context) (int64, int64, error) {
-	s, err := scrape(ctx, "http://"+b.app.AdminAddr(), "")
-	return s.events, s.jobs, err
+func (b *benchBot) Counts(ctx context.Context) (sample, error) {
+	return scrape(ctx, "http://"+b.app.AdminAddr(), "")
 }
 
 // Backlog reads the two durable consumers: what they have not been given
@@ -256,9 +255,8 @@ type externalBot struct{ base, admin, token string }
 func (e *externalBot) BaseURL() string         { return e.base }
 func (e *externalBot) Pipeline() pipelineProbe { return e }
 
-func (e *externalBot) Counts(ctx context.Context) (int64, int64, error) {
-	s, err := scrape(ctx, e.admin, e.token)
-	return s.events, s.jobs, err
+func (e *externalBot) Counts(ctx context.Context) (sample, error) {
+	return scrape(ctx, e.admin, e.token)
 }
 
 // Backlog of an external bot, from its bot_events_waiting and
@@ -301,14 +299,31 @@ func adminGet(ctx context.Context, url, token string) (io.ReadCloser, error) {
 }
 
 // sample is what the bench reads from a bot's /metrics: the events
-// evaluated, the jobs finished, and what waits (-1 when not known).
+// evaluated, the jobs finished, what waits (-1 when not known), and what
+// each stream's batcher stored (nats.sync always only), by stream.
 type sample struct {
 	events, jobs               int64
 	eventsWaiting, jobsWaiting int64
+	batches                    map[string]batchUse
+}
+
+// batchUse is what a stream's batcher stored: atomic batches, the messages
+// in them, and the messages sent one by one.
+type batchUse struct {
+	Stream  string `json:"stream"`
+	Batches int64  `json:"batches"`
+	Batched int64  `json:"batched_messages"`
+	Alone   int64  `json:"messages_alone"`
+}
+
+// since is what was stored between was and u.
+func (u batchUse) since(was batchUse) batchUse {
+	return batchUse{Stream: u.Stream, Batches: u.Batches - was.Batches, Batched: u.Batched - was.Batched, Alone: u.Alone - was.Alone}
 }
 
 // scrape reads bot_rules_events_total, the finished jobs of bot_jobs_total,
-// bot_events_waiting and bot_jobs_waiting from the bot's /metrics.
+// bot_events_waiting, bot_jobs_waiting, bot_bus_batches_total and
+// bot_bus_messages_total from the bot's /metrics.
 func scrape(ctx context.Context, base, token string) (s sample, err error) {
 	s.eventsWaiting, s.jobsWaiting = -1, -1
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -353,9 +368,36 @@ func scrape(ctx context.Context, base, token string) (s sample, err error) {
 			s.eventsWaiting = int64(v)
 		case "bot_jobs_waiting":
 			s.jobsWaiting = int64(v)
+		case "bot_bus_batches_total", "bot_bus_messages_total":
+			stream := labelValue(labels, "stream")
+			if s.batches == nil {
+				s.batches = map[string]batchUse{}
+			}
+			u := s.batches[stream]
+			u.Stream = stream
+			switch {
+			case name == "bot_bus_batches_total":
+				u.Batches = int64(v)
+			case labelValue(labels, "how") == "batch":
+				u.Batched = int64(v)
+			default:
+				u.Alone = int64(v)
+			}
+			s.batches[stream] = u
 		}
 	}
 	return s, nil
+}
+
+// labelValue is the value of label name in a metric line's labels
+// (`a="x",b="y"`), or "".
+func labelValue(labels, name string) string {
+	_, rest, ok := strings.Cut(","+labels, ","+name+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, `"`)
+	return v
 }
 
 // floorServer is the floor of this stack: read the body, publish it with a

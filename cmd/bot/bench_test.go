@@ -74,6 +74,15 @@ func TestBenchInProcess(t *testing.T) {
 	if e := p.EndToEnd; e == nil || int64(e.N) != 2*accepted || !(e.P50 <= e.P99 && e.P99 <= e.Max) {
 		t.Errorf("end to end: got %+v, want one latency per job (%d), in order", e, 2*accepted)
 	}
+	// The bot syncs always: its events and jobs went through the batchers,
+	// every event stored before its 202.
+	stored := map[string]int64{}
+	for _, b := range p.Batches {
+		stored[b.Stream] = b.Batched + b.Alone
+	}
+	if len(p.Batches) != 2 || stored["EVENTS"] < accepted || stored["ACTIONS"] == 0 {
+		t.Errorf("batches %+v: want what EVENTS (at least the %d accepted) and ACTIONS stored", p.Batches, accepted)
+	}
 	if rep.FloorRatio <= 0 || rep.P99Ratio <= 0 {
 		t.Errorf("floor ratios: %g, %g; want both above 0", rep.FloorRatio, rep.P99Ratio)
 	}
@@ -90,7 +99,8 @@ func TestBenchText(t *testing.T) {
 				Refused:   map[string]int64{"503": 10},
 				Collector: &collectorStats{Cycles: 22, CPUShare: 0.071, LiveHeap: 98 << 20, ScanHeap: 40 << 20, Allocated: 3_000_000_000},
 				Pipeline: &pipelineStats{RulesRate: 5900, PoolRate: 11800, EventsBacklog: 100, JobsBacklog: 40,
-					Events: 59990, Jobs: 119980, DrainSeconds: 0.4, Drained: true, EndToEnd: &latency{N: 119980, P50: 12, P99: 50}}},
+					Events: 59990, Jobs: 119980, DrainSeconds: 0.4, Drained: true, EndToEnd: &latency{N: 119980, P50: 12, P99: 50},
+					Batches: []batchUse{{Stream: "ACTIONS", Batches: 100, Batched: 8000, Alone: 200}, {Stream: "EVENTS", Batches: 50, Batched: 1500, Alone: 150}}}},
 		}}
 	rep.Bot = summarizeRuns(rep.Runs, "bot")
 	f := summarizeRuns(rep.Runs, "floor")
@@ -102,6 +112,7 @@ func TestBenchText(t *testing.T) {
 		"bot    1         5999      9.00     30.00     40.00     60000  503: 10",
 		"rules 5900 events/s, pool 11800 jobs/s during the load (ingest 5999/s); backlog at its end 100 events, 40 jobs; drained in 0.4s",
 		"end to end (202 -> job done): p50 12.0 ms, p99 50.0 ms",
+		"batches during the load: ACTIONS 100 (80.0 messages each), 2% of its messages one by one; EVENTS 50 (30.0 messages each), 9% of its messages one by one\n",
 		"bot/floor: 0.86 of the floor's req/s, 1.20x its p99",
 		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' capacity, 98 MB live after the last (40 MB that can hold pointers); 50.0 KB allocated per request",
 	} {

@@ -129,6 +129,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	events := &ingest.JetStreamPublisher{JS: a.bus.JS, Recent: a.recent}
 	if a.bus.Batches() {
 		events.Batcher = bus.NewBatcher(a.bus.JS, bus.EventsStream)
+		a.reg.MustRegister(batcherMetrics(bus.EventsStream, events.Batcher)...)
 	}
 	rt := &actions.Runtime{
 		Log:       log,
@@ -185,6 +186,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	jobs := &actions.Queue{JS: rulesJS}
 	if a.bus.Batches() {
 		jobs.Batcher = bus.NewBatcher(rulesJS, bus.ActionsStream)
+		a.reg.MustRegister(batcherMetrics(bus.ActionsStream, jobs.Batcher)...)
 	}
 	dispatch := cfg.Dispatch
 	dispatch.Replicas = cfg.NATS.Replicas
@@ -365,4 +367,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// batcherMetrics reports what the Batcher of stream has stored: atomic
+// batches committed and refused, and messages stored in batches and one by
+// one. Few messages a batch, or most of them alone, mean the disk's syncs,
+// not the batches, set the pace.
+func batcherMetrics(stream string, b *bus.Batcher) []prometheus.Collector {
+	counter := func(name, help string, labels prometheus.Labels, value func(bus.BatcherStats) int64) prometheus.Collector {
+		labels["stream"] = stream
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(value(b.Stats())) })
+	}
+	const messages = "Messages stored on the stream through its batcher (nats.sync always), in atomic batches (how=batch) or one by one (how=alone)."
+	return []prometheus.Collector{
+		counter("bot_bus_batches_total", "Atomic batches committed to the stream (nats.sync always).", prometheus.Labels{},
+			func(s bus.BatcherStats) int64 { return s.Batches }),
+		counter("bot_bus_batches_refused_total", "Atomic batches the stream refused; their messages went again, in halves or one by one.", prometheus.Labels{},
+			func(s bus.BatcherStats) int64 { return s.Refused }),
+		counter("bot_bus_messages_total", messages, prometheus.Labels{"how": "batch"},
+			func(s bus.BatcherStats) int64 { return s.Batched }),
+		counter("bot_bus_messages_total", messages, prometheus.Labels{"how": "alone"},
+			func(s bus.BatcherStats) int64 { return s.Alone }),
+	}
 }

@@ -73,8 +73,26 @@ type Batcher struct {
 	// not, 0 until known.
 	atomic atomic.Int32
 	// committed counts the atomic batches committed, refused the ones the
-	// stream refused.
-	committed, refused atomic.Int64
+	// stream refused; batched the messages stored in committed batches,
+	// alone the messages sent one by one.
+	committed, refused, batched, alone atomic.Int64
+}
+
+// BatcherStats is what a Batcher has sent since it was made.
+type BatcherStats struct {
+	// Batches is the atomic batches committed, Refused those the stream
+	// refused (their messages went again, in halves or one by one).
+	Batches, Refused int64
+	// Batched is the messages stored in committed batches, Alone the
+	// messages sent one by one: groups too small to pay for a batch, a
+	// refused batch's messages, and all of them on a stream without
+	// batches.
+	Batched, Alone int64
+}
+
+// Stats reports what b has sent.
+func (b *Batcher) Stats() BatcherStats {
+	return BatcherStats{Batches: b.committed.Load(), Refused: b.refused.Load(), Batched: b.batched.Load(), Alone: b.alone.Load()}
 }
 
 // NewBatcher returns a Batcher for stream. Use it where every write is
@@ -183,6 +201,7 @@ func (b *Batcher) send(group []*batchFuture, split bool) func() {
 		select {
 		case ack := <-commit.Ok():
 			b.committed.Add(1)
+			b.batched.Add(int64(len(group)))
 			first := ack.Sequence - uint64(last)
 			for i, f := range group {
 				f.done(&jetstream.PubAck{Stream: ack.Stream, Sequence: first + uint64(i), Domain: ack.Domain})
@@ -225,6 +244,7 @@ const atomicPublishDisabled = 10174
 
 // sendEach publishes each message on its own.
 func (b *Batcher) sendEach(group []*batchFuture) func() {
+	b.alone.Add(int64(len(group)))
 	futures := make([]jetstream.PubAckFuture, len(group))
 	for i, f := range group {
 		pf, err := b.js.PublishMsgAsync(f.msg)
