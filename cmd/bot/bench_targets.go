@@ -316,9 +316,16 @@ type batchUse struct {
 	Alone   int64  `json:"messages_alone"`
 }
 
-// since is what was stored between was and u.
+// since is what was stored between was and u; a counter lower than it was
+// (the bot started again) counts from zero.
 func (u batchUse) since(was batchUse) batchUse {
-	return batchUse{Stream: u.Stream, Batches: u.Batches - was.Batches, Batched: u.Batched - was.Batched, Alone: u.Alone - was.Alone}
+	d := func(now, then int64) int64 {
+		if now < then {
+			return now
+		}
+		return now - then
+	}
+	return batchUse{Stream: u.Stream, Batches: d(u.Batches, was.Batches), Batched: d(u.Batched, was.Batched), Alone: d(u.Alone, was.Alone)}
 }
 
 // scrape reads bot_rules_events_total, the finished jobs of bot_jobs_total,
@@ -370,6 +377,9 @@ func scrape(ctx context.Context, base, token string) (s sample, err error) {
 			s.jobsWaiting = int64(v)
 		case "bot_bus_batches_total", "bot_bus_messages_total":
 			stream := labelValue(labels, "stream")
+			if stream == "" {
+				continue
+			}
 			if s.batches == nil {
 				s.batches = map[string]batchUse{}
 			}
@@ -380,7 +390,7 @@ func scrape(ctx context.Context, base, token string) (s sample, err error) {
 				u.Batches = int64(v)
 			case labelValue(labels, "how") == "batch":
 				u.Batched = int64(v)
-			default:
+			case labelValue(labels, "how") == "alone":
 				u.Alone = int64(v)
 			}
 			s.batches[stream] = u

@@ -34,7 +34,8 @@ const MaxBatch = 256
 // PubAck, one message at a time per stream, so a stream takes about as many
 // messages per second as the disk takes syncs. A committed batch is synced
 // once; the server stages it in files of its own first, which costs a few
-// milliseconds, so batches pay from a few dozen messages on. This is group
+// milliseconds, so batches pay from about 16 messages on, with many
+// senders (see minBatch). This is group
 // commit: a message that finds a free slot goes at once; messages that
 // arrive while both slots wait for their PubAcks queue up, and go together
 // when a slot frees: as one batch if there are enough of them, one by one,
@@ -83,10 +84,13 @@ type BatcherStats struct {
 	// Batches is the atomic batches committed, Refused those the stream
 	// refused (their messages went again, in halves or one by one).
 	Batches, Refused int64
-	// Batched is the messages stored in committed batches, Alone the
-	// messages sent one by one: groups too small to pay for a batch, a
-	// refused batch's messages, and all of them on a stream without
-	// batches.
+	// Batched is the messages stored in committed batches, Alone those
+	// stored one by one: groups too small to pay for a batch, the messages
+	// of a refused batch sent again one by one, and all of them on a stream
+	// without batches. Neither counts a duplicate the stream already held,
+	// or a message that failed. The counters are read one after the
+	// other, so a read during a commit may see its batch without its
+	// messages.
 	Batched, Alone int64
 }
 
@@ -244,7 +248,6 @@ const atomicPublishDisabled = 10174
 
 // sendEach publishes each message on its own.
 func (b *Batcher) sendEach(group []*batchFuture) func() {
-	b.alone.Add(int64(len(group)))
 	futures := make([]jetstream.PubAckFuture, len(group))
 	for i, f := range group {
 		pf, err := b.js.PublishMsgAsync(f.msg)
@@ -265,6 +268,7 @@ func (b *Batcher) sendEach(group []*batchFuture) func() {
 			if !expired {
 				select {
 				case ack := <-pf.Ok():
+					b.storedAlone(ack)
 					group[i].done(ack)
 					continue
 				case err := <-pf.Err():
@@ -277,6 +281,7 @@ func (b *Batcher) sendEach(group []*batchFuture) func() {
 			// Past the deadline: what has its answer gets it, the rest fail.
 			select {
 			case ack := <-pf.Ok():
+				b.storedAlone(ack)
 				group[i].done(ack)
 			case err := <-pf.Err():
 				group[i].fail(err)
@@ -284,6 +289,13 @@ func (b *Batcher) sendEach(group []*batchFuture) func() {
 				group[i].fail(fmt.Errorf("no PubAck within %s", b.timeout))
 			}
 		}
+	}
+}
+
+// storedAlone counts a message stored on its own (not a duplicate).
+func (b *Batcher) storedAlone(ack *jetstream.PubAck) {
+	if !ack.Duplicate {
+		b.alone.Add(1)
 	}
 }
 

@@ -112,7 +112,8 @@ func benchmarkPublish(b *testing.B, batched bool) {
 // atomic batch (whatever the Batcher's minBatch, which sends fewer than 16
 // one by one). A batch has a fixed cost (the server stages it in a file
 // store of its own, created, synced and removed for each batch) that a lone
-// message does not; it pays from a few dozen messages on, and it is why
+// message does not; with many senders it pays from about 16 messages on
+// (see minBatch), and it is why
 // ingest and the rules stay below the floor on a disk slow to sync:
 //
 //	go test ./internal/bus -run '^$' -bench BatchCommit -count 5
