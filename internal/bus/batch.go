@@ -75,11 +75,11 @@ type Batcher struct {
 	atomic atomic.Int32
 	// committed counts the atomic batches committed, refused the ones the
 	// stream refused; batched the messages stored in committed batches,
-	// alone the messages sent one by one.
+	// alone those stored one by one.
 	committed, refused, batched, alone atomic.Int64
 }
 
-// BatcherStats is what a Batcher has sent since it was made.
+// BatcherStats is what a Batcher has stored since it was made.
 type BatcherStats struct {
 	// Batches is the atomic batches committed, Refused those the stream
 	// refused (their messages went again, in halves or one by one).
@@ -94,7 +94,7 @@ type BatcherStats struct {
 	Batched, Alone int64
 }
 
-// Stats reports what b has sent.
+// Stats reports what b has stored.
 func (b *Batcher) Stats() BatcherStats {
 	return BatcherStats{Batches: b.committed.Load(), Refused: b.refused.Load(), Batched: b.batched.Load(), Alone: b.alone.Load()}
 }
