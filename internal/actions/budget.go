@@ -17,6 +17,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/bus"
 )
 
 // BudgetBucket is the key-value bucket that holds the Comm100 budgets, one
@@ -323,7 +325,7 @@ func (b *Budget) take(ctx context.Context) (func(), time.Duration, error) {
 			return fmt.Errorf("%w: %w", ErrBudgetUnavailable, err)
 		}
 		b.log.Debug("Comm100 budget in NATS not reached; trying again", "err", err)
-		sleepCtx(ctx, retry.NextBackOff())
+		bus.Sleep(ctx, retry.NextBackOff())
 		return nil
 	}
 	for {
@@ -360,7 +362,7 @@ func (b *Budget) take(ctx context.Context) (func(), time.Duration, error) {
 			if time.Now().After(giveUp) {
 				return nil, 0, failed(err)
 			}
-			sleepCtx(ctx, rand.N(10*time.Millisecond))
+			bus.Sleep(ctx, rand.N(10*time.Millisecond))
 		default:
 			// The write may have been stored: the call is not made, and the
 			// next read removes it.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/job"
 )
@@ -167,7 +168,7 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 			return
 		case Retry:
 			log.Warn("attempt failed; retrying", "err", err, "attempt", try, "retry_in", d.Delay.Round(time.Millisecond))
-			if !sleepCtx(ctx, d.Delay) {
+			if !bus.Sleep(ctx, d.Delay) {
 				hold.end(ctx)
 				p.redeliver(ctx, log, msg, j, delivered, Decision{Verdict: Redeliver, Err: err}, history)
 				return

@@ -226,7 +226,7 @@ func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 	fail := func(err error) {
 		failures++
 		p.log.Warn("fetching jobs", "err", err)
-		sleepCtx(ctx, wait.Delay(failures))
+		bus.Sleep(ctx, wait.Delay(failures))
 	}
 	for ctx.Err() == nil {
 		var err error
@@ -234,7 +234,7 @@ func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 			if cons, err = p.consumer(ctx); err != nil {
 				failures++
 				p.log.Warn("pool cannot reach its consumer", "err", err)
-				sleepCtx(ctx, wait.Delay(failures))
+				bus.Sleep(ctx, wait.Delay(failures))
 				continue
 			}
 		}
@@ -299,18 +299,6 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
 	p.slots <- struct{}{} // never blocks: fetched no more than the free slots
 	p.held.add(msg)
 	queue <- task{msg: msg, job: j}
-}
-
-// sleepCtx waits for d or until ctx is done, and reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // held is the set of jobs that wait for a worker or are in a worker's

@@ -74,12 +74,7 @@ func retryCreate[T any](ctx context.Context, create func(context.Context) (T, er
 		if err == nil || ctx.Err() != nil || !clusterBusy(err) {
 			return v, err
 		}
-		t := time.NewTimer(b.NextBackOff())
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
+		Sleep(ctx, b.NextBackOff())
 	}
 }
 
@@ -99,4 +94,17 @@ func clusterBusy(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrDisconnected)
+}
+
+// Sleep waits for d or until ctx is done, and reports whether d passed: the
+// pause between two tries, wherever the bot tries again.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/bus"
 )
 
 // RecentIDs remembers the ids of the events stored in the last window, so
@@ -295,7 +297,7 @@ func (f *follower) run(ctx context.Context) error {
 						"stream", f.stream, "err", err)
 				}
 				failing = true
-				sleep(ctx, wait)
+				bus.Sleep(ctx, wait)
 				wait = min(2*wait, maxPause)
 				continue
 			}
@@ -311,7 +313,7 @@ func (f *follower) run(ctx context.Context) error {
 		if err != nil && !errors.Is(err, nats.ErrTimeout) {
 			f.log.Warn("event ids: reading the stream stopped; starting again", "stream", f.stream, "err", err)
 			f.close()
-			sleep(ctx, pause)
+			bus.Sleep(ctx, pause)
 			continue
 		}
 		if f.r.now().Sub(f.checked) >= f.r.quiet {
@@ -322,16 +324,4 @@ func (f *follower) run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// sleep waits for d or until ctx is done, and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/bus"
 )
 
 // While a NATS cluster elects a new leader for the EVENTS stream (a node was
@@ -46,7 +48,7 @@ func publishRetrying(ctx context.Context, publish func(context.Context) (*jetstr
 		default:
 			return nil, err
 		}
-		if !sleep(ctx, publishRetryWait) {
+		if !bus.Sleep(ctx, publishRetryWait) {
 			return nil, err
 		}
 	}
