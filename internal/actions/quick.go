@@ -2,12 +2,12 @@ package actions
 
 import (
 	"context"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/comm100bot/bot/internal/idhash"
 	"github.com/comm100bot/bot/internal/job"
 )
 
@@ -77,36 +77,30 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 const recentJobs = 1 << 16
 
 // recent is the ids of the last quick jobs the pool finished, each kept as
-// 128 bits of hash (two seeds): the map and the ring hold no pointers, so
+// 128 bits of hash (package idhash): the map and the ring hold no pointers, so
 // the collector never walks them, and no id keeps the decoded job it was cut
 // from alive.
 type recent struct {
-	mu    sync.Mutex
-	seeds [2]maphash.Seed
-	ids   map[jobHash]struct{}
-	ring  []jobHash
-	next  int
-	full  bool
-}
-
-type jobHash [2]uint64
-
-func (r *recent) hash(id string) jobHash {
-	return jobHash{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
+	mu   sync.Mutex
+	hash idhash.Hasher
+	ids  map[idhash.Sum]struct{}
+	ring []idhash.Sum
+	next int
+	full bool
 }
 
 func (r *recent) add(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ids == nil {
-		r.seeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
-		r.ids = make(map[jobHash]struct{}, recentJobs)
-		r.ring = make([]jobHash, recentJobs)
+		r.hash = idhash.New()
+		r.ids = make(map[idhash.Sum]struct{}, recentJobs)
+		r.ring = make([]idhash.Sum, recentJobs)
 	}
 	if r.full {
 		delete(r.ids, r.ring[r.next])
 	}
-	h := r.hash(id)
+	h := r.hash.Of(id)
 	r.ring[r.next] = h
 	r.ids[h] = struct{}{}
 	r.next = (r.next + 1) % len(r.ring)
@@ -119,6 +113,6 @@ func (r *recent) has(id string) bool {
 	if r.ids == nil {
 		return false
 	}
-	_, ok := r.ids[r.hash(id)]
+	_, ok := r.ids[r.hash.Of(id)]
 	return ok
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/idhash"
 )
 
 // RecentIDs remembers the ids of the events stored in the last window, so
@@ -35,7 +35,7 @@ import (
 type RecentIDs struct {
 	window time.Duration
 	now    func() time.Time
-	seeds  [2]maphash.Seed
+	hash   idhash.Hasher
 	// quiet is how long Follow waits for an id (quietFor; shorter in tests).
 	quiet time.Duration
 
@@ -43,18 +43,16 @@ type RecentIDs struct {
 	// cur holds the ids stored since curFrom, prev those of the window
 	// before. At curFrom + window, cur becomes prev and prev is dropped, so
 	// an id is remembered for at least window and at most twice that.
-	cur, prev map[idHash]struct{}
+	cur, prev map[idhash.Sum]struct{}
 	curFrom   time.Time
 
 	behind atomic.Int64 // see Behind
 }
 
-type idHash [2]uint64
-
 // NewRecentIDs remembers ids for window (at most twice that).
 func NewRecentIDs(window time.Duration) *RecentIDs {
-	r := &RecentIDs{window: window, now: time.Now, quiet: quietFor, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
-	r.cur, r.prev = map[idHash]struct{}{}, map[idHash]struct{}{}
+	r := &RecentIDs{window: window, now: time.Now, quiet: quietFor, hash: idhash.New()}
+	r.cur, r.prev = map[idhash.Sum]struct{}{}, map[idhash.Sum]struct{}{}
 	r.curFrom = r.now()
 	r.behind.Store(-1)
 	return r
@@ -63,25 +61,21 @@ func NewRecentIDs(window time.Duration) *RecentIDs {
 // Window is how long an id is remembered, at least.
 func (r *RecentIDs) Window() time.Duration { return r.window }
 
-func (r *RecentIDs) hash(id string) idHash {
-	return idHash{maphash.String(r.seeds[0], id), maphash.String(r.seeds[1], id)}
-}
-
 // rotate moves the generations on to now. r.mu is held.
 func (r *RecentIDs) rotate(now time.Time) {
 	switch age := now.Sub(r.curFrom); {
 	case age >= 2*r.window:
-		r.prev, r.cur = map[idHash]struct{}{}, map[idHash]struct{}{}
+		r.prev, r.cur = map[idhash.Sum]struct{}{}, map[idhash.Sum]struct{}{}
 		r.curFrom = now
 	case age >= r.window:
-		r.prev, r.cur = r.cur, make(map[idHash]struct{}, len(r.cur))
+		r.prev, r.cur = r.cur, make(map[idhash.Sum]struct{}, len(r.cur))
 		r.curFrom = r.curFrom.Add(r.window)
 	}
 }
 
 // Seen reports whether an event with this id was stored within the window.
 func (r *RecentIDs) Seen(id string) bool {
-	h := r.hash(id)
+	h := r.hash.Of(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rotate(r.now())
@@ -94,7 +88,7 @@ func (r *RecentIDs) Seen(id string) bool {
 
 // Add records that an event with this id was stored at the time at.
 func (r *RecentIDs) Add(id string, at time.Time) {
-	h := r.hash(id)
+	h := r.hash.Of(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
