@@ -189,7 +189,7 @@ func (f *follower) open(ctx context.Context) (last uint64, err error) {
 	info := s.CachedInfo()
 	state := info.State
 	start := f.r.now().Add(-f.r.window)
-	if f.next == 0 || f.next > state.LastSeq+1 || !info.Created.Equal(f.created) || f.lastAt.Before(start) {
+	if f.next == 0 || f.madeAnew(info) || f.lastAt.Before(start) {
 		f.created = info.Created
 		f.next = 0
 		if state.LastSeq == 0 || state.LastTime.Before(start) {
@@ -220,6 +220,12 @@ func (f *follower) open(ctx context.Context) (last uint64, err error) {
 	f.msgs, f.unwatch = msgs, context.AfterFunc(ctx, msgs.Stop)
 	f.checked = f.r.now()
 	return state.LastSeq, nil
+}
+
+// madeAnew reports whether info is of another stream than the one read: it
+// was made at another time, or holds fewer messages than were read.
+func (f *follower) madeAnew(info *jetstream.StreamInfo) bool {
+	return !info.Created.Equal(f.created) || f.next > info.State.LastSeq+1
 }
 
 // watch stops the reader when ctx ends, instead of the context it was
@@ -270,7 +276,7 @@ func (f *follower) check(ctx context.Context) (anew bool, err error) {
 		return false, err // not answering now (an election, a reconnect): read on
 	}
 	info := s.CachedInfo()
-	if info.State.LastSeq+1 < f.next || !info.Created.Equal(f.created) {
+	if f.madeAnew(info) {
 		return true, nil
 	}
 	f.r.behind.Store(int64(info.State.LastSeq + 1 - f.next))

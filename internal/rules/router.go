@@ -188,9 +188,9 @@ func (r *Router) consume(ctx context.Context) error {
 // evaluated is an event whose jobs are on their way to ACTIONS.
 type evaluated struct {
 	msg jetstream.Msg
-	// eventID and eventType name the event in its log lines (see logger).
+	// eventID and eventType name the event in its log lines; log is made
+	// from them when the event first logs (see Router.logger).
 	eventID, eventType string
-	base               *slog.Logger
 	log                *slog.Logger
 	jobs               []job.Job
 	futures            []jetstream.PubAckFuture
@@ -202,12 +202,11 @@ type evaluated struct {
 	notStored error
 }
 
-// logger is the event's logger, made at its first use: most events log
-// nothing, and a logger of their own would cost each of them as much as a
-// log line.
-func (e *evaluated) logger() *slog.Logger {
+// logger is e's logger, made at its first use: most events log nothing,
+// and a logger of their own would cost each of them as much as a log line.
+func (r *Router) logger(e *evaluated) *slog.Logger {
 	if e.log == nil {
-		e.log = e.base.With("event_id", e.eventID, "type", e.eventType)
+		e.log = r.log.With("event_id", e.eventID, "type", e.eventType)
 	}
 	return e.log
 }
@@ -224,14 +223,14 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		return nil
 	}
 	jobs, errs := r.current().Match(ev, r.now())
-	e := &evaluated{msg: msg, eventID: ev.ID, eventType: ev.Type, base: r.log, jobs: jobs}
+	e := &evaluated{msg: msg, eventID: ev.ID, eventType: ev.Type, jobs: jobs}
 	for _, err := range errs {
 		pe := ParkedEvent{EventID: ev.ID, Reason: ParkEvaluate, Error: err.Error()}
 		var ee *EvalError
 		if errors.As(err, &ee) {
 			pe.Rule, pe.Error = ee.Rule, ee.Err.Error()
 		}
-		e.logger().Warn("rule could not be evaluated; event parked", "rule", pe.Rule, "err", pe.Error)
+		r.logger(e).Warn("rule could not be evaluated; event parked", "rule", pe.Rule, "err", pe.Error)
 		e.failed = append(e.failed, pe)
 	}
 	for i := range jobs {
@@ -239,7 +238,7 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		switch {
 		case errors.Is(err, actions.ErrUnencodable):
 			// One bad value must not hold back the event's other jobs.
-			e.logger().Error("rule produced a job that cannot be stored; event parked", "rule", jobs[i].Rule, "err", err)
+			r.logger(e).Error("rule produced a job that cannot be stored; event parked", "rule", jobs[i].Rule, "err", err)
 			e.failed = append(e.failed, ParkedEvent{EventID: ev.ID, Rule: jobs[i].Rule, Reason: ParkUnencodable, Error: err.Error()})
 			continue
 		case err != nil:
@@ -274,14 +273,14 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 	}
 	if e.notStored != nil {
 		if ok, suppressed := r.storeWarn.allow(r.now()); ok {
-			e.logger().Warn("job not stored; the event will be redelivered", "err", e.notStored, "similar_warnings_suppressed", suppressed)
+			r.logger(e).Warn("job not stored; the event will be redelivered", "err", e.notStored, "similar_warnings_suppressed", suppressed)
 		}
 		_ = e.msg.NakWithDelay(redeliveryDelay(e.msg))
 		return
 	}
 	// Checked first: the arguments would be boxed for nothing.
-	if e.base.Enabled(ctx, slog.LevelDebug) {
-		log := e.logger()
+	if r.log.Enabled(ctx, slog.LevelDebug) {
+		log := r.logger(e)
 		for i := range e.jobs {
 			log.Debug("job queued", "job_id", e.jobs[i].ID, "action", e.jobs[i].Action, "run_at", e.jobs[i].RunAt)
 		}
@@ -298,7 +297,7 @@ func (r *Router) finish(ctx context.Context, e *evaluated) {
 		r.events.WithLabelValues("unmatched").Inc()
 	}
 	if len(e.failed) > 0 {
-		r.park(ctx, e.msg, e.logger(), e.failed)
+		r.park(ctx, e.msg, r.logger(e), e.failed)
 		return
 	}
 	_ = e.msg.Ack()
