@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,10 +367,8 @@ func scrape(ctx context.Context, base, token string) (s sample, err error) {
 		case "bot_rules_events_total":
 			s.events += int64(v)
 		case "bot_jobs_total":
-			for _, o := range finishedOutcomes {
-				if strings.Contains(labels, `outcome="`+o+`"`) {
-					s.jobs += int64(v)
-				}
+			if slices.Contains(finishedOutcomes, labelValue(labels, "outcome")) {
+				s.jobs += int64(v)
 			}
 		case "bot_events_waiting":
 			s.eventsWaiting = int64(v)
