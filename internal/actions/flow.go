@@ -59,21 +59,27 @@ func flowActions() []*Action {
 }
 
 func logAction(ctx context.Context, rt *Runtime, p Params) (Result, error) {
-	var level slog.Level
-	switch strings.ToLower(p.String("level")) {
-	case "", "info":
-		level = slog.LevelInfo
-	case "debug":
-		level = slog.LevelDebug
-	case "warn", "warning":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	default:
-		return nil, Permanent(fmt.Errorf("param \"level\": unknown level %q", p.String("level")))
+	level, err := logLevel(p)
+	if err != nil {
+		return nil, err
 	}
 	rt.Log.Log(ctx, level, p.String("message"))
 	return nil, nil
+}
+
+// logLevel is the level of a log job's line.
+func logLevel(p Params) (slog.Level, error) {
+	switch strings.ToLower(p.String("level")) {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, Permanent(fmt.Errorf("param \"level\": unknown level %q", p.String("level")))
 }
 
 func emitEvent(ctx context.Context, rt *Runtime, p Params) (Result, error) {

@@ -1,10 +1,12 @@
 package actions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -389,8 +391,9 @@ func TestPoolDryRunAndUnknownAction(t *testing.T) {
 
 // TestPoolLogJobsAndTheSweeper: "log" jobs are carried out as they arrive,
 // without the ledger, and once per process: a copy delivered again is
-// acknowledged without a second run. Finished jobs leave ACTIONS even while
-// an earlier job, still failing, holds the consumer's ack floor back.
+// acknowledged without a second run. Each writes one line, at its level,
+// with the job's attributes. Finished jobs leave ACTIONS even while an
+// earlier job, still failing, holds the consumer's ack floor back.
 func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -402,14 +405,23 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 	defer down.Close()
 	reg := prometheus.NewRegistry()
 	var seen observed
-	b.startPool(Config{RetryInProcess: 100 * time.Millisecond}, b.runtime(nil), poolOpts{reg: reg, tune: seen.tune})
+	var lines lockedLines
+	tune := func(p *Pool) {
+		seen.tune(p)
+		p.log = slog.New(slog.NewJSONHandler(&lines, nil))
+	}
+	b.startPool(Config{RetryInProcess: 100 * time.Millisecond}, b.runtime(nil), poolOpts{reg: reg, tune: tune})
 	b.publish(&job.Job{ID: "down/r/0", EventID: "down", Rule: "r", Action: "http.request",
 		Params: map[string]any{"url": down.URL}, Created: time.Now().UTC()})
 	waitFor(t, "the failing call", 10*time.Second, func() bool { return failed.Load() > 0 })
 	logJob := func(i int) *job.Job {
 		id := fmt.Sprintf("log-%d", i)
+		params := map[string]any{"message": "hello " + id}
+		if i%2 == 1 {
+			params["level"] = "WARN"
+		}
 		return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "log",
-			Params: map[string]any{"message": "hello " + id}, Created: time.Now().UTC()}
+			Params: params, Created: time.Now().UTC()}
 	}
 	const n = 20
 	for i := range n {
@@ -420,6 +432,29 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 	waitFor(t, "the copy", 10*time.Second, func() bool { return jobsMetric(t, reg, "log", "duplicate") == 1 })
 	if got := jobsMetric(t, reg, "log", "done"); got != n {
 		t.Errorf("log jobs done: got %d, want %d (the copy must not run again)", got, n)
+	}
+	byJob := map[string][]map[string]any{}
+	for _, l := range lines.records(t) {
+		if id, _ := l["job_id"].(string); strings.HasPrefix(id, "log-") {
+			byJob[id] = append(byJob[id], l)
+		}
+	}
+	for i := range n {
+		j := logJob(i)
+		got := byJob[j.ID]
+		if len(got) != 1 {
+			t.Errorf("job %s wrote %d lines, want 1: %v", j.ID, len(got), got)
+			continue
+		}
+		want := map[string]any{"msg": j.Params["message"], "level": "INFO", "event_id": j.EventID, "rule": "r", "action": "log"}
+		if i%2 == 1 {
+			want["level"] = "WARN"
+		}
+		for k, v := range want {
+			if got[0][k] != v {
+				t.Errorf("job %s's line: %s = %v, want %v", j.ID, k, got[0][k], v)
+			}
+		}
 	}
 	b.waitRemoved(1) // the failing job, waiting for its next delivery
 	if got := seen.list(); len(got) != n || slices.Contains(got, "down/r/0") {
@@ -712,4 +747,32 @@ func TestQueueRefusesAnUnencodableJob(t *testing.T) {
 	if !errors.Is(err, ErrUnencodable) {
 		t.Errorf("got %v, want ErrUnencodable", err)
 	}
+}
+
+// lockedLines collects a JSON handler's lines from the pool's goroutines.
+type lockedLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// records decodes the lines written so far.
+func (l *lockedLines) records(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for line := range bytes.Lines(l.buf.Bytes()) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out
 }

@@ -48,22 +48,18 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		// of its own (which costs as much again).
 		p.dryRun(ctx, p.log, j, jobAttrs(j)...)
 	} else {
-		log := p.log.With(jobAttrs(j)...)
-		params := make(Params, len(j.Params)+1)
-		for k, v := range j.Params {
-			params[k] = v
-		}
-		params[jobIDParam] = j.ID
-		rt := *p.rt
-		rt.Log = log
-		start := p.now()
-		if _, err := act.Run(ctx, &rt, params); err != nil {
+		// A log job's line, with the job's attributes, is also the
+		// record that it was done: no logger of its own, no second line.
+		params := Params(j.Params)
+		level, err := logLevel(params)
+		if err != nil {
+			now := p.now()
 			p.metrics.attempts.WithLabelValues(j.Action, "permanent").Inc()
-			p.giveUp(ctx, log, msg, j, 1, Decision{Reason: ReasonPermanent, Err: err}, []Attempt{newAttempt(start, p.now(), 1, err)})
+			p.giveUp(ctx, p.log.With(jobAttrs(j)...), msg, j, 1, Decision{Reason: ReasonPermanent, Err: err}, []Attempt{newAttempt(now, now, 1, err)})
 			return true
 		}
+		p.log.Log(ctx, level, params.String("message"), jobAttrs(j)...)
 		p.metrics.attempts.WithLabelValues(j.Action, "ok").Inc()
-		log.Info("action done", "attempts", 1)
 		p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
 		p.observe(j)
 	}
