@@ -427,17 +427,24 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 	for i := range n {
 		b.publish(logJob(i))
 	}
-	waitFor(t, "the log jobs", 10*time.Second, func() bool { return jobsMetric(t, reg, "log", "done") == n })
+	// Below the logger's level: done, without a line.
+	quiet := &job.Job{ID: "log-quiet/r/0", EventID: "log-quiet", Rule: "r", Action: "log",
+		Params: map[string]any{"message": "not shown", "level": "debug"}, Created: time.Now().UTC()}
+	b.publish(quiet)
+	waitFor(t, "the log jobs", 10*time.Second, func() bool { return jobsMetric(t, reg, "log", "done") == n+1 })
 	b.publishCopy(logJob(3), "log-3-again")
 	waitFor(t, "the copy", 10*time.Second, func() bool { return jobsMetric(t, reg, "log", "duplicate") == 1 })
-	if got := jobsMetric(t, reg, "log", "done"); got != n {
-		t.Errorf("log jobs done: got %d, want %d (the copy must not run again)", got, n)
+	if got := jobsMetric(t, reg, "log", "done"); got != n+1 {
+		t.Errorf("log jobs done: got %d, want %d (the copy must not run again)", got, n+1)
 	}
 	byJob := map[string][]map[string]any{}
 	for _, l := range lines.records(t) {
 		if id, _ := l["job_id"].(string); strings.HasPrefix(id, "log-") {
 			byJob[id] = append(byJob[id], l)
 		}
+	}
+	if got := byJob[quiet.ID]; len(got) != 0 {
+		t.Errorf("a debug log job wrote under an info logger: %v", got)
 	}
 	for i := range n {
 		j := logJob(i)
@@ -457,8 +464,8 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 		}
 	}
 	b.waitRemoved(1) // the failing job, waiting for its next delivery
-	if got := seen.list(); len(got) != n || slices.Contains(got, "down/r/0") {
-		t.Errorf("jobs observed as done: got %q, want the %d log jobs once each", got, n)
+	if got := seen.list(); len(got) != n+1 || slices.Contains(got, "down/r/0") {
+		t.Errorf("jobs observed as done: got %q, want the %d log jobs once each", got, n+1)
 	}
 }
 

@@ -48,8 +48,9 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		// of its own (which costs as much again).
 		p.dryRun(ctx, p.log, j, jobAttrs(j)...)
 	} else {
-		// A log job's line, with the job's attributes, is also the
-		// record that it was done: no logger of its own, no second line.
+		// A "log" job (the only kind carried out here when not dry): its
+		// line, with the job's attributes, is also the record that it was
+		// done: no logger of its own, no second line.
 		params := Params(j.Params)
 		level, err := logLevel(params)
 		if err != nil {
@@ -58,7 +59,9 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 			p.giveUp(ctx, p.log.With(jobAttrs(j)...), msg, j, 1, Decision{Reason: ReasonPermanent, Err: err}, []Attempt{newAttempt(now, now, 1, err)})
 			return true
 		}
-		p.log.Log(ctx, level, params.String("message"), jobAttrs(j)...)
+		if p.log.Enabled(ctx, level) {
+			p.log.Log(ctx, level, params.String("message"), jobAttrs(j)...)
+		}
 		p.metrics.attempts.WithLabelValues(j.Action, "ok").Inc()
 		p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
 		p.observe(j)
