@@ -175,6 +175,9 @@ type benchReport struct {
 	// median p99 over the floor's.
 	FloorRatio float64 `json:"floor_ratio,omitempty"`
 	P99Ratio   float64 `json:"p99_ratio,omitempty"`
+	// Pairs are each bot run against the floor run just before it: on a
+	// machine whose pace drifts, the two of a pair ran in the same minute.
+	Pairs []floorPair `json:"pairs,omitempty"`
 	// PeakRSS is VmHWM in bytes: of this process (bot, NATS and load
 	// generator) for the in-process bot, of --pid otherwise; 0 if unknown.
 	PeakRSS int64  `json:"peak_rss_bytes"`
@@ -182,6 +185,34 @@ type benchReport struct {
 	// Trace lines the slow requests of --trace up with the collector and
 	// the syncs.
 	Trace *traceSummary `json:"trace,omitempty"`
+}
+
+// floorPair is one bot run's req/s and p99 over those of the floor run of
+// the same round.
+type floorPair struct {
+	Run      int     `json:"run"`
+	RPSRatio float64 `json:"rps_ratio"`
+	P99Ratio float64 `json:"p99_ratio"`
+}
+
+// floorPairs pairs each bot run with the floor run of its round, leaving out
+// a round that lacks either or whose floor measured nothing.
+func floorPairs(runs []benchRun) []floorPair {
+	floors := map[int]benchRun{}
+	for _, r := range runs {
+		if r.Target == "floor" {
+			floors[r.Run] = r
+		}
+	}
+	var pairs []floorPair
+	for _, r := range runs {
+		f, ok := floors[r.Run]
+		if r.Target != "bot" || !ok || f.RPS <= 0 || f.Latency.P99 <= 0 {
+			continue
+		}
+		pairs = append(pairs, floorPair{Run: r.Run, RPSRatio: r.RPS / f.RPS, P99Ratio: r.Latency.P99 / f.Latency.P99})
+	}
+	return pairs
 }
 
 // benchRun is one run against one target.
@@ -470,6 +501,7 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 		if s.P99 > 0 {
 			rep.P99Ratio = rep.Bot.P99 / s.P99
 		}
+		rep.Pairs = floorPairs(rep.Runs)
 	}
 	switch {
 	case o.URL == "":
@@ -1031,6 +1063,16 @@ func (r *benchReport) print(w io.Writer) {
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(w, "         floor %.0f req/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n", f.RPS, f.P50, f.P99, f.P999)
 		fmt.Fprintf(w, "         bot/floor: %.2f of the floor's req/s, %.2fx its p99\n", r.FloorRatio, r.P99Ratio)
+		if len(r.Pairs) > 1 {
+			rps, p99 := make([]string, len(r.Pairs)), make([]string, len(r.Pairs))
+			var rpsRatios, p99Ratios []float64
+			for i, p := range r.Pairs {
+				rps[i], p99[i] = fmt.Sprintf("%.2f", p.RPSRatio), fmt.Sprintf("%.2fx", p.P99Ratio)
+				rpsRatios, p99Ratios = append(rpsRatios, p.RPSRatio), append(p99Ratios, p.P99Ratio)
+			}
+			fmt.Fprintf(w, "         each bot run against the floor run before it: %s of its req/s (median %.2f); %s its p99 (median %.2fx)\n",
+				strings.Join(rps, ", "), median(rpsRatios), strings.Join(p99, ", "), median(p99Ratios))
+		}
 	}
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "peak RSS: %.0f MB (%s)\n", float64(r.PeakRSS)/(1<<20), r.RSSOf)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/trace"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,9 @@ func TestBenchInProcess(t *testing.T) {
 	if rep.FloorRatio <= 0 || rep.P99Ratio <= 0 {
 		t.Errorf("floor ratios: %g, %g; want both above 0", rep.FloorRatio, rep.P99Ratio)
 	}
+	if len(rep.Pairs) != 1 || rep.Pairs[0].RPSRatio != rep.FloorRatio {
+		t.Errorf("pairs %+v: want the one round's, %g of the floor", rep.Pairs, rep.FloorRatio)
+	}
 	if rep.PeakRSS <= 0 {
 		t.Errorf("peak RSS: %d", rep.PeakRSS)
 	}
@@ -119,6 +123,41 @@ func TestBenchText(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// Each bot run is set against the floor run of its own round, since the
+// machine's pace drifts between rounds.
+func TestFloorPairs(t *testing.T) {
+	run := func(target string, n int, rps, p99 float64) benchRun {
+		return benchRun{Target: target, Run: n, RPS: rps, Latency: latency{P99: p99}}
+	}
+	rep := &benchReport{Target: "in-process bot", Payload: "generic", Connections: 64, Duration: "10s", CPUs: 2,
+		Runs: []benchRun{
+			run("floor", 1, 4000, 20), run("bot", 1, 3000, 30),
+			run("floor", 2, 2000, 40), run("bot", 2, 1800, 40),
+			run("bot", 3, 2500, 35),                        // its floor run failed to start
+			run("floor", 4, 0, 0), run("bot", 4, 2600, 36), // a floor that measured nothing
+		}}
+	rep.Pairs = floorPairs(rep.Runs)
+	want := []floorPair{{Run: 1, RPSRatio: 0.75, P99Ratio: 1.5}, {Run: 2, RPSRatio: 0.9, P99Ratio: 1}}
+	if !slices.Equal(rep.Pairs, want) {
+		t.Fatalf("pairs %+v, want %+v", rep.Pairs, want)
+	}
+	rep.Bot = summarizeRuns(rep.Runs, "bot")
+	f := summarizeRuns(rep.Runs, "floor")
+	rep.Floor = &f
+	var out bytes.Buffer
+	rep.print(&out)
+	line := "each bot run against the floor run before it: 0.75, 0.90 of its req/s (median 0.82); 1.50x, 1.00x its p99 (median 1.25x)"
+	if !strings.Contains(out.String(), line) {
+		t.Errorf("report lacks %q:\n%s", line, out.String())
+	}
+	rep.Pairs = rep.Pairs[:1]
+	out.Reset()
+	rep.print(&out)
+	if strings.Contains(out.String(), "each bot run against") {
+		t.Errorf("one pair printed as a spread:\n%s", out.String())
 	}
 }
 
