@@ -1,7 +1,6 @@
 package actions
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -405,7 +404,7 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 	defer down.Close()
 	reg := prometheus.NewRegistry()
 	var seen observed
-	var lines lockedLines
+	var lines testenv.LogBuffer
 	tune := func(p *Pool) {
 		seen.tune(p)
 		p.log = slog.New(slog.NewJSONHandler(&lines, nil))
@@ -438,7 +437,7 @@ func TestPoolLogJobsAndTheSweeper(t *testing.T) {
 		t.Errorf("log jobs done: got %d, want %d (the copy must not run again)", got, n+1)
 	}
 	byJob := map[string][]map[string]any{}
-	for _, l := range lines.records(t) {
+	for _, l := range jsonRecords(t, &lines) {
 		if id, _ := l["job_id"].(string); strings.HasPrefix(id, "log-") {
 			byJob[id] = append(byJob[id], l)
 		}
@@ -756,27 +755,13 @@ func TestQueueRefusesAnUnencodableJob(t *testing.T) {
 	}
 }
 
-// lockedLines collects a JSON handler's lines from the pool's goroutines.
-type lockedLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records decodes the lines written so far.
-func (l *lockedLines) records(t *testing.T) []map[string]any {
+// jsonRecords decodes the lines a JSON handler wrote to l so far.
+func jsonRecords(t *testing.T, l *testenv.LogBuffer) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for line := range bytes.Lines(l.buf.Bytes()) {
+	for line := range strings.Lines(l.String()) {
 		var rec map[string]any
-		if err := json.Unmarshal(line, &rec); err != nil {
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
 		out = append(out, rec)

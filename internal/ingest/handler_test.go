@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/testenv"
 )
 
 // memPublisher is the bus for handler tests: it remembers event ids as
@@ -510,7 +511,7 @@ func (p *stalledPublisher) Publish(ctx context.Context, _ *event.Event) (bool, e
 // logged as gone, not as a bus outage.
 func TestHandlerClientGone(t *testing.T) {
 	pub := &stalledPublisher{called: make(chan struct{})}
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	h, err := New(Config{Sources: testSources}, pub, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -547,24 +548,6 @@ func TestHandlerClientGone(t *testing.T) {
 	if !strings.Contains(log, "the client hung up") || !strings.Contains(log, "event_id=chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90") || strings.Contains(log, "bus unavailable") {
 		t.Errorf("log does not say the client hung up (and only that):\n%s", log)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestHandlerDoesNotEchoUnknownSources: a made-up source name, however long,

@@ -1,12 +1,10 @@
 package rules
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,31 +21,13 @@ import (
 	"github.com/comm100bot/bot/internal/testenv"
 )
 
-// syncBuffer is a log the router writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // routerEnv is a router on a real embedded JetStream, with the streams set up.
 type routerEnv struct {
 	js      jetstream.JetStream
 	engine  atomic.Pointer[Engine]
 	router  *Router
 	reg     *prometheus.Registry
-	log     *syncBuffer
+	log     *testenv.LogBuffer
 	parking *Parking
 }
 
@@ -57,7 +37,7 @@ func startRouter(t *testing.T, rules string) *routerEnv {
 	if err := bus.Setup(t.Context(), js, bus.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	env := &routerEnv{js: js, reg: prometheus.NewRegistry(), log: &syncBuffer{}, parking: &Parking{JS: js}}
+	env := &routerEnv{js: js, reg: prometheus.NewRegistry(), log: &testenv.LogBuffer{}, parking: &Parking{JS: js}}
 	env.setRules(t, rules)
 	log := slog.New(slog.NewTextHandler(env.log, nil))
 	var err error

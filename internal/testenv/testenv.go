@@ -1,6 +1,7 @@
-// Package testenv holds what the project's tests share about where they run:
-// which of them are long scenarios (faults, clusters, soaks) that the default
-// test command leaves out and CI runs on its own.
+// Package testenv holds what the project's tests share: which of them are
+// long scenarios (faults, clusters, soaks) that the default test command
+// leaves out and CI runs on its own, the servers and connections they run
+// on, and a log they read while the code under test writes it.
 package testenv
 
 import (
