@@ -42,7 +42,8 @@ its rule), in dry run, or against an in-process Comm100 simulator with its
 limit off (--sim). With --floor it also runs, in the same process, the bare
 floor of this stack: an HTTP handler that reads the body, publishes it with a
 message id to an embedded JetStream stream and answers 202 after the PubAck.
-Floor and bot runs alternate, and the medians of each are compared.
+Floor and bot runs alternate; the medians of each are compared, and so is
+each bot run with the floor run just before it.
 
 Examples:
   bot bench --floor --runs 5 --duration 10s --connections 64
