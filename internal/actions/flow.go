@@ -59,27 +59,30 @@ func flowActions() []*Action {
 }
 
 func logAction(ctx context.Context, rt *Runtime, p Params) (Result, error) {
-	level, err := logLevel(p)
-	if err != nil {
-		return nil, err
-	}
-	rt.Log.Log(ctx, level, p.String("message"))
-	return nil, nil
+	return nil, writeLog(ctx, rt.Log, p)
 }
 
-// logLevel is the level of a log job's line.
-func logLevel(p Params) (slog.Level, error) {
+// writeLog writes a log job's line to log, at the job's level, with attrs.
+// The pool calls it for a log job it carries out as it arrives, with the
+// job's attributes (see Pool.quick).
+func writeLog(ctx context.Context, log *slog.Logger, p Params, attrs ...any) error {
+	var level slog.Level
 	switch strings.ToLower(p.String("level")) {
 	case "", "info":
-		return slog.LevelInfo, nil
+		level = slog.LevelInfo
 	case "debug":
-		return slog.LevelDebug, nil
+		level = slog.LevelDebug
 	case "warn", "warning":
-		return slog.LevelWarn, nil
+		level = slog.LevelWarn
 	case "error":
-		return slog.LevelError, nil
+		level = slog.LevelError
+	default:
+		return Permanent(fmt.Errorf("param \"level\": unknown level %q", p.String("level")))
 	}
-	return 0, Permanent(fmt.Errorf("param \"level\": unknown level %q", p.String("level")))
+	if log.Enabled(ctx, level) {
+		log.Log(ctx, level, p.String("message"), attrs...)
+	}
+	return nil
 }
 
 func emitEvent(ctx context.Context, rt *Runtime, p Params) (Result, error) {

@@ -51,16 +51,11 @@ func (p *Pool) quick(ctx context.Context, msg jetstream.Msg, j *job.Job) bool {
 		// A "log" job (the only kind carried out here when not dry): its
 		// line, with the job's attributes, is also the record that it was
 		// done: no logger of its own, no second line.
-		params := Params(j.Params)
-		level, err := logLevel(params)
-		if err != nil {
+		if err := writeLog(ctx, p.log, Params(j.Params), jobAttrs(j)...); err != nil {
 			now := p.now()
 			p.metrics.attempts.WithLabelValues(j.Action, "permanent").Inc()
 			p.giveUp(ctx, p.log.With(jobAttrs(j)...), msg, j, 1, Decision{Reason: ReasonPermanent, Err: err}, []Attempt{newAttempt(now, now, 1, err)})
 			return true
-		}
-		if p.log.Enabled(ctx, level) {
-			p.log.Log(ctx, level, params.String("message"), jobAttrs(j)...)
 		}
 		p.metrics.attempts.WithLabelValues(j.Action, "ok").Inc()
 		p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
