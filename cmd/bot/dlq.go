@@ -195,7 +195,7 @@ func dlqShow(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, indentJSON(d, ""))
+	fmt.Fprintln(e.stdout, indentJSON(d.Redacted(), ""))
 	return nil
 }
 

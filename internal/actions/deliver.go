@@ -231,7 +231,7 @@ func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	}
 	p.metrics.record.Observe(p.now().Sub(start).Seconds())
 	if len(res) > 0 {
-		log = log.With("result", map[string]any(res))
+		log = log.With("result", redactParams(res))
 	}
 	log.Info("action done", "attempts", tries)
 	p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()

@@ -45,6 +45,13 @@ type DeadLetter struct {
 	DeadJob
 }
 
+// Redacted is d for display: its params without credentials or the paths
+// and queries of URLs (see redactParams). Redrive the stored job, not this.
+func (d DeadLetter) Redacted() DeadLetter {
+	d.Job.Params = redactParams(d.Job.Params)
+	return d
+}
+
 // DLQ is the dead-letter stream.
 type DLQ struct {
 	JS jetstream.JetStream

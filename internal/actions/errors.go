@@ -14,9 +14,11 @@ import (
 
 // Retryable reports whether a failed attempt may succeed if tried again:
 // answers that say so ([comm100.APIError] and [HTTPError] with Temporary),
-// timeouts, cancellations and connection failures. Errors wrapped with
-// [Permanent], parameter errors, and client errors such as 400 or 404 are
-// not.
+// calls that got no whole answer ([comm100.TransportError], a closed or
+// reset connection, a timeout), cancellations, the budget or the bot's own
+// NATS out of reach, and errors wrapped with [Transient]. Errors wrapped
+// with [Permanent], parameter errors, and client errors such as 400 or 404
+// are not.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
@@ -28,6 +30,11 @@ func Retryable(err error) bool {
 	var pae *ParamError
 	if errors.As(err, &pae) {
 		return false
+	}
+	var te *transientError
+	var ce *comm100.TransportError
+	if errors.As(err, &te) || errors.As(err, &ce) || errors.Is(err, ErrBudgetUnavailable) {
+		return true
 	}
 	if errors.Is(err, comm100.ErrNotStoredYet) {
 		// A chat or offline message looked up by the GUID of its webhook,
@@ -58,6 +65,21 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// transientError marks an error that passes: a call that got no answer,
+// the bot's own NATS out of reach.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
+
+// Transient wraps err so that the pool retries it.
+func Transient(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &transientError{err: err}
+}
 
 // Permanent wraps err so that the pool does not retry it.
 func Permanent(err error) error {

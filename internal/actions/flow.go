@@ -2,10 +2,13 @@ package actions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/comm100bot/bot/internal/event"
 )
@@ -49,7 +52,8 @@ func flowActions() []*Action {
 				}
 				n, err := rt.Schedules.Cancel(ctx, key, rt.cancelled)
 				if err != nil {
-					return nil, err
+					// The bot's NATS: it comes back.
+					return nil, Transient(err)
 				}
 				rt.Log.Info("delayed actions cancelled", "key", key, "cancelled", n)
 				return Result{"cancelled": n}, nil
@@ -112,7 +116,12 @@ func emitEvent(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 		return nil, Permanent(err)
 	}
 	if _, err := rt.Events.Publish(ctx, ev); err != nil {
-		return nil, fmt.Errorf("emit %s: %w", ev.Topic(), err)
+		err = fmt.Errorf("emit %s: %w", ev.Topic(), err)
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return nil, Permanent(err)
+		}
+		// The bot's NATS: it comes back.
+		return nil, Transient(err)
 	}
 	return Result{"event_id": ev.ID}, nil
 }

@@ -145,14 +145,15 @@ func (h *HTTPCaller) do(ctx context.Context, p Params) (Result, error) {
 	resp, err := h.client.Do(req)
 	release()
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, u.Redacted(), scrubURL(err))
+		// No whole answer (refused, closed, reset, timed out): try again.
+		return nil, Transient(fmt.Errorf("%s %s: %w", method, redactURL(raw), scrubURL(err)))
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := &HTTPError{Host: u.Host, Status: resp.StatusCode, Body: truncateText(string(data), 200),
 			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
-		return nil, fmt.Errorf("%s %s: %w", method, u.Redacted(), e)
+		return nil, fmt.Errorf("%s %s: %w", method, redactURL(raw), e)
 	}
 	var decoded any = string(data)
 	if json.Valid(data) && len(data) > 0 {

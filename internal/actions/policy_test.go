@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +103,8 @@ func TestDecide(t *testing.T) {
 		{name: "a chat not stored yet: retried, Comm100 is not down", err: fmt.Errorf("attach chat: %w", comm100.ErrNotStoredYet),
 			want: Decision{Verdict: Retry, Delay: 250 * time.Millisecond}},
 		{name: "the shared budget unreachable: retried, Comm100 is not down",
-			err:  &url.Error{Op: "Post", URL: "https://api11.comm100.io/v4/ticketing/tickets", Err: fmt.Errorf("%w: %w", ErrBudgetUnavailable, errors.New("nats: timeout"))},
+			err: fmt.Errorf("comm100 POST ticketing/tickets: %w",
+				&comm100.TransportError{Err: fmt.Errorf("%w: %w", ErrBudgetUnavailable, errors.New("nats: timeout"))}),
 			want: Decision{Verdict: Retry, Delay: 250 * time.Millisecond}},
 		{name: "past the horizon: dead", err: unavailable,
 			change: []change{func(f *Facts) { f.Due = now.Add(-25 * time.Hour) }},

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -23,18 +24,35 @@ var sensitive = func() *regexp.Regexp {
 
 // redactParams returns params with the values of credential-like keys (at
 // any depth, such as http.request headers, and inside lists) replaced by
-// "<redacted>", for logs and events. The job itself keeps them: a redrive
-// needs them.
+// "<redacted>", and URLs (keys that end in "url") cut to their scheme and
+// host, for logs, events and the DLQ's display. The job itself keeps them:
+// a redrive needs them.
 func redactParams(params map[string]any) map[string]any {
 	out := make(map[string]any, len(params))
 	for k, v := range params {
-		if isSensitive(k) {
+		switch s, isString := v.(string); {
+		case isSensitive(k):
 			out[k] = "<redacted>"
-			continue
+		case isString && len(k) >= 3 && strings.EqualFold(k[len(k)-3:], "url"):
+			out[k] = redactURL(s)
+		default:
+			out[k] = redactValue(v)
 		}
-		out[k] = redactValue(v)
 	}
 	return out
+}
+
+// redactURL keeps a URL's scheme and host: its path and query may carry a
+// credential (a Slack webhook's path, an api_key in the query).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "<redacted>"
+	}
+	if u.User == nil && (u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == "" {
+		return u.Scheme + "://" + u.Host + u.Path
+	}
+	return u.Scheme + "://" + u.Host + "/<redacted>"
 }
 
 func redactValue(v any) any {

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,16 +13,22 @@ import (
 
 func TestRedactParams(t *testing.T) {
 	in := map[string]any{
-		"url":     "https://crm.example/hook",
+		"url":     "https://hooks.slack.example/services/T0/B0/s3cretpath",
 		"headers": map[string]any{"Authorization": "Bearer s3cret", "X-Api-Key": "k", "Accept": "application/json"},
-		"body":    []any{map[string]any{"password": "p", "name": "n"}},
-		"token":   "t",
+		"body": []any{map[string]any{"password": "p", "name": "n",
+			"callback_URL": "https://crm.example/cb?api_key=s3cret", "home": "https://crm.example/x"}},
+		"token":    "t",
+		"site_url": "https://crm.example/",
+		"bad_url":  "https://user:pw@",
 	}
 	want := map[string]any{
-		"url":     "https://crm.example/hook",
+		"url":     "https://hooks.slack.example/<redacted>",
 		"headers": map[string]any{"Authorization": "<redacted>", "X-Api-Key": "<redacted>", "Accept": "application/json"},
-		"body":    []any{map[string]any{"password": "<redacted>", "name": "n"}},
-		"token":   "<redacted>",
+		"body": []any{map[string]any{"password": "<redacted>", "name": "n",
+			"callback_URL": "https://crm.example/<redacted>", "home": "https://crm.example/x"}},
+		"token":    "<redacted>",
+		"site_url": "https://crm.example/",
+		"bad_url":  "<redacted>",
 	}
 	if diff := cmp.Diff(want, redactParams(in)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -95,4 +102,16 @@ func FuzzIsSensitive(f *testing.F) {
 			t.Fatalf("isSensitive(%q) = %v, the expression says %v", k, got, want)
 		}
 	})
+}
+
+func TestDeadLetterRedacted(t *testing.T) {
+	d := &DeadLetter{Seq: 7, DeadJob: DeadJob{Job: job.Job{ID: "e/r/0", Action: "http.request",
+		Params: map[string]any{"url": "https://crm.example/hook?token=s3cret", "headers": map[string]any{"Authorization": "Bearer s3cret"}}}}}
+	shown := d.Redacted()
+	if got := fmt.Sprint(shown.Job.Params); strings.Contains(got, "s3cret") || shown.Seq != 7 || shown.Job.ID != "e/r/0" {
+		t.Errorf("shown: %+v", shown)
+	}
+	if d.Job.Params["url"] != "https://crm.example/hook?token=s3cret" {
+		t.Error("the stored job's params were changed; a redrive needs them")
+	}
 }

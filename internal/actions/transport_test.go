@@ -3,11 +3,16 @@ package actions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/comm100bot/bot/internal/comm100"
 )
 
 // A call that waited for the budget still gets its whole timeout: the wait
@@ -115,3 +120,82 @@ func TestHTTPCallerLimitsPerHost(t *testing.T) {
 		t.Errorf("available: a %d b %d, want 0 and 1", a.Available(), b.Available())
 	}
 }
+
+// A call that got no whole answer is retried, never given up as permanent:
+// a load balancer closing a kept-alive connection as a POST goes out, an
+// answer cut off, the shared budget out of reach. The errors are made by
+// the real clients (Comm100's and http.request's) over real connections.
+func TestCallsWithoutAWholeAnswerAreRetried(t *testing.T) {
+	var mode atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load() {
+		case "close":
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		case "cut":
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"id":`)
+			panic(http.ErrAbortHandler)
+		}
+	}))
+	defer srv.Close()
+	budgetDown := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return nil, fmt.Errorf("%w: %w", ErrBudgetUnavailable, errors.New("nats: timeout"))
+	})
+	client := func(hc *http.Client) *comm100.Client {
+		c, err := comm100.New(comm100.Config{BaseURL: srv.URL, SiteID: "10000", Email: "a@example.com", APIKey: "key-1234"}, hc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	calls := []struct {
+		name, mode string
+		call       func() error
+		comm100    bool
+	}{
+		{"Comm100, connection closed", "close", func() error {
+			_, err := client(nil).CreateTicket(t.Context(), comm100.NewTicket{Subject: "x"})
+			return err
+		}, true},
+		{"Comm100, answer cut off", "cut", func() error {
+			_, err := client(nil).CreateTicket(t.Context(), comm100.NewTicket{Subject: "x"})
+			return err
+		}, true},
+		{"Comm100, budget out of reach", "", func() error {
+			_, err := client(&http.Client{Transport: budgetDown}).CreateTicket(t.Context(), comm100.NewTicket{Subject: "x"})
+			return err
+		}, true},
+		{"http.request, connection closed", "close", func() error {
+			_, err := NewHTTPCaller(nil, 10, time.Second, time.Second).do(t.Context(), Params{"url": srv.URL + "/hook"})
+			return err
+		}, false},
+	}
+	p := testPolicy()
+	now := time.Now()
+	for _, c := range calls {
+		mode.Store(c.mode)
+		err := c.call()
+		if err == nil {
+			t.Fatalf("%s: no error", c.name)
+		}
+		if !Retryable(err) {
+			t.Errorf("%s: %v is not retryable", c.name, err)
+		}
+		d := p.Decide(Facts{Now: now, Due: now, Delivery: 1, Started: now, Err: err, Comm100: c.comm100,
+			History: []Attempt{newAttempt(now, now, 1, err)}})
+		if d.Verdict != Retry {
+			t.Errorf("%s: %v: verdict %s (%s), want a retry", c.name, err, d.Verdict, d.Reason)
+		}
+		if strings.Contains(err.Error(), "/hook") || strings.Contains(err.Error(), "key-1234") {
+			t.Errorf("%s: error %q names the URL's path or the key", c.name, err)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -149,12 +149,12 @@ func (ts *tokenSource) post(ctx context.Context, form url.Values) (tokenResult, 
 	req.Header.Set("Accept", "application/json")
 	resp, err := ts.http.Do(req)
 	if err != nil {
-		return tokenResult{}, fmt.Errorf("comm100 %s grant: %w", grant, scrubURLError(err))
+		return tokenResult{}, fmt.Errorf("comm100 %s grant: %w", grant, transportError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return tokenResult{}, fmt.Errorf("comm100 %s grant: read answer: %w", grant, err)
+		return tokenResult{}, fmt.Errorf("comm100 %s grant: read answer: %w", grant, &TransportError{Err: err})
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return tokenResult{}, newAPIError(http.MethodPost, req.URL.Path, resp, data, ts.now(), ts.scrub)

@@ -315,12 +315,12 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("comm100 %s %s: %w", method, path, scrubURLError(err))
+			return nil, fmt.Errorf("comm100 %s %s: %w", method, path, transportError(err))
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 		resp.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("comm100 %s %s: read answer: %w", method, path, err)
+			return nil, fmt.Errorf("comm100 %s %s: read answer: %w", method, path, &TransportError{Err: err})
 		}
 		if resp.StatusCode == http.StatusUnauthorized && c.tokens != nil && attempt == 1 {
 			c.tokens.invalidate(tok)
@@ -351,11 +351,12 @@ func (c *Client) scrub(s string) string {
 	return s
 }
 
-// scrubURLError drops the URL from a transport error: the query may carry
-// identifiers we do not want in logs, and the message is clearer without it.
-func scrubURLError(err error) error {
+// transportError makes a failed http.Client.Do a *TransportError, without
+// its URL: the query may carry identifiers we do not want in logs, and the
+// message is clearer without it.
+func transportError(err error) error {
 	if ue, ok := err.(*url.Error); ok {
-		return ue.Err
+		err = ue.Err
 	}
-	return err
+	return &TransportError{Err: err}
 }

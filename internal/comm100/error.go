@@ -25,6 +25,18 @@ var (
 	ErrNotFound = errors.New("comm100: not found")
 )
 
+// TransportError is a call that got no whole answer: the connection could
+// not be made, or was closed, reset or timed out, or the answer was cut off.
+// The same call may succeed later; if the request had been sent, Comm100
+// may have done the work. errors.Is(err, ErrTemporary) holds for it.
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Is makes a TransportError match ErrTemporary.
+func (e *TransportError) Is(target error) bool { return target == ErrTemporary }
+
 // APIError is a non-2xx answer from the Comm100 API or its token endpoint.
 // Comm100 sends a JSON body {"code": 400000, "message": "..."}; Code and
 // Message hold it when present. Keys are matched in any letter case
