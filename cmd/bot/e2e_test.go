@@ -282,6 +282,9 @@ func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
 		{"no chat id", "/hooks/comm100", `{"event":"chat_ended","chat":{}}`, http.StatusBadRequest},
 		{"unknown source", "/hooks/shop", `{}`, http.StatusNotFound},
 		{"too large", "/hooks/comm100", `{"event":"chat_ended","x":"` + strings.Repeat("a", 2<<20) + `"}`, http.StatusRequestEntityTooLarge},
+		// Longer than NATS's 4 KB protocol line as part of a subject: the
+		// server would close the connection, for good.
+		{"event type too long", "/hooks/comm100", `{"event":"` + strings.Repeat("a", 5000) + `","eventId":"1","chat":{"id":1}}`, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,6 +312,17 @@ func TestEndToEndRefusesBadInputAndPublishesNothing(t *testing.T) {
 	}
 	if info.State.Msgs != 0 {
 		t.Errorf("EVENTS holds %d messages after only bad input, want 0", info.State.Msgs)
+	}
+	if status, out := post(t, base+"/hooks/comm100", "../../rules/testdata/chat_ended_low_rating.json"); status != http.StatusAccepted {
+		t.Errorf("a good webhook after the bad ones: got %d %v, want 202", status, out)
+	}
+	health, err := http.Get("http://" + a.AdminAddr() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health.Body.Close()
+	if health.StatusCode != http.StatusOK {
+		t.Errorf("healthz: got %d, want 200", health.StatusCode)
 	}
 }
 

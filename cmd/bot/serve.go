@@ -209,6 +209,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.ingest.Register(hooks.mux)
 	admin := newRouter("not found; the admin endpoints are /healthz, /readyz, /metrics, /-/reload and /debug/pprof/")
 	admin.handle(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.bus.Broken(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "broken", "error": err.Error()})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	admin.handle(http.MethodGet, "/readyz", http.HandlerFunc(a.handleReady))

@@ -169,6 +169,9 @@ type Bus struct {
 
 	mu    sync.Mutex
 	extra []*nats.Conn
+	// closing is set once Close starts: a connection closed after it is
+	// not broken.
+	closing atomic.Bool
 }
 
 // Batches reports whether the publishers should commit messages that arrive
@@ -251,7 +254,32 @@ func (b *Bus) connect(name string) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
 		}),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			if !b.closing.Load() {
+				log.Error("NATS connection closed for good; /healthz reports it so that the bot is restarted", "err", c.LastError())
+			}
+		}),
 	)
+}
+
+// Broken reports a connection of the bus that closed for good while the
+// bus was open: one the server refused to serve further (a protocol error),
+// which the client does not reconnect. Only a restart mends it; it is what
+// GET /healthz answers. A connection that is only reconnecting is not
+// broken (see Ready).
+func (b *Bus) Broken() error {
+	if b.closing.Load() {
+		return nil
+	}
+	b.mu.Lock()
+	conns := append([]*nats.Conn{b.Conn}, b.extra...)
+	b.mu.Unlock()
+	for _, c := range conns {
+		if c != nil && c.IsClosed() {
+			return fmt.Errorf("NATS connection %q closed for good: %v", c.Opts.Name, c.LastError())
+		}
+	}
+	return nil
 }
 
 // startEmbedded starts the embedded server and says at once why it could
@@ -350,6 +378,7 @@ func (b *Bus) Connected() bool { return b.Conn != nil && b.Conn.IsConnected() }
 
 // Close drains the connections and stops the embedded server.
 func (b *Bus) Close() {
+	b.closing.Store(true)
 	b.mu.Lock()
 	conns := append(b.extra, b.Conn)
 	b.extra = nil

@@ -362,3 +362,33 @@ func mustSize(t *testing.T, path string) int64 {
 	}
 	return fi.Size()
 }
+
+// A connection the server closes for a protocol error is not reconnected
+// by the client: the bus reports it as broken (GET /healthz), and a bus
+// being closed reports nothing.
+func TestBrokenConnection(t *testing.T) {
+	b, buf := openBus(t, Config{StoreDir: t.TempDir()}, false)
+	if err := b.Broken(); err != nil {
+		t.Fatalf("a fresh bus: %v", err)
+	}
+	// A subject longer than the server's 4 KB protocol line.
+	if err := b.Conn.Publish("events."+strings.Repeat("a", 5000), nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Conn.Flush()
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Broken() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	err := b.Broken()
+	if err == nil || !strings.Contains(err.Error(), `"bot"`) {
+		t.Fatalf("got %v, want the bot connection reported closed", err)
+	}
+	if !strings.Contains(buf.String(), "NATS connection closed for good") {
+		t.Errorf("nothing logged:\n%s", buf.String())
+	}
+	b.Close()
+	if err := b.Broken(); err != nil {
+		t.Errorf("a closed bus: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ package event
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -46,10 +47,10 @@ func (e *Event) Validate() error {
 		return err
 	}
 	if err := ValidName(e.Source, false); err != nil {
-		return fmt.Errorf("event source %q: %w", e.Source, err)
+		return fmt.Errorf("event source %s: %w", Excerpt(e.Source), err)
 	}
 	if err := ValidName(e.Type, true); err != nil {
-		return fmt.Errorf("event type %q: %w", e.Type, err)
+		return fmt.Errorf("event type %s: %w", Excerpt(e.Type), err)
 	}
 	if y := e.Time.Year(); y < 0 || y > 9999 {
 		return fmt.Errorf("event time %s is outside the years 0 to 9999", e.Time.Format(time.RFC3339))
@@ -72,7 +73,7 @@ func validID(id string) error {
 	}
 	for _, r := range id {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("event id %q has a control character", id)
+			return fmt.Errorf("event id %s has a control character", Excerpt(id))
 		}
 	}
 	return nil
@@ -83,6 +84,9 @@ func validID(id string) error {
 func ValidName(s string, dots bool) error {
 	if s == "" {
 		return fmt.Errorf("is empty")
+	}
+	if len(s) > MaxNameBytes {
+		return fmt.Errorf("is %d bytes long; at most %d are allowed", len(s), MaxNameBytes)
 	}
 	for _, tok := range strings.Split(s, ".") {
 		if tok == "" {
@@ -100,4 +104,21 @@ func ValidName(s string, dots bool) error {
 		}
 	}
 	return nil
+}
+
+// maxExcerpt is how much of a value from a request an error quotes.
+const maxExcerpt = 64
+
+// Excerpt quotes s for an error or a log line, as %q does, cut to its first
+// maxExcerpt bytes (on a character's boundary) and followed by "..." when
+// it was longer: a value a sender chose can be a megabyte long.
+func Excerpt(s string) string {
+	if len(s) <= maxExcerpt {
+		return strconv.Quote(s)
+	}
+	n := maxExcerpt
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strconv.Quote(s[:n]) + "..."
 }

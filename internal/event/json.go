@@ -20,6 +20,10 @@ const (
 	// MaxIDBytes is the longest event id. The id is the message id on the
 	// bus and the start of every job id made from the event.
 	MaxIDBytes = 1024
+	// MaxNameBytes is the longest source or type. Both are part of the
+	// event's subject on the bus, and NATS answers a protocol line longer
+	// than 4 KB by closing the connection.
+	MaxNameBytes = 256
 )
 
 // Errors of ParseJSON, returned wrapped.

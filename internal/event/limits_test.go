@@ -73,6 +73,9 @@ func TestValidate(t *testing.T) {
 		{"id too long", func(e *Event) { e.ID = strings.Repeat("x", MaxIDBytes+1) }, "1025 bytes long"},
 		{"id not UTF-8", func(e *Event) { e.ID = "a\xff" }, "not valid UTF-8"},
 		{"type with a space", func(e *Event) { e.Type = "chat ended" }, `event type "chat ended"`},
+		{"type at the limit", func(e *Event) { e.Type = strings.Repeat("a.", MaxNameBytes/2-1) + "ab" }, ""},
+		{"type too long, quoted in part", func(e *Event) { e.Type = strings.Repeat("a", 5000) }, `event type "` + strings.Repeat("a", 64) + `"...: is 5000 bytes long; at most 256`},
+		{"source too long", func(e *Event) { e.Source = strings.Repeat("s", MaxNameBytes+1) }, "257 bytes long"},
 		{"year 10000", func(e *Event) { e.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, "outside the years"},
 		{"data at the limit", func(e *Event) { e.Data = map[string]any{"x": deep.([]any)[0]} }, ""},
 		{"data over the limit", func(e *Event) { e.Data = map[string]any{"x": deep} }, "more than 64 levels"},
@@ -114,6 +117,19 @@ func TestDecodeRefusesWhatIngestRefuses(t *testing.T) {
 	} {
 		if _, err := Decode([]byte(stored)); err == nil {
 			t.Errorf("%s: decoded, want an error", name)
+		}
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	for in, want := range map[string]string{
+		"chat.ended":                  `"chat.ended"`,
+		strings.Repeat("é", 40):       `"` + strings.Repeat("é", 32) + `"...`,  // 80 bytes, cut at 64
+		"x" + strings.Repeat("é", 40): `"x` + strings.Repeat("é", 31) + `"...`, // cut before a split character
+		"a\n\x00":                     `"a\n\x00"`,
+	} {
+		if got := Excerpt(in); got != want {
+			t.Errorf("Excerpt(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -83,7 +83,7 @@ func decodeCloudEvent(name string) decodeFunc {
 		}
 		str := func(k string) string { s, _ := attrs[k].(string); return s }
 		if v := str("specversion"); v != ceVersion {
-			return nil, fmt.Errorf("CloudEvent specversion is %q, want %q", v, ceVersion)
+			return nil, fmt.Errorf("CloudEvent specversion is %s, want %q", event.Excerpt(v), ceVersion)
 		}
 		for _, k := range []string{"id", "source", "type"} {
 			if str(k) == "" {
@@ -104,7 +104,7 @@ func decodeCloudEvent(name string) decodeFunc {
 		if t := str("time"); t != "" {
 			ts, err := time.Parse(time.RFC3339Nano, t)
 			if err != nil {
-				return nil, fmt.Errorf("CloudEvent time %q is not RFC 3339", t)
+				return nil, fmt.Errorf("CloudEvent time %s is not RFC 3339", event.Excerpt(t))
 			}
 			ev.Time = ts.UTC()
 		}

@@ -136,7 +136,7 @@ func normalizeLiveChat(source string, raw map[string]any, body []byte, received 
 	name, _ := raw["event"].(string)
 	typ, ok := liveChatTypes[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown Comm100 event %q", name)
+		return nil, fmt.Errorf("unknown Comm100 event %s", event.Excerpt(name))
 	}
 	data, _ := normalizeValue("", raw).(map[string]any)
 	delete(data, "event")
@@ -313,7 +313,7 @@ func normalizeEnvelope(source string, raw map[string]any, received time.Time) (*
 	name, _ := raw["event"].(string)
 	typ := dottedType(name)
 	if typ == "" {
-		return nil, fmt.Errorf("Comm100 classic webhook event %q is not an event name", name)
+		return nil, fmt.Errorf("Comm100 classic webhook event %s is not an event name", event.Excerpt(name))
 	}
 	id := ""
 	switch v := raw["eventId"].(type) {

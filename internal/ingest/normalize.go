@@ -58,7 +58,7 @@ func jsonMedia(h http.Header) error {
 	case mt == "", mt == "application/json", mt == "text/json", mt == "text/plain", strings.HasSuffix(mt, "+json"):
 		return nil
 	}
-	return fmt.Errorf("content type %q is not JSON; send Content-Type: application/json", h.Get("Content-Type"))
+	return fmt.Errorf("content type %s is not JSON; send Content-Type: application/json", event.Excerpt(h.Get("Content-Type")))
 }
 
 // parseMSDate turns "/Date(1584415749307)/" into a UTC time: milliseconds
