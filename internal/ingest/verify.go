@@ -84,6 +84,11 @@ func newVerifiers(name string, cfg SourceConfig) ([]verifier, error) {
 		out = append(out, &bearerToken{token: []byte(cfg.Bearer.Reveal())})
 	}
 	if cfg.Basic.Username != "" {
+		if cfg.Basic.Password == "" {
+			// An empty password would let anybody in who knows the user name:
+			// most likely its environment variable is missing.
+			return nil, fmt.Errorf("sources.%s.basic.password: required with basic.username (BOT_SOURCES__%s__BASIC__PASSWORD)", name, strings.ToUpper(name))
+		}
 		out = append(out, &basicAuth{user: []byte(cfg.Basic.Username), pass: []byte(cfg.Basic.Password.Reveal())})
 	} else if cfg.Basic.Password != "" {
 		return nil, fmt.Errorf("sources.%s.basic.username: required with basic.password", name)

@@ -196,6 +196,7 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"unused secret", SourceConfig{Kind: KindGeneric, Secret: "x"}, "sources.s.secret: set but unused"},
 		{"secret header without secret", SourceConfig{Kind: KindComm100, SecretHeader: "X"}, "sources.s.secret: required by secret_header"},
 		{"basic without user", SourceConfig{Kind: KindGeneric, Basic: BasicConfig{Password: "p"}}, "sources.s.basic.username: required"},
+		{"basic without password", SourceConfig{Kind: KindGeneric, Basic: BasicConfig{Username: "forms"}}, "sources.s.basic.password: required with basic.username (BOT_SOURCES__S__BASIC__PASSWORD)"},
 		{"bad expression", SourceConfig{Kind: KindGeneric, Type: "body.("}, "sources.s.type: "},
 		{"unknown variable", SourceConfig{Kind: KindGeneric, ID: "bodyy.id"}, "sources.s.id: unknown name bodyy"},
 	}
