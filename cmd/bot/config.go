@@ -310,6 +310,7 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		Tag: "koanf",
 		DecoderConfig: &mapstructure.DecoderConfig{
 			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				refuseBareDurations,
 				mapstructure.StringToTimeDurationHookFunc(),
 				mapstructure.StringToSliceHookFunc(","),
 			),
@@ -326,6 +327,23 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return &cfg, nil
+}
+
+// refuseBareDurations refuses a number given for a duration: YAML's
+// `per: 300` would otherwise be 300 nanoseconds, taken without a word.
+func refuseBareDurations(from, to reflect.Type, data any) (any, error) {
+	if d := reflect.TypeFor[time.Duration](); to != d || from == d {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if v := reflect.ValueOf(data); !v.IsZero() {
+			return nil, fmt.Errorf("%v is a number; write a duration with its unit, such as 300s or 5m", data)
+		}
+	}
+	return data, nil
 }
 
 // cleanDecodeError keeps mapstructure's message (which names the key) but

@@ -193,3 +193,34 @@ func TestDeployReachesTheAdminListener(t *testing.T) {
 		t.Errorf("Dockerfile does not name the admin port")
 	}
 }
+
+// A duration written as a bare number is refused, naming the key: YAML's
+// `per: 300` would otherwise be 300 nanoseconds, and no budget at all.
+func TestConfigRefusesBareNumberDurations(t *testing.T) {
+	t.Parallel()
+	for _, yaml := range []string{"comm100:\n  rate_limit:\n    per: 300\n", "dispatch:\n  retry_for: 86400.5\n"} {
+		_, err := loadTestConfig(t, yaml)
+		key := map[bool]string{true: "comm100.rate_limit.per", false: "dispatch.retry_for"}[strings.HasPrefix(yaml, "comm100")]
+		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "write a duration with its unit") {
+			t.Errorf("%q: got %v, want an error naming %s", yaml, err, key)
+		}
+	}
+	cfg, err := loadTestConfig(t, "comm100:\n  rate_limit:\n    per: 5m\n  timeout: 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Comm100.RateLimit.Per != 5*time.Minute {
+		t.Errorf("per: got %s, want 5m", cfg.Comm100.RateLimit.Per)
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	configFlags(fs)
+	if err := fs.Parse([]string{"--comm100.rate_limit.per", "2m"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = loadConfig(fs, []string{"BOT_DISPATCH__RETRY_FOR=3h"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Comm100.RateLimit.Per != 2*time.Minute || cfg.Dispatch.RetryFor != 3*time.Hour {
+		t.Errorf("from a flag and the environment: per %s, retry_for %s; want 2m, 3h", cfg.Comm100.RateLimit.Per, cfg.Dispatch.RetryFor)
+	}
+}
