@@ -15,13 +15,13 @@ func TestBudgetConfigNamesTheBudget(t *testing.T) {
 		want     string
 		err      string
 	}{
-		{"embedded, unshared: the site id", `comm100: {site_id: "10000"}`, host, "10000", ""},
-		{"external, shared: the site id", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000", rate_limit: {shared: true}}}`, noHost, "10000", ""},
-		{"external, shared, named", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000", rate_limit: {shared: true, budget: egress-a}}}`, host, "egress-a", ""},
-		{"external, unshared: per host", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000"}}`, host, "10000.bot-7f9c_pod_local", ""},
-		{"external, unshared, no host name", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000"}}`, noHost, "",
+		{"embedded, unshared: the site id", `comm100: {site_id: "10000", email: a@example.com, api_key: k, domain: dash11.comm100.io}`, host, "10000", ""},
+		{"external, shared: the site id", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000", email: a@example.com, api_key: k, domain: dash11.comm100.io, rate_limit: {shared: true}}}`, noHost, "10000", ""},
+		{"external, shared, named", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000", email: a@example.com, api_key: k, domain: dash11.comm100.io, rate_limit: {shared: true, budget: egress-a}}}`, host, "egress-a", ""},
+		{"external, unshared: per host", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000", email: a@example.com, api_key: k, domain: dash11.comm100.io}}`, host, "10000.bot-7f9c_pod_local", ""},
+		{"external, unshared, no host name", `{nats: {url: "nats://n:4222"}, comm100: {site_id: "10000", email: a@example.com, api_key: k, domain: dash11.comm100.io}}`, noHost, "",
 			"comm100.rate_limit: an unshared budget on an external NATS is named after the host: no host name"},
-		{"bad name", `comm100: {site_id: "10000", rate_limit: {budget: "egress a"}}`, host, "",
+		{"bad name", `comm100: {site_id: "10000", email: a@example.com, api_key: k, domain: dash11.comm100.io, rate_limit: {budget: "egress a"}}`, host, "",
 			`comm100.rate_limit.budget: budget name "egress a": want letters, digits, '-', '_' or '=' (and '.' between them)`},
 	}
 	for _, tt := range tests {

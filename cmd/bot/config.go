@@ -166,6 +166,10 @@ func (c *Config) validate() error {
 		if err := c.Comm100.Validate(); err != nil {
 			return err
 		}
+	} else if c.Comm100.AnyCredential() && !c.Dispatch.DryRun {
+		// Some set, some missing: most likely a variable missing in one
+		// deployment. Running dry then would log every job and do none.
+		return fmt.Errorf("%w: the other Comm100 credentials are set; set them all, none (to run dry), or dispatch.dry_run: true", c.Comm100.Validate())
 	} else if c.Comm100.Domain != "" || c.Comm100.BaseURL != "" {
 		if _, err := c.Comm100.APIBase(); err != nil {
 			return err

@@ -224,3 +224,23 @@ func TestConfigRefusesBareNumberDurations(t *testing.T) {
 		t.Errorf("from a flag and the environment: per %s, retry_for %s; want 2m, 3h", cfg.Comm100.RateLimit.Per, cfg.Dispatch.RetryFor)
 	}
 }
+
+// Some Comm100 credentials without the others is an error naming the one
+// missing, not a quiet dry run that would log every job and do none.
+func TestConfigPartialCredentials(t *testing.T) {
+	t.Parallel()
+	partial := "comm100: {domain: dash11.comm100.io, site_id: \"10000\", email: a@example.com}\n"
+	_, err := loadTestConfig(t, partial)
+	if err == nil || !strings.Contains(err.Error(), "comm100.api_key or comm100.password: one is required") {
+		t.Errorf("got %v, want an error naming the missing key", err)
+	}
+	if _, err := loadTestConfig(t, partial, "BOT_COMM100__API_KEY=k"); err != nil {
+		t.Errorf("completed from the environment: %v", err)
+	}
+	if _, err := loadTestConfig(t, partial+"dispatch: {dry_run: true}\n"); err != nil {
+		t.Errorf("with dispatch.dry_run: %v", err)
+	}
+	if _, err := loadTestConfig(t, "comm100: {domain: dash11.comm100.io}\n"); err != nil {
+		t.Errorf("no credentials at all (dry run): %v", err)
+	}
+}

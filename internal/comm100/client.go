@@ -90,6 +90,11 @@ func (c *Config) HasCredentials() bool {
 	return c.SiteID != "" && c.Email != "" && (c.APIKey != "" || c.Password != "")
 }
 
+// AnyCredential reports whether any of the credentials is set.
+func (c *Config) AnyCredential() bool {
+	return c.SiteID != "" || c.Email != "" || c.APIKey != "" || c.Password != ""
+}
+
 // Validate checks the config for a client that will make calls.
 func (c *Config) Validate() error {
 	if _, err := c.APIBase(); err != nil {
