@@ -224,8 +224,13 @@ func configFlags(fs *pflag.FlagSet, keys ...string) {
 		case k.typ.Kind() == reflect.Bool:
 			fs.Bool(k.path, def.Bool(), desc)
 		}
+		_ = fs.SetAnnotation(k.path, configKeyFlag, nil)
 	}
 }
+
+// configKeyFlag marks the flags that configFlags made: loadConfig reads
+// those, and leaves a command's own flags (--all, --since) to it.
+const configKeyFlag = "config-key"
 
 // flagKeys are the config keys that can be set by flags: every scalar key
 // but the secrets and the keys of sources.
@@ -299,7 +304,7 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		return nil, fmt.Errorf("config from environment: %w", err)
 	}
 	if err := k.Load(posflag.ProviderWithFlag(fs, ".", k, func(f *pflag.Flag) (string, any) {
-		if f.Name == "config" || !f.Changed {
+		if _, isKey := f.Annotations[configKeyFlag]; !isKey || !f.Changed {
 			return "", nil
 		}
 		return f.Name, posflag.FlagVal(fs, f)

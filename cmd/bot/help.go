@@ -49,6 +49,7 @@ func commandTree() *command {
 				subs:    []*command{rulesCheckCommand(), rulesTestCommand(), rulesEvalCommand()},
 			},
 			dlqCommand(),
+			eventsCommand(),
 			sendCommand(),
 			benchCommand(),
 			{
