@@ -55,3 +55,37 @@ func TestGoldenFilesAreNotRules(t *testing.T) {
 		t.Fatal("want.txt taken for a rule file")
 	}
 }
+
+// A rule file whose tests name event files that are not there (a
+// Kubernetes ConfigMap made of the rule folder leaves testdata/ out) loads:
+// the rules run. The tests that need the files fail, each naming its
+// file:line:col.
+func TestMissingTestEventFileFailsOnlyItsTest(t *testing.T) {
+	dir := t.TempDir()
+	src := `rules:
+  - name: chat-log
+    on: comm100.chat.ended
+    actions:
+      - do: log
+        with: { message: "ended" }
+    tests:
+      - name: from a file
+        event: testdata/chat_ended.json
+        expect: [log]
+`
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := LoadDir(dir, actions.NewCatalog(), testShapes())
+	if err != nil {
+		t.Fatalf("the rules do not load without their tests' files: %v", err)
+	}
+	res := eng.RunTests(nil)
+	if len(res) != 1 || res[0].Passed() {
+		t.Fatalf("got %+v, want the test failed", res)
+	}
+	want := filepath.Join(dir, "r.yaml") + `:9:16: rule "chat-log": tests.event: open ` + filepath.Join(dir, "testdata/chat_ended.json") + ": no such file or directory"
+	if got := res[0].Failures[0]; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}

@@ -53,6 +53,10 @@ type Test struct {
 	EventFile string
 	// Event is the raw inline event or the file's content, decoded later.
 	Event map[string]any
+	// EventErr is why the event file could not be read or decoded: a
+	// failure of the test, not an error of the rule file, so that the
+	// rules run where their tests' files are not deployed.
+	EventErr error
 	// Source is the source name to normalize the event as; empty means the
 	// event is already canonical.
 	Source string

@@ -39,6 +39,9 @@ func (e *Engine) RunTests(decode Decoder) []TestResult {
 }
 
 func (e *Engine) runTest(r *Rule, t *Test, decode Decoder) []string {
+	if t.EventErr != nil {
+		return []string{t.EventErr.Error()}
+	}
 	ev, err := testEvent(t, decode)
 	if err != nil {
 		return []string{err.Error()}

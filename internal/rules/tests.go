@@ -2,6 +2,7 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,12 +50,13 @@ func (l *fileLoader) tests(n *yaml.Node, rule string) []*Test {
 		case resolve(v).Kind == yaml.ScalarNode:
 			t.EventFile = resolve(v).Value
 			data, err := os.ReadFile(filepath.Join(filepath.Dir(l.path), t.EventFile))
-			if err != nil {
-				l.errorf(v, rule, "tests.event: %v", err)
-				break
+			if err == nil {
+				if err = json.Unmarshal(data, &t.Event); err != nil {
+					err = fmt.Errorf("%s is not a JSON object: %w", t.EventFile, err)
+				}
 			}
-			if err := json.Unmarshal(data, &t.Event); err != nil {
-				l.errorf(v, rule, "tests.event: %s is not a JSON object: %v", t.EventFile, err)
+			if err != nil {
+				t.EventErr = &Error{File: l.path, Line: v.Line, Col: v.Column, Rule: rule, Msg: "tests.event: " + err.Error()}
 			}
 		default:
 			if err := v.Decode(&t.Event); err != nil {
