@@ -64,7 +64,11 @@ func NewCoordinator(dir string, catalog *actions.Catalog, shapes *Shapes, log *s
 		}
 	}
 	c.swap(eng)
-	log.Info("rules loaded", "dir", dir, "files", eng.Files(), "rules", len(eng.Rules()))
+	if eng.Files() == 0 {
+		log.Warn("no rule file found: no event will match a rule", "dir", dir)
+	} else {
+		log.Info("rules loaded", "dir", dir, "files", eng.Files(), "rules", len(eng.Rules()))
+	}
 	return c, nil
 }
 
@@ -79,6 +83,11 @@ func (c *Coordinator) Reload(why string) (*Engine, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	eng, err := LoadDir(c.dir, c.catalog, c.shapes)
+	if err == nil && eng.Files() == 0 && len(c.Engine().Rules()) > 0 {
+		// Most likely a deploy between removing the old files and copying
+		// the new: every event meanwhile would match nothing, for good.
+		err = fmt.Errorf("no rule file in %s; to run without rules, leave a file that says \"rules: []\"", c.dir)
+	}
 	if err != nil {
 		c.success.Set(0)
 		c.log.Error("rules reload refused; the old rules keep running", "trigger", why, "err", err)

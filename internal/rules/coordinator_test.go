@@ -184,3 +184,47 @@ func TestCoordinatorWatch(t *testing.T) {
 	default:
 	}
 }
+
+// A reload that finds no rule file at all (a deploy between removing the
+// old files and copying the new) is refused while rules are running: every
+// event meanwhile would match nothing, for good. A file that says
+// "rules: []" empties the set on purpose.
+func TestCoordinatorRefusesAReloadWithoutRuleFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, oneRule)
+	c, _ := newTestCoordinator(t, dir)
+	first := c.Engine()
+	if err := os.Remove(filepath.Join(dir, "rules.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Reload("test"); err == nil || !strings.Contains(err.Error(), "no rule file in") {
+		t.Fatalf("got %v, want the reload refused", err)
+	}
+	if c.Engine() != first {
+		t.Fatal("the running rules were replaced by none")
+	}
+	writeRuleFile(t, dir, "rules: []\n")
+	eng, err := c.Reload("test")
+	if err != nil || len(eng.Rules()) != 0 {
+		t.Fatalf("an explicit empty set: %v, %v", eng, err)
+	}
+}
+
+// A rules dir that is a symbolic link is read where it points, and the
+// errors name the files under the link.
+func TestLoadDirThroughASymlink(t *testing.T) {
+	real := t.TempDir()
+	writeRuleFile(t, real, oneRule)
+	link := filepath.Join(t.TempDir(), "rules")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := LoadDir(link, actions.NewCatalog(), testShapes())
+	if err != nil || eng.Files() != 1 || len(eng.Rules()) != 1 {
+		t.Fatalf("got %v files, err %v; want the 1 file behind the link", eng, err)
+	}
+	writeRuleFile(t, real, strings.Replace(oneRule, "rating <= 2", "ratting <= 2", 1))
+	if _, err := LoadDir(link, actions.NewCatalog(), testShapes()); err == nil || !strings.Contains(err.Error(), filepath.Join(link, "rules.yaml")+":4:21") {
+		t.Errorf("got %v, want the error under the link's path", err)
+	}
+}

@@ -34,18 +34,27 @@ func IsRuleFile(path string) bool {
 // and expressions of rules that listen only to events of a known shape
 // against that shape; shapes may be nil.
 func LoadDir(dir string, catalog *actions.Catalog, shapes *Shapes) (*Engine, error) {
+	// A dir that is a symbolic link (to a mounted volume, a release's
+	// folder) is walked where it points; the files keep dir in their paths.
+	root := dir
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		root = resolved
+	}
 	var paths []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if path != dir && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+			if path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if IsRuleFile(path) {
+			if rel, err := filepath.Rel(root, path); err == nil {
+				path = filepath.Join(dir, rel)
+			}
 			paths = append(paths, path)
 		}
 		return nil
@@ -151,6 +160,15 @@ func (l *fileLoader) load() []*Rule {
 	}
 	if len(doc.Content) == 0 {
 		return nil
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		// The second would be dropped without a word.
+		at := &next
+		if len(next.Content) > 0 {
+			at = next.Content[0]
+		}
+		l.errorf(at, "", "a second YAML document (after ---): a rule file holds one; put these rules in the first list, or in a file of their own")
 	}
 	root := doc.Content[0]
 	fields := l.mapping(root, "", "rules")
