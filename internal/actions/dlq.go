@@ -36,7 +36,19 @@ type DeadJob struct {
 	Error    string    `json:"error"`
 	Attempts []Attempt `json:"attempts"`
 	Failed   time.Time `json:"failed"`
+	// Stored is, for a job that could not be decoded, the message as it
+	// was stored (its first maxStoredText bytes), and its subject; Job
+	// then holds only the message id.
+	Stored        string `json:"stored,omitempty"`
+	StoredSubject string `json:"stored_subject,omitempty"`
 }
+
+// maxStoredText is how much of an undecodable job the DLQ keeps.
+const maxStoredText = 64 << 10
+
+// ErrUndecodable is the answer to a redrive of a job that could not be
+// decoded: there is nothing to run.
+var ErrUndecodable = errors.New("the job could not be decoded; there is nothing to redrive (bot dlq show has it as stored)")
 
 // DeadLetter is a DeadJob as stored, with its sequence in the DLQ stream,
 // which is the id that `bot dlq show` and `bot dlq redrive` take.
@@ -64,7 +76,11 @@ func (d *DLQ) Put(ctx context.Context, dj *DeadJob) error {
 	if err != nil {
 		return fmt.Errorf("encode dead job %s: %w", dj.Job.ID, err)
 	}
-	msg := &nats.Msg{Subject: "dlq." + dj.Job.Action, Data: data, Header: nats.Header{}}
+	action := dj.Job.Action
+	if action == "" {
+		action = ReasonUndecodable
+	}
+	msg := &nats.Msg{Subject: "dlq." + action, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, "dead/"+dj.Job.ID+"/"+dj.Failed.Format(time.RFC3339Nano))
 	if _, err := d.JS.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("store dead job %s: %w", dj.Job.ID, err)
@@ -142,6 +158,9 @@ func (d *DLQ) Redrive(ctx context.Context, seq uint64, now time.Time) (*job.Job,
 	dl, err := d.Get(ctx, seq)
 	if err != nil {
 		return nil, err
+	}
+	if dl.Reason == ReasonUndecodable {
+		return nil, fmt.Errorf("dead letter %d: %w", seq, ErrUndecodable)
 	}
 	j := dl.Job
 	first := j.ID

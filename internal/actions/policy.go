@@ -48,6 +48,9 @@ const (
 	ReasonExhausted     = "retries exhausted"
 	ReasonInvalidParams = "invalid parameters"
 	ReasonUnknownAction = "unknown action"
+	// ReasonUndecodable: the stored job is not a job the pool can read (a
+	// message that another publisher put on the jobs' subjects, or a bug).
+	ReasonUndecodable = "undecodable"
 )
 
 // Pause is a stop of calls that a failure asks for, beyond the job's own fate.

@@ -230,6 +230,32 @@ func TestPoolRunsJobsOnTheOldSubjects(t *testing.T) {
 	})
 }
 
+// TestPoolUndecodableJobGoesToTheDLQ: a message on the jobs' subjects that
+// is not a job is not dropped: it is kept in the DLQ as it was stored, with
+// the decoder's error, and a redrive of it is refused.
+func TestPoolUndecodableJobGoesToTheDLQ(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter})
+	msg := &nats.Msg{Subject: job.RunSubjectPrefix + "log.x", Data: []byte(`{"id": 7, "not": "a job"`), Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, "foreign-1")
+	if _, err := b.js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	var dead []DeadLetter
+	waitFor(t, "the message in the DLQ", 10*time.Second, func() bool { dead = b.dead(); return len(dead) == 1 })
+	d := dead[0]
+	if d.Reason != ReasonUndecodable || d.Job.ID != "foreign-1" || d.Stored != `{"id": 7, "not": "a job"` ||
+		d.StoredSubject != msg.Subject || d.Error == "" {
+		t.Errorf("dead letter: %+v", d)
+	}
+	if _, err := b.dlq.Redrive(t.Context(), d.Seq, time.Now()); !errors.Is(err, ErrUndecodable) {
+		t.Errorf("redrive: got %v, want ErrUndecodable", err)
+	}
+	b.waitRemoved(0)
+}
+
 // TestPoolDeadLetterAndRedrive: a note on a ticket that does not exist is
 // answered 404, lands in the DLQ with its story, and a copy of it stored
 // after it left the stream (its event evaluated again) is not tried again;

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -276,13 +277,36 @@ func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 	}
 }
 
+// undecodable moves a stored job that cannot be decoded to the DLQ, as it
+// was stored, then terminates it; if the DLQ cannot take it, it is handed
+// back: a job is never dropped silently.
+func (p *Pool) undecodable(ctx context.Context, msg jetstream.Msg, err error) {
+	log := p.log.With("subject", msg.Subject())
+	stored := msg.Data()
+	if len(stored) > maxStoredText {
+		stored = stored[:maxStoredText]
+	}
+	dj := &DeadJob{Job: job.Job{ID: msg.Headers().Get(jetstream.MsgIDHeader)}, Reason: ReasonUndecodable, Error: err.Error(),
+		Failed: p.now().UTC(), Stored: strings.ToValidUTF8(string(stored), "\uFFFD"), StoredSubject: msg.Subject()}
+	if dj.Job.ID == "" {
+		dj.Job.ID = "undecodable/" + msg.Subject()
+	}
+	if perr := p.dlq.Put(context.WithoutCancel(ctx), dj); perr != nil {
+		log.Error("job cannot be decoded and the DLQ cannot take it; will retry", "err", err, "dlq_err", perr)
+		_ = msg.NakWithDelay(30 * time.Second)
+		return
+	}
+	log.Error("job cannot be decoded; moved to the DLQ", "err", err)
+	p.metrics.jobs.WithLabelValues(ReasonUndecodable, "dead").Inc()
+	p.finish(msg, msg.TermWithReason(ReasonUndecodable))
+}
+
 // take decodes a fetched job and carries it out at once if it is cheap, or
 // hands it to a worker.
 func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
 	j, err := job.Decode(msg.Data())
 	if err != nil {
-		p.log.Error("job cannot be decoded; dropped", "subject", msg.Subject(), "err", err)
-		p.finish(msg, msg.TermWithReason("undecodable"))
+		p.undecodable(ctx, msg, err)
 		return
 	}
 	if ctx.Err() != nil {
