@@ -143,7 +143,7 @@ func dlqList(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fmt.Fprintln(tw, "SEQ\tFAILED\tRULE\tACTION\tATTEMPTS\tREASON\tERROR")
 	for _, d := range list {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Seq, d.Failed.Format(time.RFC3339), d.Job.Rule,
-			d.Job.Action, len(d.Attempts), d.Reason, truncate(d.Error, 80))
+			d.Job.Action, d.Count(), d.Reason, truncate(d.Error, 80))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(e.stdout, "%d dead letter(s)\n", len(list))

@@ -327,7 +327,7 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 		_ = msg.NakWithDelay(30 * time.Second)
 		return
 	}
-	log.Error("action failed; moved to the DLQ", "reason", d.Reason, "err", d.Err, "attempts", len(attempts))
+	log.Error("action failed; moved to the DLQ", "reason", d.Reason, "err", d.Err, "attempts", countAttempts(attempts))
 	p.metrics.jobs.WithLabelValues(j.Action, "dead").Inc()
 	// Before the job leaves the stream: from then on a copy of it is
 	// stored, and only the record keeps it from running.

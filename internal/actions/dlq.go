@@ -27,7 +27,20 @@ type Attempt struct {
 	// RateLimited is true when the answer said the request limit was hit.
 	RateLimited bool   `json:"rate_limited,omitempty"`
 	Error       string `json:"error,omitempty"`
+	// Omitted, when not 0, makes this entry stand for that many attempts
+	// left out of the middle of a long story (from Time on): the story
+	// keeps its first and latest attempts, and the count of all of them.
+	Omitted int `json:"omitted,omitempty"`
 }
+
+// countAttempts is how many attempts a story holds, those left out
+// included.
+func countAttempts(story []Attempt) int {
+	return attemptsSince(story, time.Time{})
+}
+
+// Count is how many attempts d's story holds, those left out included.
+func (d *DeadJob) Count() int { return countAttempts(d.Attempts) }
 
 // DeadJob is a job that failed for good, with its story.
 type DeadJob struct {

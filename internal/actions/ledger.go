@@ -267,12 +267,11 @@ func (l *KVLedger) Attempts(ctx context.Context, jobID string) ([]Attempt, error
 	return a, nil
 }
 
-// SaveAttempts implements Ledger. It keeps the first and the latest attempts
-// of a long story.
+// SaveAttempts implements Ledger. Of a long story it keeps the first and
+// the latest attempts, and one entry that counts those between (see
+// Attempt.Omitted), so that dispatch.max_attempts still counts them all.
 func (l *KVLedger) SaveAttempts(ctx context.Context, jobID string, a []Attempt) error {
-	if len(a) > keepAttempts {
-		a = append(a[:keepAttempts/2:keepAttempts/2], a[len(a)-keepAttempts/2:]...)
-	}
+	a = shorten(a)
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode attempts of job %s: %w", jobID, err)
@@ -281,6 +280,21 @@ func (l *KVLedger) SaveAttempts(ctx context.Context, jobID string, a []Attempt) 
 		return fmt.Errorf("save attempts of job %s: %w", jobID, err)
 	}
 	return nil
+}
+
+// shorten keeps the first keepAttempts/2 attempts of a story longer than
+// keepAttempts and its latest, with one entry between them that stands for
+// the attempts left out.
+func shorten(a []Attempt) []Attempt {
+	if len(a) <= keepAttempts {
+		return a
+	}
+	head, tail := keepAttempts/2, len(a)-(keepAttempts/2-1)
+	gap := Attempt{Time: a[head].Time, Delivery: a[head].Delivery, Omitted: attemptsSince(a[head:tail], time.Time{})}
+	out := make([]Attempt, 0, keepAttempts)
+	out = append(out, a[:head]...)
+	out = append(out, gap)
+	return append(out, a[tail:]...)
 }
 
 // Forget implements Ledger.

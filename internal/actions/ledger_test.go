@@ -195,3 +195,37 @@ func TestLedgerAndConsumerTakeReplicasFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// A long story keeps its first and latest attempts and the count of all:
+// dispatch.max_attempts above what the story keeps is still reached.
+func TestShortenedStoryKeepsTheCount(t *testing.T) {
+	start := time.Date(2026, 3, 9, 12, 0, 0, 0, time.UTC)
+	var story []Attempt
+	made := 0
+	add := func(n int) {
+		for range n {
+			story = append(story, Attempt{Time: start.Add(time.Duration(made) * time.Second), Delivery: uint64(1 + made/8), Status: 503})
+			made++
+			story = shorten(story)
+		}
+	}
+	add(120)
+	if len(story) != keepAttempts || countAttempts(story) != 120 {
+		t.Fatalf("after 120 attempts: %d entries counting %d, want %d counting 120", len(story), countAttempts(story), keepAttempts)
+	}
+	if story[0].Time != start || story[len(story)-1].Time != start.Add(119*time.Second) {
+		t.Errorf("the first or the latest attempt was dropped: %v ... %v", story[0].Time, story[len(story)-1].Time)
+	}
+	add(30)
+	if countAttempts(story) != 150 {
+		t.Errorf("after 150 attempts: counting %d", countAttempts(story))
+	}
+	p := testPolicy()
+	p.MaxAttempts = 100
+	now := start.Add(200 * time.Second)
+	err := apiErr(503, "", 0)
+	d := p.Decide(Facts{Now: now, Due: start, Delivery: 20, Started: now, Err: err, Comm100: true, History: story})
+	if d.Verdict != Dead || d.Reason != ReasonExhausted {
+		t.Errorf("max_attempts 100 after 150 attempts: got %s (%s), want dead, retries exhausted", d.Verdict, d.Reason)
+	}
+}

@@ -237,12 +237,14 @@ func bareForbidden(history []Attempt) int {
 	return n
 }
 
-// attemptsSince counts the attempts that started at or after t.
+// attemptsSince counts the attempts that started at or after t, those
+// left out of a long story included (from the time of the entry that
+// stands for them).
 func attemptsSince(history []Attempt, t time.Time) int {
 	n := 0
 	for _, a := range history {
 		if !a.Time.Before(t) {
-			n++
+			n += max(1, a.Omitted)
 		}
 	}
 	return n
