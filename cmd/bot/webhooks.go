@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/ingest"
 )
@@ -67,7 +72,12 @@ func comm100Cmd(ctx context.Context, c *command, e *cmdEnv, args []string) error
 	if !cfg.Comm100.HasCredentials() {
 		return fmt.Errorf("the Comm100 credentials are needed: comm100.site_id, comm100.email, and comm100.api_key or comm100.password + comm100.client_id")
 	}
-	client, err := comm100.New(cfg.Comm100, nil)
+	hc, done, err := budgetedClient(ctx, cfg, e.stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	client, err := comm100.New(cfg.Comm100, hc)
 	if err != nil {
 		return err
 	}
@@ -191,4 +201,28 @@ func syncWebhooks(ctx context.Context, c webhookAPI, ep endpoint, dryRun bool) (
 		changes = append(changes, fmt.Sprintf("%-8s %-26s %s (%s)", verb, w.Event, w.ID, ep.show(w.TargetURL)))
 	}
 	return changes, nil
+}
+
+// budgetedClient is an HTTP client whose Comm100 calls take slots of the
+// running bot's Comm100 budget, in its NATS, as the bot's own calls do: the
+// per-IP limit counts them all. With no bot's NATS to reach, the calls go
+// uncounted, and the command says so on warn.
+func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Client, func(), error) {
+	b, err := connectBus(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(warn, "note: these Comm100 calls are not counted in the bot's budget: %v\n", err)
+		return nil, func() {}, nil
+	}
+	bc, err := budgetConfig(cfg, os.Hostname)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	budget, err := actions.OpenBudget(ctx, b.JS, bc, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	lim := actions.NewBudgetLimiter(budget)
+	return &http.Client{Transport: &actions.LimitedTransport{Limiter: lim, Timeout: cfg.Comm100.Timeout}}, b.Close, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 	"github.com/comm100bot/bot/internal/secret"
@@ -48,11 +49,14 @@ func TestComm100WebhooksSync(t *testing.T) {
 	if err := os.WriteFile(config, []byte("sources:\n  comm100:\n    kind: comm100\n    token: s3cr3t-t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The running bot, whose Comm100 budget the command's calls spend too.
+	bot := startBot(t, simArgs...)
 	environ := []string{
 		"BOT_COMM100__BASE_URL=" + base,
 		"BOT_COMM100__SITE_ID=" + site,
 		"BOT_COMM100__EMAIL=" + email,
 		"BOT_COMM100__API_KEY=" + key,
+		"BOT_NATS__LISTEN=" + strings.TrimPrefix(bot.bus.Conn.ConnectedUrl(), "nats://"),
 	}
 	sync := func() string {
 		t.Helper()
@@ -80,7 +84,21 @@ func TestComm100WebhooksSync(t *testing.T) {
 		return out
 	}
 
+	before := len(sim.Requests())
 	out := sync()
+	made := len(sim.Requests()) - before
+	kv, err := bot.bus.JS.KeyValue(t.Context(), actions.BudgetBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(t.Context(), site)
+	if err != nil {
+		t.Fatalf("the bot's budget %s: %v", site, err)
+	}
+	// One line per call: "<id> ended <lease> <time>".
+	if spent := strings.Count(string(entry.Value()), " ended "); made == 0 || spent != made {
+		t.Errorf("sync made %d calls; the bot's budget counts %d:\n%s", made, spent, entry.Value())
+	}
 	want := []string{
 		"agentStatusChanges " + target,
 		"chatEnds " + target,
@@ -105,7 +123,7 @@ func TestComm100WebhooksSync(t *testing.T) {
 	}
 
 	// A second sync changes nothing: it only lists.
-	before := len(sim.Requests())
+	before = len(sim.Requests())
 	out = sync()
 	if diff := cmp.Diff(want, state()); diff != "" {
 		t.Errorf("after the second sync (-want +got):\n%s", diff)
