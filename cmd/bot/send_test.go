@@ -38,6 +38,11 @@ sources:
     kind: generic
     preset: github
     secret: gh-secret
+  forms:
+    kind: generic
+    bearer: forms-t0ken
+    type: body.topic
+    id: headers["X-Shop-Delivery"]
 `)
 	a := startBot(t, "--config", config)
 	url := "http://" + a.Addr()
@@ -55,6 +60,9 @@ sources:
 		{"comm100 with token", []string{"--config", config, "comm100", "../../rules/testdata/chat_ended_low_rating.json"}, false, `202 Accepted` + "\n" + `{"id":"chat.ended:8f14e45f-ceea-4e7a-9b21-3d5c6a7b8c90"}`},
 		{"generic hmac", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `{"id":"d-1"}`},
 		{"repeat", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "shop", order}, false, `200 OK` + "\n" + `{"duplicate":true,"id":"d-1"}`},
+		// Another source's event with the same id is another event.
+		{"the same id from another source", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "forms", order}, false, `202 Accepted` + "\n" + `{"id":"d-1"}`},
+		{"its repeat", []string{"--config", config, "--header", "X-Shop-Delivery: d-1", "forms", order}, false, `200 OK` + "\n" + `{"duplicate":true,"id":"d-1"}`},
 		{"github preset", []string{"--config", config, "--header", "X-GitHub-Event: issues", "--header", "X-GitHub-Delivery: g-1", "github", issue}, false, `202 Accepted` + "\n" + `{"id":"issues:`},
 		// GitHub does not sign X-GitHub-Delivery: the same signed body under
 		// another delivery id is a replay, and a duplicate.

@@ -38,6 +38,12 @@ const SubjectPrefix = "events"
 // BusSubject is the NATS subject the event is published on: events.<source>.<type>.
 func (e *Event) BusSubject() string { return SubjectPrefix + "." + e.Topic() }
 
+// Key is what tells the event from every other: its source and its id,
+// as <source>/<id>. Two sources may use the same ids (order 1001 of a shop,
+// contact 1001 of a CRM); duplicates are recognised by the key, which is
+// the message id of the event on the bus.
+func (e *Event) Key() string { return e.Source + "/" + e.ID }
+
 // Validate reports whether the event can be published and, once stored,
 // decoded and evaluated: every attribute that becomes part of a subject must
 // be a valid, non-empty dotted name, the id fit in a message header, the

@@ -80,7 +80,9 @@ func newGenericDecoder(name string, cfg SourceConfig) (decodeFunc, error) {
 			}
 		}
 		if ev.ID == "" {
-			ev.ID = bodyHash(body)
+			// The same body under another type (X-Event: created, then
+			// updated) is another event.
+			ev.ID = ev.Type + ":" + bodyHash(body)
 		}
 		if subject != nil {
 			if ev.Subject, err = subject.eval(env); err != nil {

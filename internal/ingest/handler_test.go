@@ -179,9 +179,9 @@ func TestHandlerAcceptsEverySourceKind(t *testing.T) {
 			want: event.Event{ID: "dlv-1", Source: "forms", Type: "order.paid", Subject: "88121", Time: testNow},
 		},
 		{
-			name: "generic without id hashes the body",
+			name: "generic without id: its type and a hash of the body",
 			req:  func() *http.Request { return ts.signed(t, "plain", `[1,2,3]`) },
-			want: event.Event{ID: bodyHash([]byte(`[1,2,3]`)), Source: "plain", Type: "webhook", Time: testNow},
+			want: event.Event{ID: "webhook:" + bodyHash([]byte(`[1,2,3]`)), Source: "plain", Type: "webhook", Time: testNow},
 		},
 		{
 			name: "generic with bearer",

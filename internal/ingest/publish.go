@@ -18,10 +18,10 @@ type Sink interface {
 	Publish(ctx context.Context, ev *event.Event) (duplicate bool, err error)
 }
 
-// JetStreamPublisher publishes events to the EVENTS stream, with the event id
-// as Nats-Msg-Id so that JetStream drops repeats inside its own duplicate
-// window (short: bus.MsgIDWindow); Recent recognises those of the whole
-// nats.dedup_window.
+// JetStreamPublisher publishes events to the EVENTS stream, with the event's
+// key (<source>/<id>) as Nats-Msg-Id so that JetStream drops repeats inside
+// its own duplicate window (short: bus.MsgIDWindow); Recent recognises
+// those of the whole nats.dedup_window.
 type JetStreamPublisher struct {
 	JS jetstream.JetStream
 	// Recent, if set, remembers the ids stored within nats.dedup_window: a
@@ -39,7 +39,8 @@ type JetStreamPublisher struct {
 // stream elects a leader, or the connection moves to another node, it tries
 // again within the timeout.
 func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
-	if p.Recent != nil && p.Recent.Seen(ev.ID) {
+	key := ev.Key()
+	if p.Recent != nil && p.Recent.Seen(key) {
 		return true, nil
 	}
 	payload, err := ev.AppendJSON(make([]byte, 0, 1024))
@@ -53,7 +54,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: ev.BusSubject(), Data: payload, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, key)
 	publish := func(ctx context.Context) (*jetstream.PubAck, error) { return p.JS.PublishMsg(ctx, msg) }
 	if p.Batcher != nil {
 		publish = func(ctx context.Context) (*jetstream.PubAck, error) { return p.Batcher.Publish(ctx, msg) }
@@ -63,7 +64,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool
 		return false, fmt.Errorf("publish event %s: %w", ev.ID, err)
 	}
 	if p.Recent != nil {
-		p.Recent.Add(ev.ID, time.Now())
+		p.Recent.Add(key, time.Now())
 	}
 	return ack.Duplicate, nil
 }

@@ -140,7 +140,7 @@ func TestRecentIDsAcrossReplicas(t *testing.T) {
 	if dup, err := a.Publish(t.Context(), testEvent("chat.ended:1")); err != nil || dup {
 		t.Fatalf("first publish: duplicate %v, %v", dup, err)
 	}
-	waitUntil(t, "replica B to read the id", func() bool { return recentB.Seen("chat.ended:1") })
+	waitUntil(t, "replica B to read the id", func() bool { return recentB.Seen("comm100/chat.ended:1") })
 	time.Sleep(2 * streamWindow)
 	for name, p := range map[string]*JetStreamPublisher{"A": a, "B": b} {
 		dup, err := p.Publish(t.Context(), testEvent("chat.ended:1"))
@@ -173,7 +173,7 @@ func TestRecentIDsReadsTheWindowBeforeItStarted(t *testing.T) {
 	r := NewRecentIDs(time.Minute)
 	follow(t, r, js)
 	for i := range n {
-		if id := fmt.Sprintf("chat.ended:%d", i); !r.Seen(id) {
+		if id := fmt.Sprintf("comm100/chat.ended:%d", i); !r.Seen(id) {
 			t.Fatalf("%s not known when Follow returned", id)
 		}
 	}
@@ -235,8 +235,8 @@ func TestRecentIDsFollowAfterAnOutage(t *testing.T) {
 		_, err := p.Publish(t.Context(), testEvent("chat.ended:2"))
 		return err == nil
 	})
-	waitUntil(t, "the id stored after the outage to be read", func() bool { return r.Seen("chat.ended:2") })
-	if !r.Seen("chat.ended:1") {
+	waitUntil(t, "the id stored after the outage to be read", func() bool { return r.Seen("comm100/chat.ended:2") })
+	if !r.Seen("comm100/chat.ended:1") {
 		t.Error("the id read before the outage is forgotten")
 	}
 }
@@ -261,7 +261,7 @@ func TestRecentIDsFollowAStreamMadeAnew(t *testing.T) {
 	r := NewRecentIDs(time.Minute)
 	r.quiet = 200 * time.Millisecond
 	follow(t, r, connectJS(t, js.Conn().ConnectedUrl()))
-	if !r.Seen("chat.ended:4") {
+	if !r.Seen("comm100/chat.ended:4") {
 		t.Fatal("chat.ended:4 not read")
 	}
 	if err := js.DeleteStream(t.Context(), "EVENTS"); err != nil {
@@ -272,7 +272,7 @@ func TestRecentIDsFollowAStreamMadeAnew(t *testing.T) {
 	if _, err := p.Publish(t.Context(), testEvent("chat.ended:new")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the id stored in the new stream to be read", func() bool { return r.Seen("chat.ended:new") })
+	waitUntil(t, "the id stored in the new stream to be read", func() bool { return r.Seen("comm100/chat.ended:new") })
 
 	// Gone again, for good: the reader stops when told, at once.
 	r2 := NewRecentIDs(time.Minute)
@@ -315,5 +315,5 @@ func TestRecentIDsFollowAStreamMadeAnewAndFilled(t *testing.T) {
 	}
 	remakeEvents(t, js)
 	publish("chat.started", 10)
-	waitUntil(t, "the first id of the new stream to be read", func() bool { return r.Seen("chat.started:0") })
+	waitUntil(t, "the first id of the new stream to be read", func() bool { return r.Seen("comm100/chat.started:0") })
 }
