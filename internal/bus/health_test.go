@@ -384,6 +384,10 @@ func TestBrokenConnection(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `"bot"`) {
 		t.Fatalf("got %v, want the bot connection reported closed", err)
 	}
+	// The client calls the closed handler after the close, on a goroutine of its own.
+	for !strings.Contains(buf.String(), "NATS connection closed for good") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if !strings.Contains(buf.String(), "NATS connection closed for good") {
 		t.Errorf("nothing logged:\n%s", buf.String())
 	}
