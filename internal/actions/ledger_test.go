@@ -111,9 +111,13 @@ func TestKVLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append(append([]Attempt{}, story[:keepAttempts/2]...), story[len(story)-keepAttempts/2:]...)
+	gap := Attempt{Time: story[keepAttempts/2].Time, Delivery: story[keepAttempts/2].Delivery, Omitted: len(story) - keepAttempts + 1}
+	want := append(append(append([]Attempt{}, story[:keepAttempts/2]...), gap), story[len(story)-keepAttempts/2+1:]...)
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("a long story keeps its first and latest attempts (-want +got):\n%s", diff)
+		t.Errorf("a long story keeps its first and latest attempts and the count of those between (-want +got):\n%s", diff)
+	}
+	if countAttempts(got) != len(story) {
+		t.Errorf("the stored story counts %d attempts, want %d", countAttempts(got), len(story))
 	}
 	if err := l.RecordDone(ctx, "e/r/0", DoneRecord{Result: Result{"ticket_id": "1001"}, Done: now}); err != nil {
 		t.Fatal(err)
