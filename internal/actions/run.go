@@ -123,11 +123,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	p.slots = make(chan struct{}, p.capacity())
 	p.freed = make(chan struct{}, 1)
-	queue := make(chan task, p.capacity())
+	queue := newWaiting()
 	var workers, helpers sync.WaitGroup
 	for range p.cfg.Workers {
 		workers.Go(func() {
-			for t := range queue {
+			for t, ok := queue.pop(); ok; t, ok = queue.pop() {
 				p.deliver(ctx, t.msg, t.job)
 				p.held.remove(t.msg)
 				<-p.slots
@@ -142,7 +142,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	helpers.Go(func() { p.held.report(bg, p.ackWait/3) })
 	helpers.Go(func() { p.sweeper.run(bg, p.log) })
 	p.fetch(ctx, queue)
-	close(queue)
+	queue.close()
 	workers.Wait()
 	stopBg()
 	helpers.Wait()
@@ -220,7 +220,7 @@ func (p *Pool) consumer(ctx context.Context) (jetstream.Consumer, error) {
 // slot and goes to the workers. While jobs wait for a worker, it fetches no
 // more than the workers can take, so jobs that wait for the Comm100 budget
 // stay in JetStream rather than in the pool.
-func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
+func (p *Pool) fetch(ctx context.Context, queue *waiting) {
 	var cons jetstream.Consumer
 	wait := Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	failures := 0
@@ -240,7 +240,7 @@ func (p *Pool) fetch(ctx context.Context, queue chan<- task) {
 			}
 		}
 		n := cap(p.slots) - len(p.slots)
-		if waiting := len(queue); waiting > 0 {
+		if waiting := queue.len(); waiting > 0 {
 			n = min(n, p.cfg.Workers-waiting)
 		}
 		if n <= 0 {
@@ -303,7 +303,7 @@ func (p *Pool) undecodable(ctx context.Context, msg jetstream.Msg, err error) {
 
 // take decodes a fetched job and carries it out at once if it is cheap, or
 // hands it to a worker.
-func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
+func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue *waiting) {
 	j, err := job.Decode(msg.Data())
 	if err != nil {
 		p.undecodable(ctx, msg, err)
@@ -322,7 +322,7 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue chan<- task) {
 	}
 	p.slots <- struct{}{} // never blocks: fetched no more than the free slots
 	p.held.add(msg)
-	queue <- task{msg: msg, job: j}
+	queue.push(task{msg: msg, job: j})
 }
 
 // held is the set of jobs that wait for a worker or are in a worker's
