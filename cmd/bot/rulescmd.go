@@ -217,6 +217,9 @@ func rulesEval(_ context.Context, c *command, e *cmdEnv, args []string) error {
 					when = " at " + j.RunAt.Format(time.RFC3339)
 				}
 				fmt.Fprintf(stdout, "  -> %s%s %s\n", j.Action, when, p)
+				if err := o.Rule.CheckJob(j); err != nil {
+					fmt.Fprintf(stdout, "     REFUSED: %v; the job would go to the DLQ\n", err)
+				}
 			}
 		default:
 			fmt.Fprintf(stdout, "no match %s: %s\n", o.Rule.Name, o.Reason)

@@ -38,3 +38,22 @@ func TestRulesCheckRefusesADirWithoutRules(t *testing.T) {
 		t.Errorf("the shipped rules: got %v, %q", err, stdout.String()+stderr.String())
 	}
 }
+
+// TestRulesEvalSaysWhatThePoolWouldRefuse: a matched rule whose rendered
+// params the pool would refuse is shown with why.
+func TestRulesEvalSaysWhatThePoolWouldRefuse(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "r.yaml", `rules:
+  - name: note
+    on: comm100.chat.ended
+    actions:
+      - do: comm100.ticket.note
+        with: { ticket_id: "{{ data.chat.id }}", text: "ended" }
+`)
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), []string{"rules", "eval", "--event", "../../rules/testdata/chat_ended_low_rating.json", "--source", "comm100", "--rules", dir}, nil, &stdout, &stderr)
+	if err != nil || !strings.Contains(stdout.String(), `REFUSED: the pool would refuse the rendered params: param "ticket_id"`) {
+		t.Errorf("got %v:\n%s%s", err, stdout.String(), stderr.String())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -87,5 +88,33 @@ func TestMissingTestEventFileFailsOnlyItsTest(t *testing.T) {
 	want := filepath.Join(dir, "r.yaml") + `:9:16: rule "chat-log": tests.event: open ` + filepath.Join(dir, "testdata/chat_ended.json") + ": no such file or directory"
 	if got := res[0].Failures[0]; got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// A test whose rule renders params the pool would refuse fails, even when
+// the params it names match: the job would go to the DLQ.
+func TestRuleTestChecksTheRenderedParams(t *testing.T) {
+	dir := t.TempDir()
+	src := `rules:
+  - name: note
+    on: shop.order.shipped
+    actions:
+      - do: comm100.ticket.note
+        with: { ticket_id: "{{ data.ticket }}", text: "shipped" }
+    tests:
+      - name: a ticket id that is not one
+        event: { source: shop, type: order.shipped, data: { ticket: "T-9" } }
+        expect: [{ do: comm100.ticket.note, with: { text: shipped } }]
+`
+	if err := os.WriteFile(filepath.Join(dir, "r.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := LoadDir(dir, actions.NewCatalog(), testShapes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := eng.RunTests(nil)
+	if len(res) != 1 || res[0].Passed() || !strings.Contains(res[0].Failures[0], `action 1 (comm100.ticket.note): the pool would refuse the rendered params: param "ticket_id"`) {
+		t.Errorf("got %+v, want the test failed on ticket_id", res)
 	}
 }

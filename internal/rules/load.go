@@ -352,6 +352,9 @@ func (l *fileLoader) action(n *yaml.Node, rule string, index int) *Step {
 		return nil
 	}
 	spec, known := l.catalog.Lookup(a.Do)
+	if known {
+		a.spec = spec
+	}
 	if !known {
 		l.errorf(doNode, rule, "unknown action %q; known actions: %s", a.Do, strings.Join(l.catalog.Names(), ", "))
 	}

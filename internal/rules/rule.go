@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/vm"
+
+	"github.com/comm100bot/bot/internal/actions"
 )
 
 // Rule is one compiled rule.
@@ -43,6 +45,8 @@ type Step struct {
 	// Emit publishes a bot.action.completed event with the result.
 	Emit bool
 	Line int
+	// spec is the catalogue's action, which checks the rendered params.
+	spec *actions.Action
 }
 
 // Test is one inline test of a rule.

@@ -71,6 +71,9 @@ func (e *Engine) runTest(r *Rule, t *Test, decode Decoder) []string {
 			fails = append(fails, fmt.Sprintf("action %d: got %s, want %s", i+1, j.Action, want.Do))
 			continue
 		}
+		if err := r.CheckJob(j); err != nil {
+			fails = append(fails, fmt.Sprintf("action %d (%s): %v", i+1, j.Action, err))
+		}
 		for k, wv := range want.With {
 			gv, ok := j.Params[k]
 			if !ok {
@@ -160,4 +163,19 @@ func expectNames(es []Expectation) []string {
 		out[i] = e.Do
 	}
 	return out
+}
+
+// CheckJob checks a job of r's rendered params as the pool would before it
+// carries the job out: a job a test renders and the pool would refuse (an
+// id that is not an id, a required text left empty) fails the test, and
+// bot rules eval says so.
+func (r *Rule) CheckJob(j job.Job) error {
+	for _, st := range r.Actions {
+		if st.Index == j.Index && st.spec != nil {
+			if err := st.spec.Check(j.Params); err != nil {
+				return fmt.Errorf("the pool would refuse the rendered params: %w", err)
+			}
+		}
+	}
+	return nil
 }
