@@ -184,3 +184,27 @@ rules:
 		t.Fatalf("got %v, want a memory budget error", errs)
 	}
 }
+
+// A field of an object the event does not have is nil, as a missing field
+// is, in conditions and templates alike, not an error that parks the event.
+func TestMissingObjectsAreNil(t *testing.T) {
+	eng := mustLoad(t, `
+rules:
+  - name: shipped
+    on: shop.order.shipped
+    when: default(data.order.ticket.id, "") == "" && data.order?.id == nil && data["order"].id == nil
+    actions: [{do: log, with: {message: "order {{ data.order.id }} to {{ data.order.address.city }}"}}]
+`)
+	jobs, errs := eng.Match(&event.Event{ID: "x", Source: "shop", Type: "order.shipped", Data: map[string]any{}}, time.Now())
+	if len(errs) != 0 || len(jobs) != 1 {
+		t.Fatalf("got jobs %+v, errors %v; want the rule's job", jobs, errs)
+	}
+	if got := jobs[0].Params["message"]; got != "order  to " {
+		t.Errorf("message: got %q", got)
+	}
+	jobs, errs = eng.Match(&event.Event{ID: "y", Source: "shop", Type: "order.shipped",
+		Data: map[string]any{"order": map[string]any{"id": 7, "ticket": map[string]any{"id": "1042"}}}}, time.Now())
+	if len(errs) != 0 || len(jobs) != 0 {
+		t.Errorf("an order with a ticket: got jobs %+v, errors %v; want none", jobs, errs)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/comm100bot/bot/internal/event"
@@ -98,7 +99,7 @@ func compile(src string, asBool bool, typed []map[string]any) (*vm.Program, erro
 		}
 		return o
 	}
-	prog, err := expr.Compile(src, opts(shape)...)
+	prog, err := expr.Compile(src, append(opts(shape), expr.Patch(nilSafe{}))...)
 	if err != nil || len(typed) == 0 {
 		return prog, err
 	}
@@ -111,6 +112,21 @@ func compile(src string, asBool bool, typed []map[string]any) (*vm.Program, erro
 		}
 	}
 	return nil, first
+}
+
+// nilSafe makes every field access of the program that runs optional, as
+// `?.` is: a field of an object the event does not have is nil, as a
+// missing field is, rather than an error that parks the event. Fields of
+// events of a known shape are checked when the rules load.
+type nilSafe struct{}
+
+func (nilSafe) Visit(node *ast.Node) {
+	if m, ok := (*node).(*ast.MemberNode); ok && !m.Method && !m.Optional {
+		// As the parser makes `a?.b`: the access, optional, in a chain
+		// that ends in nil when the object is nil.
+		m.Optional = true
+		ast.Patch(node, &ast.ChainNode{Node: m})
+	}
 }
 
 // machines are reused between evaluations: a VM is large, and Run resets it.
