@@ -311,6 +311,13 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 	}), nil); err != nil {
 		return nil, fmt.Errorf("config from flags: %w", err)
 	}
+	// A section with every line commented out (`comm100:` alone) is null,
+	// or an empty map: empty, not an unknown key.
+	for _, key := range k.Keys() {
+		if v := k.Get(key); v == nil || isEmptyMap(v) {
+			k.Delete(key)
+		}
+	}
 	if err := checkKeys(k.Keys(), envKeys); err != nil {
 		return nil, err
 	}
@@ -401,6 +408,11 @@ func configKeys(t reflect.Type, prefix string) []configKey {
 		}
 	}
 	return out
+}
+
+func isEmptyMap(v any) bool {
+	m, ok := v.(map[string]any)
+	return ok && len(m) == 0
 }
 
 // checkKeys refuses any key that Config does not have, naming it and, for

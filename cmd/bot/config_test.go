@@ -244,3 +244,18 @@ func TestConfigPartialCredentials(t *testing.T) {
 		t.Errorf("no credentials at all (dry run): %v", err)
 	}
 }
+
+// A section whose lines are all commented out is empty, not an unknown key.
+func TestConfigEmptySections(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadTestConfig(t, "comm100:\n  # site_id: \"10000\"\nsources: {}\nlog:\n  level: debug\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Level != "debug" || len(cfg.Sources) == 0 {
+		t.Errorf("got log.level %q, %d sources; want debug and the default source", cfg.Log.Level, len(cfg.Sources))
+	}
+	if _, err := loadTestConfig(t, "comm100:\n  sekret: x\n"); err == nil || !strings.Contains(err.Error(), `unknown config key "comm100.sekret"`) {
+		t.Errorf("an unknown key in a section: got %v", err)
+	}
+}
