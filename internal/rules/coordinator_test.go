@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -227,4 +228,63 @@ func TestLoadDirThroughASymlink(t *testing.T) {
 	if _, err := LoadDir(link, actions.NewCatalog(), testShapes()); err == nil || !strings.Contains(err.Error(), filepath.Join(link, "rules.yaml")+":4:21") {
 		t.Errorf("got %v, want the error under the link's path", err)
 	}
+}
+
+// A folder of rules moved into the rules folder makes no event for its
+// files: the watcher reloads on the folder itself. And a mounted volume
+// that swaps a link to its new data, as a Kubernetes ConfigMap's update
+// does (..data -> ..2026_..., the rule files linked through it), is seen.
+func TestCoordinatorWatchSeesFoldersMovedIn(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, oneRule)
+	c, _ := newTestCoordinator(t, dir)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(ctx, 10*time.Millisecond) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(100 * time.Millisecond) // the watcher is set up
+
+	team := filepath.Join(t.TempDir(), "team")
+	if err := os.Mkdir(team, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeRuleFile(t, team, strings.Replace(twoRules, oneRule, "rules:\n", 1))
+	if err := os.Rename(team, filepath.Join(dir, "team")); err != nil {
+		t.Fatal(err)
+	}
+	waitRules := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(c.Engine().Rules()) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %d rules; running %d", want, len(c.Engine().Rules()))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitRules(2)
+
+	// The ConfigMap's way: rule files that are links through ..data, which
+	// is swapped to a new folder.
+	data1, data2 := filepath.Join(dir, "..2026_1"), filepath.Join(dir, "..2026_2")
+	for _, d := range []string{data1, data2} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRuleFile(t, data1, "rules: []\n")
+	writeRuleFile(t, data2, strings.Replace(oneRule, "name: first", "name: third", 1))
+	if err := os.Symlink("..2026_1", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..data", "rules.yaml"), filepath.Join(dir, "mounted.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..2026_2", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	waitRules(3)
 }

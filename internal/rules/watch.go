@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,8 +14,9 @@ import (
 )
 
 // watch calls reload whenever a rule file under dir is written, created,
-// removed or renamed, once per burst of changes (debounce), until ctx is
-// done. Folders created later are watched too.
+// removed or renamed, or a folder is created or moved in, once per burst of
+// changes (debounce), until ctx is done. Folders created later are watched
+// too.
 func watch(ctx context.Context, dir string, debounce time.Duration, log *slog.Logger, reload func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -48,10 +50,18 @@ func watch(ctx context.Context, dir string, debounce time.Duration, log *slog.Lo
 			if !ok {
 				return nil
 			}
+			newDir := false
 			if ev.Op.Has(fsnotify.Create) {
-				addTree(ev.Name) // a new folder, or a no-op for a file
+				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+					// A folder moved or copied in, whose rule files made no
+					// events of their own; or the new data of a mounted
+					// volume (a Kubernetes ConfigMap's update swaps its
+					// ..data link to a new folder).
+					addTree(ev.Name)
+					newDir = true
+				}
 			}
-			if !IsRuleFile(ev.Name) && !ev.Op.Has(fsnotify.Remove) && !ev.Op.Has(fsnotify.Rename) {
+			if !newDir && !IsRuleFile(ev.Name) && !ev.Op.Has(fsnotify.Remove) && !ev.Op.Has(fsnotify.Rename) {
 				continue
 			}
 			if timer == nil {
