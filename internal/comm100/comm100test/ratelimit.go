@@ -9,7 +9,8 @@ import (
 
 // slidingWindow admits at most calls per client IP in any window of per: a
 // call at time t is admitted when fewer than calls admitted calls of that IP
-// happened in (t-per, t]. Refused calls do not count.
+// happened in (t-per, t]. Refused calls do not count; token calls do
+// (neither is documented: see SOURCES.md).
 type slidingWindow struct {
 	calls int
 	per   time.Duration

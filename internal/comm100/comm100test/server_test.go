@@ -515,3 +515,19 @@ func TestControlEndpoints(t *testing.T) {
 	checkError(t, call(t, nil, "POST", base+"/_sim/seed", `{"chats":[{"guid":"16C2CC3A-1B15-4B4F-9298-1CD04D6CEC15"}]}`, nil), 400, "already exists")
 	checkError(t, call(t, nil, "POST", base+"/_sim/seed", `{"robots":[]}`, nil), 400, "unknown field")
 }
+
+// TestRateLimitCountsTokenCalls: whether Comm100's per-IP limit counts the
+// token endpoint's calls is not documented; the simulator counts them, the
+// stricter reading, so a client that fetches tokens too often is caught.
+func TestRateLimitCountsTokenCalls(t *testing.T) {
+	clock := newClock()
+	_, base := start(t, Config{Now: clock.Now, RateLimit: IPRateLimit{Calls: 2, Per: time.Minute}})
+	if a := token(t, base, passwordForm()); a.status != http.StatusOK {
+		t.Fatalf("token: got %d %s", a.status, a.raw)
+	}
+	if a := call(t, nil, "GET", base+"/v4/ticketing/tags"+site, "", okAuth); a.status != http.StatusOK {
+		t.Fatalf("call: got %d %s", a.status, a.raw)
+	}
+	a := token(t, base, passwordForm())
+	checkError(t, a, 403, "limit was exceeded")
+}
