@@ -363,6 +363,10 @@ type TicketFieldIDs struct {
 	fields  []comm100.TicketField
 	fetched time.Time
 	now     func() time.Time
+	// fetching is closed when the fetch under way ends; nil when none is.
+	// The fetch waits for the budget without holding mu, so that jobs
+	// whose fields are known are not held up by it.
+	fetching chan struct{}
 }
 
 // refreshFloor is the least time between two fetches of the field list.
@@ -402,19 +406,41 @@ func (f *TicketFieldIDs) resolve(ctx context.Context, c Comm100, custom map[stri
 // id finds the id of the custom field called name: an exact match, else the
 // one field whose name matches in any letter case.
 func (f *TicketFieldIDs) id(ctx context.Context, c Comm100, name string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if id, ok, err := f.lookup(name); ok || err != nil {
-		return id, err
-	}
-	// A miss: the field may be new, so fetch the list again, unless it was
-	// fetched a moment ago.
 	now := time.Now
 	if f.now != nil {
 		now = f.now
 	}
-	if f.fields == nil || now().Sub(f.fetched) >= refreshFloor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if id, ok, err := f.lookup(name); ok || err != nil {
+			return id, err
+		}
+		if f.fetching != nil {
+			// Another job fetches the list: wait for it, then look again.
+			done := f.fetching
+			f.mu.Unlock()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				f.mu.Lock()
+				return "", ctx.Err()
+			}
+			f.mu.Lock()
+			continue
+		}
+		// A miss: the field may be new, so fetch the list again, unless it
+		// was fetched a moment ago.
+		if f.fields != nil && now().Sub(f.fetched) < refreshFloor {
+			break
+		}
+		done := make(chan struct{})
+		f.fetching = done
+		f.mu.Unlock()
 		fields, err := c.TicketFields(ctx)
+		f.mu.Lock()
+		f.fetching = nil
+		close(done)
 		if err != nil {
 			return "", fmt.Errorf("custom field %q: list the ticket fields: %w", name, err)
 		}
@@ -422,6 +448,7 @@ func (f *TicketFieldIDs) id(ctx context.Context, c Comm100, name string) (string
 		if id, ok, err := f.lookup(name); ok || err != nil {
 			return id, err
 		}
+		break
 	}
 	var names []string
 	for _, fl := range f.fields {

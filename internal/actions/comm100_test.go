@@ -1,9 +1,11 @@
 package actions
 
 import (
+	"context"
 	"errors"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,5 +168,68 @@ func TestContactPhoneIsAnSMSIdentity(t *testing.T) {
 	ids := sim.State().Contacts[0].Identities
 	if len(ids) != 1 || ids[0].Type != "SMS" || ids[0].Value != "+1 604 555 0182" {
 		t.Errorf("identities: got %+v, want one SMS identity", ids)
+	}
+}
+
+// slowFields is a Comm100 whose field list comes when released.
+type slowFields struct {
+	Comm100
+	release chan struct{}
+	fetches atomic.Int32
+}
+
+func (s *slowFields) TicketFields(ctx context.Context) ([]comm100.TicketField, error) {
+	s.fetches.Add(1)
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return []comm100.TicketField{
+		{ID: "11111111-1111-1111-1111-111111111111", Name: "Region"},
+		{ID: "22222222-2222-2222-2222-222222222222", Name: "Order"},
+	}, nil
+}
+
+// TestTicketFieldIDsFetchDoesNotHoldUpKnownFields: while one job fetches
+// the field list (waiting for the Comm100 budget), a job whose field is
+// known gets its id at once, and a third that needs the list waits for
+// that fetch instead of making its own.
+func TestTicketFieldIDsFetchDoesNotHoldUpKnownFields(t *testing.T) {
+	c := &slowFields{release: make(chan struct{})}
+	f := &TicketFieldIDs{fields: []comm100.TicketField{{ID: "11111111-1111-1111-1111-111111111111", Name: "Region"}},
+		fetched: time.Now().Add(-time.Hour)}
+	got := make(chan string, 2)
+	for range 2 {
+		go func() {
+			id, err := f.id(t.Context(), c, "Order") // not known: fetches
+			if err != nil {
+				id = err.Error()
+			}
+			got <- id
+		}()
+	}
+	waitFor(t, "the fetch", 5*time.Second, func() bool { return c.fetches.Load() == 1 })
+	known := make(chan string, 1)
+	go func() {
+		id, _ := f.id(t.Context(), c, "Region")
+		known <- id
+	}()
+	select {
+	case id := <-known:
+		if id != "11111111-1111-1111-1111-111111111111" {
+			t.Errorf("Region: got %q", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a known field waited for the fetch")
+	}
+	close(c.release)
+	for range 2 {
+		if id := <-got; id != "22222222-2222-2222-2222-222222222222" {
+			t.Errorf("Order: got %q", id)
+		}
+	}
+	if n := c.fetches.Load(); n != 1 {
+		t.Errorf("%d fetches, want 1 shared", n)
 	}
 }
