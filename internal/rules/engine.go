@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/comm100bot/bot/internal/event"
@@ -178,7 +179,11 @@ func (a *Step) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, 
 		if err != nil {
 			return job.Job{}, fmt.Errorf("key: %w", err)
 		}
-		j.Key = fmt.Sprint(k)
+		// Text, as a template inside text renders: nil is nothing, a time
+		// is RFC 3339 (a key that is one whole {{ }} keeps the value).
+		var b strings.Builder
+		writeValue(&b, k)
+		j.Key = b.String()
 	}
 	return j, nil
 }

@@ -208,3 +208,24 @@ rules:
 		t.Errorf("an order with a ticket: got jobs %+v, errors %v; want none", jobs, errs)
 	}
 }
+
+// A key that is one whole {{ }} renders as text does: nil as nothing, a
+// time in RFC 3339, not Go's "<nil>" or its time format.
+func TestKeyRendersAsText(t *testing.T) {
+	eng := mustLoad(t, `
+rules:
+  - name: later
+    on: shop.order.created
+    actions:
+      - {do: log, after: 1m, key: "{{ data.missing }}", with: {message: a}}
+      - {do: log, after: 1m, key: "{{ time }}", with: {message: b}}
+`)
+	at := time.Date(2026, 3, 9, 12, 0, 0, 0, time.UTC)
+	jobs, errs := eng.Match(&event.Event{ID: "x", Source: "shop", Type: "order.created", Time: at, Data: map[string]any{}}, at)
+	if len(errs) != 0 || len(jobs) != 2 {
+		t.Fatalf("got %+v, %v", jobs, errs)
+	}
+	if jobs[0].Key != "" || jobs[1].Key != "2026-03-09T12:00:00Z" {
+		t.Errorf("keys: got %q and %q", jobs[0].Key, jobs[1].Key)
+	}
+}
