@@ -288,3 +288,20 @@ func TestCoordinatorWatchSeesFoldersMovedIn(t *testing.T) {
 	}
 	waitRules(3)
 }
+
+// An editor's lock file (Emacs makes .#rules.yaml, a link to nowhere) or a
+// hidden copy is not a rule file: it does not break the load.
+func TestHiddenFilesAreNotRules(t *testing.T) {
+	dir := t.TempDir()
+	writeRuleFile(t, dir, oneRule)
+	if err := os.Symlink("user@host.1234:1700000000", filepath.Join(dir, ".#rules.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".rules.yaml"), []byte("not: [valid"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := LoadDir(dir, actions.NewCatalog(), testShapes())
+	if err != nil || eng.Files() != 1 {
+		t.Fatalf("got %v, %v; want the one rule file", eng, err)
+	}
+}

@@ -22,14 +22,18 @@ import (
 	"github.com/comm100bot/bot/internal/job"
 )
 
-// IsRuleFile reports whether a path is read as a rule file.
+// IsRuleFile reports whether a path is read as a rule file: a *.yaml or
+// *.yml file that is not hidden (an editor's lock or backup, .#rules.yaml).
 func IsRuleFile(path string) bool {
+	if strings.HasPrefix(filepath.Base(path), ".") {
+		return false
+	}
 	ext := strings.ToLower(filepath.Ext(path))
 	return ext == ".yaml" || ext == ".yml"
 }
 
 // LoadDir loads and compiles every rule file under dir (sub-folders included,
-// "testdata" folders and dot-folders skipped). It reports every problem found,
+// "testdata" folders, dot-folders and dot-files skipped). It reports every problem found,
 // as an ErrorList, not only the first. Actions are checked against catalog,
 // and expressions of rules that listen only to events of a known shape
 // against that shape; shapes may be nil.
