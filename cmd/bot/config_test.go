@@ -259,3 +259,11 @@ func TestConfigEmptySections(t *testing.T) {
 		t.Errorf("an unknown key in a section: got %v", err)
 	}
 }
+
+func TestConfigRefusesNegativeDispatchDurations(t *testing.T) {
+	t.Parallel()
+	_, err := loadTestConfig(t, "dispatch:\n  retry_for: -1h\n")
+	if err == nil || !strings.Contains(err.Error(), "dispatch.retry_for: want a positive duration, got -1h0m0s") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -82,6 +82,21 @@ func (c *Config) Validate() error {
 	if c.MaxAttempts < 0 {
 		return fmt.Errorf("dispatch.max_attempts: want 0 (no cap) or more, got %d", c.MaxAttempts)
 	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"dispatch.retry_for", c.RetryFor}, {"dispatch.retry_in_process", c.RetryInProcess},
+		{"dispatch.attempt_timeout", c.AttemptTimeout}, {"dispatch.rate_limit_pause", c.RateLimitPause},
+		{"dispatch.http_rate_limit.per", c.HTTPRateLimit.Per},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: want a positive duration, got %s", d.key, d.v)
+		}
+	}
+	if c.HTTPRateLimit.Calls < 0 {
+		return fmt.Errorf("dispatch.http_rate_limit.calls: want a positive number, got %d", c.HTTPRateLimit.Calls)
+	}
 	return nil
 }
 
