@@ -118,3 +118,24 @@ func TestRuleTestChecksTheRenderedParams(t *testing.T) {
 		t.Errorf("got %+v, want the test failed on ticket_id", res)
 	}
 }
+
+// The tests of a disabled rule run as if it were enabled.
+func TestDisabledRuleTestsRun(t *testing.T) {
+	eng := mustLoad(t, `
+rules:
+  - name: off
+    enabled: false
+    on: shop.order.created
+    when: data.total > 100
+    actions: [{do: log, with: {message: big}}]
+    tests:
+      - {name: big, event: {source: shop, type: order.created, data: {total: 200}}, expect: [log]}
+      - {name: small, event: {source: shop, type: order.created, data: {total: 2}}, expect: []}
+      - {name: another topic, event: {source: shop, type: order.paid, data: {total: 200}}, expect: []}
+`)
+	for _, r := range eng.RunTests(nil) {
+		if !r.Passed() {
+			t.Errorf("%s: %v", r.Test.Name, r.Failures)
+		}
+	}
+}

@@ -51,7 +51,19 @@ func (e *Engine) runTest(r *Rule, t *Test, decode Decoder) []string {
 		now = ev.Time
 	}
 	var got []job.Job
-	for _, o := range e.Explain(ev, now) {
+	outcomes := e.Explain(ev, now)
+	if !r.Enabled {
+		// The test of a disabled rule runs as if the rule were enabled, so
+		// that it can be enabled again knowing it works.
+		outcomes = nil
+		for _, p := range r.On {
+			if matchPattern(p, ev.Topic()) {
+				outcomes = []Outcome{e.evaluate(r, ev, newEnv(ev, now), now)}
+				break
+			}
+		}
+	}
+	for _, o := range outcomes {
 		if o.Rule != r {
 			continue
 		}
