@@ -153,10 +153,11 @@ func (l *fileLoader) load() []*Rule {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file holds no rules
 		}
-		e := &Error{File: l.path, Msg: err.Error()}
+		// The YAML parser names the line, but not the column; it names no
+		// line for a fault on the first.
+		e := &Error{File: l.path, Line: 1, Col: 1, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
-			e.Col = 1
 			e.Msg = m[2]
 		}
 		*l.errs = append(*l.errs, e)
