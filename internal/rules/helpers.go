@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/comm100bot/bot/internal/comm100"
@@ -71,7 +72,14 @@ type hoursWindow struct {
 }
 
 // specs caches parsed business-hours specs; rules use a handful of them.
-var specs sync.Map // string -> []hoursWindow
+// It keeps at most maxSpecs: a spec that comes from events' data would
+// otherwise grow it without end.
+var (
+	specs     sync.Map // string -> []hoursWindow
+	specCount atomic.Int32
+)
+
+const maxSpecs = 256
 
 var dayNames = map[string]time.Weekday{
 	"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
@@ -107,7 +115,11 @@ func parseHours(spec string) ([]hoursWindow, error) {
 	if len(out) == 0 {
 		return nil, fmt.Errorf("business hours: empty spec")
 	}
-	specs.Store(spec, out)
+	if specCount.Load() < maxSpecs {
+		if _, loaded := specs.LoadOrStore(spec, out); !loaded {
+			specCount.Add(1)
+		}
+	}
 	return out, nil
 }
 

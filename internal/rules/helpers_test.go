@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +73,23 @@ rules:
 	mon := time.Date(2026, 3, 2, 18, 0, 0, 0, time.UTC) // 10:00 in Vancouver
 	if jobs, _ := eng.Match(ev, mon); len(jobs) != 0 {
 		t.Errorf("got %d jobs inside business hours, want 0", len(jobs))
+	}
+}
+
+// Business-hours specs that come from events do not grow the cache without
+// end, and still parse once it is full.
+func TestBusinessHoursSpecCacheIsBounded(t *testing.T) {
+	for i := range maxSpecs + 50 {
+		if _, err := parseHours(fmt.Sprintf("Mon-Fri 09:%02d-17:00", i%60) + strings.Repeat(";Sat 10:00-11:00", i/60+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := specCount.Load(); n > maxSpecs {
+		t.Errorf("%d specs cached, want at most %d", n, maxSpecs)
+	}
+	n := 0
+	specs.Range(func(any, any) bool { n++; return true })
+	if n > maxSpecs {
+		t.Errorf("%d specs in the cache, want at most %d", n, maxSpecs)
 	}
 }
