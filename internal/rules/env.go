@@ -7,8 +7,10 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/event"
 )
 
@@ -100,6 +102,9 @@ func compile(src string, asBool bool, typed []map[string]any) (*vm.Program, erro
 		return o
 	}
 	prog, err := expr.Compile(src, append(opts(shape), expr.Patch(nilSafe{}))...)
+	if err == nil {
+		err = checkConstantArgs(src, prog.Node())
+	}
 	if err != nil || len(typed) == 0 {
 		return prog, err
 	}
@@ -126,6 +131,50 @@ func (nilSafe) Visit(node *ast.Node) {
 		// that ends in nil when the object is nil.
 		m.Optional = true
 		ast.Patch(node, &ast.ChainNode{Node: m})
+	}
+}
+
+// checkConstantArgs checks the arguments of localTime and businessHours
+// written as constants: a zone or a business-hours spec that cannot work
+// would otherwise fail every evaluation, and park every event.
+func checkConstantArgs(src string, node ast.Node) error {
+	v := &argChecker{}
+	ast.Walk(&node, v)
+	if v.err != nil {
+		return v.err.Bind(file.NewSource(src))
+	}
+	return nil
+}
+
+type argChecker struct{ err *file.Error }
+
+func (v *argChecker) Visit(node *ast.Node) {
+	call, ok := (*node).(*ast.CallNode)
+	if !ok || v.err != nil {
+		return
+	}
+	callee, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok || (callee.Value != "localTime" && callee.Value != "businessHours") {
+		return
+	}
+	for i, arg := range call.Arguments {
+		s, ok := arg.(*ast.StringNode)
+		if !ok {
+			continue
+		}
+		var err error
+		switch i {
+		case 0:
+			_, err = comm100.Location(s.Value)
+		case 1:
+			if callee.Value == "businessHours" {
+				_, err = parseHours(s.Value)
+			}
+		}
+		if err != nil {
+			v.err = &file.Error{Location: arg.Location(), Message: fmt.Sprintf("%s: %v", callee.Value, err)}
+			return
+		}
 	}
 }
 
