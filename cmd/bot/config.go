@@ -63,6 +63,9 @@ type HTTPConfig struct {
 	AdminToken secret.String `koanf:"admin_token"`
 	// MaxBodyBytes is the largest webhook body accepted. Default 1048576 (1 MiB).
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// MaxInFlightBytes bounds the bodies of the webhooks handled at once;
+	// one more gets 503. Default 67108864 (64 MiB).
+	MaxInFlightBytes int64 `koanf:"max_in_flight_bytes"`
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 65536 (64 KiB).
 	MaxHeaderBytes int64 `koanf:"max_header_bytes"`
@@ -99,6 +102,9 @@ func (c *Config) defaults() {
 	}
 	if c.HTTP.MaxBodyBytes == 0 {
 		c.HTTP.MaxBodyBytes = 1 << 20
+	}
+	if c.HTTP.MaxInFlightBytes == 0 {
+		c.HTTP.MaxInFlightBytes = 64 << 20
 	}
 	if c.HTTP.MaxHeaderBytes == 0 {
 		c.HTTP.MaxHeaderBytes = 64 << 10
@@ -143,6 +149,9 @@ func (c *Config) validate() error {
 	}
 	if c.HTTP.MaxBodyBytes < 1 {
 		return fmt.Errorf("http.max_body_bytes: want a positive number, got %d", c.HTTP.MaxBodyBytes)
+	}
+	if c.HTTP.MaxInFlightBytes < c.HTTP.MaxBodyBytes {
+		return fmt.Errorf("http.max_in_flight_bytes: want at least http.max_body_bytes (%d), got %d", c.HTTP.MaxBodyBytes, c.HTTP.MaxInFlightBytes)
 	}
 	if c.HTTP.MaxHeaderBytes < 1 {
 		return fmt.Errorf("http.max_header_bytes: want a positive number, got %d", c.HTTP.MaxHeaderBytes)

@@ -11,6 +11,7 @@ var configDocs = map[string]string{
 	"http.addr":                "address of the webhook listener (POST /hooks/...)",
 	"http.admin_addr":          "address of the admin listener (/healthz, /readyz, /metrics, POST /-/reload, /debug/pprof/); keep it off the public network",
 	"http.max_body_bytes":      "largest webhook body; larger ones get 413",
+	"http.max_in_flight_bytes": "bodies of the webhooks handled at once (declared sizes; at least 4 KiB each); one more gets 503 with Retry-After",
 	"http.max_header_bytes":    "largest request line and headers; larger requests get 431",
 	"http.read_header_timeout": "bound on reading a request's line and headers",
 	"http.read_timeout":        "bound on reading a whole request",

@@ -199,7 +199,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	a.ingest, err = ingest.New(ingest.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, Sources: cfg.Sources},
+	a.ingest, err = ingest.New(ingest.Config{MaxBodyBytes: cfg.HTTP.MaxBodyBytes, MaxInFlightBytes: cfg.HTTP.MaxInFlightBytes, Sources: cfg.Sources},
 		events, log, a.reg)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,7 +32,20 @@ type Config struct {
 	Sources map[string]SourceConfig
 	// RetryAfter is sent with 503 answers when the bus cannot take an event. Default 5s.
 	RetryAfter time.Duration
+	// MaxInFlightBytes bounds the bodies of the webhooks being handled at
+	// once (their declared size; MaxBodyBytes when they declare none): one
+	// more is answered 503 with Retry-After, so that a flood of large or
+	// slow requests cannot take the memory. Default 64 MiB.
+	MaxInFlightBytes int64
 }
+
+// minReserve is the least a webhook reserves of MaxInFlightBytes: what
+// handling one takes besides its body.
+const minReserve = 4 << 10
+
+// busyRetryAfter is the Retry-After of a webhook refused while too many
+// bytes are in flight: they pass within moments.
+const busyRetryAfter = "1"
 
 // Handler answers POST /hooks/{source}[/{token}]: it verifies, normalizes and
 // publishes the event, and says 202 only once the event is durable.
@@ -43,6 +57,8 @@ type Handler struct {
 	now     func() time.Time
 
 	requests *prometheus.CounterVec
+	// inFlight is the bytes reserved by the webhooks being handled.
+	inFlight atomic.Int64
 }
 
 // New validates the sources and returns the handler.
@@ -52,6 +68,12 @@ func New(cfg Config, pub Sink, log *slog.Logger, reg prometheus.Registerer) (*Ha
 	}
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = 5 * time.Second
+	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = 64 << 20
+	}
+	if cfg.MaxInFlightBytes < cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("http.max_in_flight_bytes (%d) is below http.max_body_bytes (%d): the largest webhook could never be taken", cfg.MaxInFlightBytes, cfg.MaxBodyBytes)
 	}
 	h := &Handler{cfg: cfg, sources: map[string]*source{}, pub: pub, log: log, now: time.Now}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Sources)) {
@@ -117,9 +139,9 @@ func ParseSlowMark(msg string) (time.Duration, error) {
 
 // ServeHTTP handles one webhook delivery. The checks run cheapest first and
 // nothing is published unless all pass: source (404), method (405), token and
-// address (401), content type (415), size (413, cut at the limit), body
-// signature (401), body (400); then the event is published (503 when the bus
-// cannot take it).
+// address (401), content type (415), size (413, cut at the limit), bytes in
+// flight (503), body signature (401), body (400); then the event is
+// published (503 when the bus cannot take it).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if trace.IsEnabled() {
 		defer markSlow(r.Context(), time.Now())
@@ -150,6 +172,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, name, http.StatusRequestEntityTooLarge, "too_large", tooLarge)
 		return
 	}
+	need := r.ContentLength
+	if need < 0 {
+		need = h.cfg.MaxBodyBytes
+	}
+	need = max(need, minReserve)
+	if h.inFlight.Add(need) > h.cfg.MaxInFlightBytes {
+		h.inFlight.Add(-need)
+		w.Header().Set("Retry-After", busyRetryAfter)
+		h.refuse(w, r, name, http.StatusServiceUnavailable, "busy", "too many webhooks are being handled; retry in a moment")
+		return
+	}
+	defer h.inFlight.Add(-need)
 	body, err := readBody(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError

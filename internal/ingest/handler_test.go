@@ -670,3 +670,73 @@ func TestReadBody(t *testing.T) {
 		t.Errorf("1 MiB announced, 2 bytes sent: got %q (cap %d), %v", got, cap(got), err)
 	}
 }
+
+// gatedSink holds every publish until released.
+type gatedSink struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedSink) Publish(ctx context.Context, ev *event.Event) (bool, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return false, nil
+}
+
+// TestHandlerBoundsTheBytesInFlight: while webhooks whose bodies add up to
+// http.max_in_flight_bytes are being handled, one more is answered 503
+// with Retry-After, without its body being read; once they are done, it is
+// taken.
+func TestHandlerBoundsTheBytesInFlight(t *testing.T) {
+	g := &gatedSink{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	h, err := New(Config{MaxBodyBytes: 8 << 10, MaxInFlightBytes: 16 << 10, Sources: map[string]SourceConfig{"plain": {Kind: KindGeneric}}},
+		g, slog.New(slog.NewTextHandler(t.Output(), nil)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	post := func(size int) *http.Response {
+		body := `{"pad":"` + strings.Repeat("x", size-10) + `"}`
+		resp, err := http.Post(srv.URL+"/hooks/plain", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		resp.Body.Close()
+		return resp
+	}
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			if resp := post(7 << 10); resp != nil {
+				done <- resp.StatusCode
+			}
+		}()
+	}
+	<-g.entered
+	<-g.entered // 14 KiB in flight
+	resp := post(4 << 10)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("one more: got %d Retry-After %q, want 503 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(g.release)
+	for range 2 {
+		if st := <-done; st != http.StatusAccepted {
+			t.Errorf("a webhook in flight: got %d", st)
+		}
+	}
+	go func() { <-g.entered }()
+	if resp := post(4 << 10); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("once the others are done: got %d", resp.StatusCode)
+	}
+	if n := h.inFlight.Load(); n != 0 {
+		t.Errorf("%d bytes still reserved", n)
+	}
+	if _, err := New(Config{MaxBodyBytes: 2 << 20, MaxInFlightBytes: 1 << 20}, g, slog.New(slog.DiscardHandler), nil); err == nil {
+		t.Error("a budget below the largest body was taken")
+	}
+}
