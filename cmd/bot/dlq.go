@@ -252,6 +252,10 @@ func dlqRedrive(ctx context.Context, c *command, e *cmdEnv, args []string) error
 			fmt.Fprintf(e.stdout, "removed %d: %s (%s) succeeded, or was cancelled, since it died; not run again\n", id, job.ID, job.Action)
 			continue
 		}
+		if errors.Is(err, actions.ErrUndecodable) && *all {
+			fmt.Fprintf(e.stdout, "skipped %d: the job could not be decoded; nothing to run (bot dlq show %d)\n", id, id)
+			continue
+		}
 		if err != nil {
 			return err
 		}

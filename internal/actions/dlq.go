@@ -74,6 +74,17 @@ type DeadLetter struct {
 // and queries of URLs (see redactParams). Redrive the stored job, not this.
 func (d DeadLetter) Redacted() DeadLetter {
 	d.Job.Params = redactParams(d.Job.Params)
+	if d.Stored != "" {
+		// An undecodable job as stored: redacted as params are if it is a
+		// JSON object, else not shown (it may hold anything).
+		var obj map[string]any
+		if json.Unmarshal([]byte(d.Stored), &obj) == nil {
+			b, _ := json.Marshal(redactParams(obj))
+			d.Stored = string(b)
+		} else {
+			d.Stored = fmt.Sprintf("<%d bytes, not JSON: not shown, as it may hold credentials>", len(d.Stored))
+		}
+	}
 	return d
 }
 

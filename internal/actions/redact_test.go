@@ -115,3 +115,15 @@ func TestDeadLetterRedacted(t *testing.T) {
 		t.Error("the stored job's params were changed; a redrive needs them")
 	}
 }
+
+func TestDeadLetterRedactsWhatWasStored(t *testing.T) {
+	d := &DeadLetter{DeadJob: DeadJob{Reason: ReasonUndecodable,
+		Stored: `{"params":{"url":"https://h.example/p?key=s3cret","headers":{"Authorization":"Bearer s3cret"}},"id":7}`}}
+	if got := d.Redacted().Stored; strings.Contains(got, "s3cret") || !strings.Contains(got, `"id":7`) {
+		t.Errorf("stored JSON: %s", got)
+	}
+	d.Stored = "Authorization: Bearer s3cret, not JSON"
+	if got := d.Redacted().Stored; strings.Contains(got, "s3cret") {
+		t.Errorf("stored text: %s", got)
+	}
+}
