@@ -139,3 +139,9 @@ rules:
 		}
 	}
 }
+
+// A rule file that ends in "---" (as templates often write them) holds one
+// document: it loads.
+func TestTrailingDocumentMarker(t *testing.T) {
+	mustLoad(t, "rules:\n  - name: a\n    on: comm100.chat.ended\n    actions: [{do: log, with: {message: x}}]\n---\n")
+}

@@ -167,13 +167,19 @@ func (l *fileLoader) load() []*Rule {
 		return nil
 	}
 	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		// The second would be dropped without a word.
-		at := &next
-		if len(next.Content) > 0 {
-			at = next.Content[0]
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		e := &Error{File: l.path, Line: 1, Col: 1, Msg: "after ---: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = "after ---: " + m[2]
 		}
-		l.errorf(at, "", "a second YAML document (after ---): a rule file holds one; put these rules in the first list, or in a file of their own")
+		*l.errs = append(*l.errs, e)
+	case len(next.Content) > 0 && !(next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null"):
+		// A second document would be dropped without a word; an empty one
+		// (a file that ends in ---) is nothing.
+		l.errorf(next.Content[0], "", "a second YAML document (after ---): a rule file holds one; put these rules in the first list, or in a file of their own")
 	}
 	root := doc.Content[0]
 	fields := l.mapping(root, "", "rules")
