@@ -242,15 +242,28 @@ func TestCoordinatorWatchSeesFoldersMovedIn(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Watch(ctx, 10*time.Millisecond) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(100 * time.Millisecond) // the watcher is set up
 
 	team := filepath.Join(t.TempDir(), "team")
 	if err := os.Mkdir(team, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	writeRuleFile(t, team, strings.Replace(twoRules, oneRule, "rules:\n", 1))
-	if err := os.Rename(team, filepath.Join(dir, "team")); err != nil {
-		t.Fatal(err)
+	// The watcher may start after a first move: move in and out until it
+	// sees one.
+	deadline := time.Now().Add(10 * time.Second)
+	for moved := filepath.Join(dir, "team"); ; {
+		if err := os.Rename(team, moved); err != nil {
+			t.Fatal(err)
+		}
+		if waitUntil(300*time.Millisecond, func() bool { return len(c.Engine().Rules()) == 2 }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the watcher to see the folder moved in")
+		}
+		if err := os.Rename(moved, team); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitRules := func(want int) {
 		t.Helper()
@@ -304,4 +317,40 @@ func TestHiddenFilesAreNotRules(t *testing.T) {
 	if err != nil || eng.Files() != 1 {
 		t.Fatalf("got %v, %v; want the one rule file", eng, err)
 	}
+}
+
+// A rules dir that is a symbolic link is watched where it points.
+func TestCoordinatorWatchThroughASymlink(t *testing.T) {
+	real := t.TempDir()
+	writeRuleFile(t, real, oneRule)
+	link := filepath.Join(t.TempDir(), "rules")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newTestCoordinator(t, link)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Watch(ctx, 10*time.Millisecond) }()
+	t.Cleanup(func() { cancel(); <-done })
+	// The watcher may start after a first write: write until it sees one.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.Engine().Rules()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the watcher to reload through the link")
+		}
+		writeRuleFile(t, real, twoRules)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitUntil polls cond for up to d and reports whether it came to hold.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }

@@ -229,3 +229,13 @@ rules:
 		t.Errorf("keys: got %q and %q", jobs[0].Key, jobs[1].Key)
 	}
 }
+
+// $env's fields are the rule's names: a misspelt one is an error at load,
+// not a nil.
+func TestEnvFieldsAreChecked(t *testing.T) {
+	_, err := Load([]SourceFile{{Path: "t.yaml", Data: []byte("rules:\n  - name: a\n    on: shop.x\n    when: $env.subjct == \"\"\n    actions: [{do: log, with: {message: x}}]\n")}},
+		actions.NewCatalog(), testShapes())
+	if err == nil || !strings.Contains(err.Error(), "subjct") {
+		t.Errorf("got %v, want an error naming subjct", err)
+	}
+}

@@ -126,7 +126,7 @@ func compile(src string, asBool bool, typed []map[string]any) (*vm.Program, erro
 type nilSafe struct{}
 
 func (nilSafe) Visit(node *ast.Node) {
-	if m, ok := (*node).(*ast.MemberNode); ok && !m.Method && !m.Optional {
+	if m, ok := (*node).(*ast.MemberNode); ok && !m.Method && !m.Optional && !isEnv(m.Node) {
 		// As the parser makes `a?.b`: the access, optional, in a chain
 		// that ends in nil when the object is nil.
 		m.Optional = true
@@ -176,6 +176,13 @@ func (v *argChecker) Visit(node *ast.Node) {
 			return
 		}
 	}
+}
+
+// isEnv reports whether n is $env, whose fields are the rule's names: a
+// misspelt one stays an error when the rules load.
+func isEnv(n ast.Node) bool {
+	id, ok := n.(*ast.IdentifierNode)
+	return ok && id.Value == "$env"
 }
 
 // machines are reused between evaluations: a VM is large, and Run resets it.

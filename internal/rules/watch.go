@@ -36,6 +36,11 @@ func watch(ctx context.Context, dir string, debounce time.Duration, log *slog.Lo
 			return nil
 		})
 	}
+	// A dir that is a symbolic link is watched where it points, as it is
+	// loaded (see LoadDir).
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
 	addTree(dir)
 	var timer *time.Timer
 	var fire <-chan time.Time
