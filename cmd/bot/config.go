@@ -175,10 +175,6 @@ func (c *Config) validate() error {
 		if err := c.Comm100.Validate(); err != nil {
 			return err
 		}
-	} else if c.Comm100.AnyCredential() && !c.Dispatch.DryRun {
-		// Some set, some missing: most likely a variable missing in one
-		// deployment. Running dry then would log every job and do none.
-		return fmt.Errorf("%w: the other Comm100 credentials are set; set them all, none (to run dry), or dispatch.dry_run: true", c.Comm100.Validate())
 	} else if c.Comm100.Domain != "" || c.Comm100.BaseURL != "" {
 		if _, err := c.Comm100.APIBase(); err != nil {
 			return err
@@ -352,6 +348,27 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	return &cfg, nil
+}
+
+// checkPartialCredentials refuses, for a command that calls Comm100, some
+// of its credentials without the others: most likely a variable missing
+// in one deployment, and running dry would log every job and do none.
+func checkPartialCredentials(c *Config) error {
+	if c.Comm100.HasCredentials() || !c.Comm100.AnyCredential() || c.Dispatch.DryRun {
+		return nil
+	}
+	var missing []string
+	if c.Comm100.SiteID == "" {
+		missing = append(missing, "comm100.site_id")
+	}
+	if c.Comm100.Email == "" {
+		missing = append(missing, "comm100.email")
+	}
+	if c.Comm100.APIKey == "" && c.Comm100.Password == "" {
+		missing = append(missing, "comm100.api_key (or comm100.password)")
+	}
+	return fmt.Errorf("config: %s not set, while other Comm100 credentials are: set them all, none (to run dry), or dispatch.dry_run: true",
+		strings.Join(missing, " and "))
 }
 
 // refuseBareDurations refuses a number given for a duration: YAML's

@@ -229,18 +229,29 @@ func TestConfigRefusesBareNumberDurations(t *testing.T) {
 // missing, not a quiet dry run that would log every job and do none.
 func TestConfigPartialCredentials(t *testing.T) {
 	t.Parallel()
-	partial := "comm100: {domain: dash11.comm100.io, site_id: \"10000\", email: a@example.com}\n"
-	_, err := loadTestConfig(t, partial)
-	if err == nil || !strings.Contains(err.Error(), "comm100.api_key or comm100.password: one is required") {
+	check := func(yaml string, environ ...string) error {
+		t.Helper()
+		cfg, err := loadTestConfig(t, yaml, environ...)
+		if err != nil {
+			// Loading is for every command; only serve checks the credentials.
+			t.Fatalf("load: %v", err)
+		}
+		return checkPartialCredentials(cfg)
+	}
+	partial := "comm100: {site_id: \"10000\", email: a@example.com}\n"
+	if err := check(partial); err == nil || err.Error() != "config: comm100.api_key (or comm100.password) not set, while other Comm100 credentials are: set them all, none (to run dry), or dispatch.dry_run: true" {
 		t.Errorf("got %v, want an error naming the missing key", err)
 	}
-	if _, err := loadTestConfig(t, partial, "BOT_COMM100__API_KEY=k"); err != nil {
+	if err := check("comm100: {api_key: k}\n"); err == nil || !strings.Contains(err.Error(), "config: comm100.site_id and comm100.email not set") {
+		t.Errorf("got %v, want both missing keys named", err)
+	}
+	if err := check("comm100: {domain: dash11.comm100.io, site_id: \"10000\", email: a@example.com}\n", "BOT_COMM100__API_KEY=k"); err != nil {
 		t.Errorf("completed from the environment: %v", err)
 	}
-	if _, err := loadTestConfig(t, partial+"dispatch: {dry_run: true}\n"); err != nil {
+	if err := check(partial + "dispatch: {dry_run: true}\n"); err != nil {
 		t.Errorf("with dispatch.dry_run: %v", err)
 	}
-	if _, err := loadTestConfig(t, "comm100: {domain: dash11.comm100.io}\n"); err != nil {
+	if err := check("comm100: {domain: dash11.comm100.io}\n"); err != nil {
 		t.Errorf("no credentials at all (dry run): %v", err)
 	}
 }

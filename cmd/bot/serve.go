@@ -140,6 +140,9 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
 			cfg.Dispatch.AttemptTimeout),
 	}
+	if err := checkPartialCredentials(cfg); err != nil {
+		return nil, err
+	}
 	var limiter *actions.Limiter
 	if cfg.Comm100.HasCredentials() && !cfg.Dispatch.DryRun {
 		bc, err := budgetConfig(cfg, os.Hostname)
