@@ -64,7 +64,8 @@ type HTTPConfig struct {
 	// MaxBodyBytes is the largest webhook body accepted. Default 1048576 (1 MiB).
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
 	// MaxInFlightBytes bounds the bodies of the webhooks handled at once;
-	// one more gets 503. Default 67108864 (64 MiB).
+	// one more gets 503. Default 67108864 (64 MiB), or MaxBodyBytes if
+	// larger.
 	MaxInFlightBytes int64 `koanf:"max_in_flight_bytes"`
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 65536 (64 KiB).
@@ -104,7 +105,7 @@ func (c *Config) defaults() {
 		c.HTTP.MaxBodyBytes = 1 << 20
 	}
 	if c.HTTP.MaxInFlightBytes == 0 {
-		c.HTTP.MaxInFlightBytes = 64 << 20
+		c.HTTP.MaxInFlightBytes = max(64<<20, c.HTTP.MaxBodyBytes)
 	}
 	if c.HTTP.MaxHeaderBytes == 0 {
 		c.HTTP.MaxHeaderBytes = 64 << 10

@@ -278,3 +278,11 @@ func TestConfigRefusesNegativeDispatchDurations(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestConfigInFlightFollowsALargerBody(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadTestConfig(t, "http:\n  max_body_bytes: 134217728\n")
+	if err != nil || cfg.HTTP.MaxInFlightBytes != 134217728 {
+		t.Fatalf("got %v, %+v", err, cfg)
+	}
+}

@@ -35,7 +35,8 @@ type Config struct {
 	// MaxInFlightBytes bounds the bodies of the webhooks being handled at
 	// once (their declared size; MaxBodyBytes when they declare none): one
 	// more is answered 503 with Retry-After, so that a flood of large or
-	// slow requests cannot take the memory. Default 64 MiB.
+	// slow requests cannot take the memory. Default 64 MiB, or MaxBodyBytes
+	// if larger.
 	MaxInFlightBytes int64
 }
 
@@ -70,7 +71,7 @@ func New(cfg Config, pub Sink, log *slog.Logger, reg prometheus.Registerer) (*Ha
 		cfg.RetryAfter = 5 * time.Second
 	}
 	if cfg.MaxInFlightBytes <= 0 {
-		cfg.MaxInFlightBytes = 64 << 20
+		cfg.MaxInFlightBytes = max(64<<20, cfg.MaxBodyBytes)
 	}
 	if cfg.MaxInFlightBytes < cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("http.max_in_flight_bytes (%d) is below http.max_body_bytes (%d): the largest webhook could never be taken", cfg.MaxInFlightBytes, cfg.MaxBodyBytes)
