@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
 	"github.com/comm100bot/bot/internal/actions"
@@ -218,6 +219,13 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 		b.Close()
 		return nil, nil, err
 	}
+	if !cfg.Comm100.RateLimit.Shared && cfg.NATS.URL != "" && !budgetExists(ctx, b.JS, bc.Name) {
+		// On an external NATS an unshared budget is each bot's own, named
+		// after its host: from another host there is none to share.
+		fmt.Fprintf(warn, "note: these Comm100 calls are not counted in a bot's budget: on an external NATS each bot's unshared budget is named after its host, and none is named %q (run this on the bot's host, or share the budget: comm100.rate_limit.shared)\n", bc.Name)
+		b.Close()
+		return nil, func() {}, nil
+	}
 	budget, err := actions.OpenBudget(ctx, b.JS, bc, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		b.Close()
@@ -225,4 +233,14 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 	}
 	lim := actions.NewBudgetLimiter(budget)
 	return &http.Client{Transport: &actions.LimitedTransport{Limiter: lim, Timeout: cfg.Comm100.Timeout}}, b.Close, nil
+}
+
+// budgetExists reports whether a bot has kept a budget named name.
+func budgetExists(ctx context.Context, js jetstream.JetStream, name string) bool {
+	kv, err := js.KeyValue(ctx, actions.BudgetBucket)
+	if err != nil {
+		return false
+	}
+	_, err = kv.Get(ctx, name)
+	return err == nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 	"github.com/comm100bot/bot/internal/secret"
+	"github.com/comm100bot/bot/internal/testenv"
 )
 
 // TestComm100WebhooksSync runs `bot comm100 webhooks sync` against the
@@ -218,5 +219,28 @@ func TestComm100WebhooksSyncRefuses(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tt.err)
 			}
 		})
+	}
+}
+
+// On an external NATS, an unshared budget is each bot's own, named after
+// its host: run from another host, sync says its calls are not counted.
+func TestComm100WebhooksSyncOnAnExternalNATS(t *testing.T) {
+	t.Parallel()
+	sim, simArgs := startSim(t, comm100test.Config{})
+	base := simArgs[slices.Index(simArgs, "--comm100.base_url")+1]
+	site, email, key := sim.Credentials()
+	ns := testenv.JetStream(t)
+	config := filepath.Join(t.TempDir(), "bot.yaml")
+	if err := os.WriteFile(config, []byte("sources:\n  comm100:\n    kind: comm100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{"BOT_COMM100__BASE_URL=" + base, "BOT_COMM100__SITE_ID=" + site, "BOT_COMM100__EMAIL=" + email,
+		"BOT_COMM100__API_KEY=" + key, "BOT_NATS__URL=" + ns.ClientURL()}
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"comm100", "webhooks", "sync", "--public-url", "https://bot.example.com", "--config", config}, environ, &stdout, &stderr); err != nil {
+		t.Fatalf("sync: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "not counted in a bot's budget: on an external NATS") {
+		t.Errorf("stderr: %s", stderr.String())
 	}
 }
