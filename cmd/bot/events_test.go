@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,46 @@ func TestEndToEndEventsReplay(t *testing.T) {
 	var out2 strings.Builder
 	if err := run(t.Context(), []string{"dlq", "redrive", "--all", "--nats.url", natsURL}, nil, &out2, &out2); err != nil || !strings.Contains(out2.String(), "skipped") {
 		t.Errorf("bot dlq redrive --all: %v\n%s", err, out2.String())
+	}
+}
+
+// TestSameIDFromTwoSources: two sources may use the same ids; a rule that
+// listens to both makes a job for each event, and neither is taken for a
+// repeat of the other.
+func TestSameIDFromTwoSources(t *testing.T) {
+	t.Parallel()
+	dir := writeRules(t, `rules:
+  - name: order-ticket
+    on: ["shop.order.created", "crm.order.created"]
+    actions:
+      - do: comm100.ticket.create
+        with: { subject: "{{ source }} order {{ data.id }}" }
+`)
+	config := filepath.Join(t.TempDir(), "bot.yaml")
+	if err := os.WriteFile(config, []byte(`sources:
+  shop: {kind: generic, bearer: shop-t0ken, type: body.topic, id: string(body.id)}
+  crm: {kind: generic, bearer: crm-t0ken, type: body.topic, id: string(body.id)}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim, simArgs := startSim(t, comm100test.Config{})
+	a := startBot(t, append(simArgs, "--config", config, "--rules.dir", dir, "--rules.watch=false")...)
+	for _, src := range []string{"shop", "crm"} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.Addr()+"/hooks/"+src, strings.NewReader(`{"topic":"order.created","id":1001}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+src+"-t0ken")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: got %d, want 202", src, resp.StatusCode)
+		}
+	}
+	waitIdle(t, a)
+	got := ticketSubjects(sim)
+	if got["shop order 1001"].IsZero() || got["crm order 1001"].IsZero() || len(ticketCalls(sim)) != 2 {
+		t.Errorf("tickets: %v, want one per source", got)
 	}
 }

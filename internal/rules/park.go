@@ -39,6 +39,10 @@ type ParkedEvent struct {
 	EventID string `json:"event_id"`
 	// Subject is where the event was, and is republished by a redrive.
 	Subject string `json:"subject"`
+	// StoredID is the id the event was stored under on the bus (its key,
+	// <source>/<id>, or the bare id of an older version); a redrive carries
+	// it, so that the event's jobs keep their ids.
+	StoredID string `json:"stored_id,omitempty"`
 	// Rule is the rule that failed; empty when the event could not be decoded.
 	Rule   string    `json:"rule,omitempty"`
 	Reason string    `json:"reason"`
@@ -164,8 +168,12 @@ func (p *Parking) Redrive(ctx context.Context, seq uint64) (*ParkedLetter, error
 	msg := &nats.Msg{Subject: pl.Subject, Data: pl.stored(), Header: nats.Header{}}
 	// A new message id: the event id may still be in the duplicate window,
 	// and the event was stored already; this is a second delivery of it.
-	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", pl.EventID, seq))
-	msg.Header.Set(bus.EventIDHeader, pl.EventID)
+	stored := pl.StoredID
+	if stored == "" {
+		stored = pl.EventID // parked by an older version
+	}
+	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", stored, seq))
+	msg.Header.Set(bus.EventIDHeader, stored)
 	if _, err := p.JS.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("redrive parked event %d: %w", seq, err)
 	}

@@ -269,3 +269,47 @@ func TestRedriveRunsTheRulesAgain(t *testing.T) {
 		t.Error("a redriven entry is still in the DLQ")
 	}
 }
+
+// TestJobIDsFollowTheStoredID: an event stored under its key (as ingest
+// stores it) has jobs named after the key, also when redriven from the DLQ;
+// one stored under its bare id (by a version of the bot before keys) keeps
+// the job ids it always had, so that its copies do not run again.
+func TestJobIDsFollowTheStoredID(t *testing.T) {
+	env := startRouter(t, parkRules)
+	keyed := chatEvent("1", "one")
+	data, err := event.Encode(keyed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.publish(t, keyed.BusSubject(), keyed.Key(), data)
+	env.publishEvent(t, chatEvent("2", 2)) // bare id
+	env.waitIdle(t)
+	parked, err := env.parking.List(t.Context())
+	if err != nil || len(parked) != 1 || parked[0].StoredID != "comm100/chat.ended:1" {
+		t.Fatalf("parked: got %+v %v, want the keyed event with its stored id", parked, err)
+	}
+	env.setRules(t, strings.Replace(parkRules, "when: data.chat.rating > 0 && data.chat.rating <= 2",
+		`when: 'string(data.chat.rating) == "one" || data.chat.rating > 0 && data.chat.rating <= 2'`, 1))
+	if _, err := env.parking.Redrive(t.Context(), parked[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	env.waitIdle(t)
+	count := map[string]int{}
+	for _, id := range env.jobIDs(t) {
+		count[id]++
+	}
+	want := map[string]int{
+		"comm100/chat.ended:1/ticket-every-chat/0": 1, // the redrive's copy was refused
+		"comm100/chat.ended:1/low-rating/0":        1,
+		"chat.ended:2/ticket-every-chat/0":         1,
+		"chat.ended:2/low-rating/0":                1,
+	}
+	if len(count) != len(want) {
+		t.Errorf("jobs: %v, want %v", count, want)
+	}
+	for id, n := range want {
+		if count[id] != n {
+			t.Errorf("job %s stored %d times, want %d (all: %v)", id, count[id], n, count)
+		}
+	}
+}

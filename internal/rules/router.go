@@ -223,6 +223,16 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		return nil
 	}
 	jobs, errs := r.current().Match(ev, r.now())
+	if key := ev.Key(); storedEventID(msg) == key {
+		// Stored under its key, <source>/<id>: its jobs are named after
+		// the key, so that two sources' events with one id have jobs of
+		// their own. An event stored under its bare id (by a version of
+		// the bot before keys) keeps the job ids it had, so that a copy
+		// of it does not run its jobs again.
+		for i := range jobs {
+			jobs[i].ID = job.ID(key, jobs[i].Rule, jobs[i].Index)
+		}
+	}
 	e := &evaluated{msg: msg, eventID: ev.ID, eventType: ev.Type, jobs: jobs}
 	for _, err := range errs {
 		pe := ParkedEvent{EventID: ev.ID, Reason: ParkEvaluate, Error: err.Error()}
@@ -314,6 +324,7 @@ func (r *Router) park(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 	for i := range failed {
 		pe := &failed[i]
 		pe.Subject = msg.Subject()
+		pe.StoredID = storedEventID(msg)
 		pe.Parked = r.now().UTC()
 		if err := r.parking.Put(ctx, pe, seq, msg.Data()); err != nil {
 			log.Warn("event could not be parked; it will be redelivered", "rule", pe.Rule, "err", err)
@@ -325,8 +336,9 @@ func (r *Router) park(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 	_ = msg.Ack()
 }
 
-// storedEventID is the id of a stored event that could not be decoded: the
-// message id ingest gave it, or the id a redrive carried along.
+// storedEventID is the id an event was stored under: the message id ingest
+// gave it (its key, <source>/<id>, or the bare id of an older version), or
+// the one a redrive or a replay carried along.
 func storedEventID(msg jetstream.Msg) string {
 	h := msg.Headers()
 	if id := h.Get(bus.EventIDHeader); id != "" {
