@@ -24,7 +24,9 @@ fixed. Every rule that listens to an event runs, not only the new one; a job
 that ran before has the same id and is not run again, as long as the record
 of finished jobs is kept (dispatch.retry_for + 24h), so DURATION may not go
 back further than that. Jobs that keep no record (those of a dry run, and log
-jobs) do run again.
+jobs) do run again. The rules evaluate each event as a new one: now() is the
+time of the replay (a rule that calls businessHours without the event's own
+time decides by it), and delayed actions count from it.
 
 It connects to the NATS server of the running bot: nats.url, or the embedded
 server's nats.listen address, from the config file (--config, default bot.yaml

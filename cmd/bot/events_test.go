@@ -82,13 +82,20 @@ func TestEndToEndEventsReplay(t *testing.T) {
 		t.Errorf("%d tickets created, want 4 (one per rule and chat): %v", n, got)
 	}
 
-	// The two copies stored by the replay are events too: a second replay
-	// takes each event once.
+	if got := metricValue(t, a, `bot_rules_events_total{outcome="matched"}`); got != "4" {
+		t.Errorf("events evaluated after the replay: %s, want 4", got)
+	}
+
+	// The two copies stored by the replay are events too: a second replay,
+	// at once, takes each event once, and the rules see them again.
 	out, err = events("replay", "--since", "1h")
 	if err != nil || !strings.Contains(out, "replayed 2 event(s)") || !strings.Contains(out, "2 stored copies of them passed over") {
 		t.Fatalf("second replay: %v\n%s", err, out)
 	}
 	waitIdle(t, a)
+	if got := metricValue(t, a, `bot_rules_events_total{outcome="matched"}`); got != "6" {
+		t.Errorf("events evaluated after the second replay: %s, want 6", got)
+	}
 	if n := len(ticketCalls(sim)); n != 4 {
 		t.Errorf("after a second replay: %d tickets created, want still 4", n)
 	}

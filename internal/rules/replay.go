@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/idhash"
 )
 
 // Replayed is what Replay stored again.
@@ -26,16 +27,24 @@ type Replayed struct {
 // replayWindow is how many replayed events may wait for their PubAcks.
 const replayWindow = 256
 
+// replayWait is how long Replay waits for the next stored event before it
+// takes the stream to have no more for it.
+const replayWait = 5 * time.Second
+
 // Replay stores again, at the end of EVENTS, every event stored there since
-// since (up to the last one stored when Replay starts), once per event id,
-// so that the rules run on them again: after a rule was added or fixed.
-// Every rule that listens to an event runs, not only the new one; the jobs
-// that other rules made before have the same ids, so ACTIONS refuses them
-// while the first copies are in it, and after that the pool's record of
-// finished jobs keeps them from running twice, for as long as the record is
-// kept. Each copy has a message id of its own, <event id>/replay/<seq>, and
-// carries its event id in bus.EventIDHeader, as a redriven parked event
-// does. With dryRun nothing is stored: Replay only counts.
+// since (up to the last one stored when Replay starts), once per event, so
+// that the rules run on them again: after a rule was added or fixed. Every
+// rule that listens to an event runs, not only the new one; the jobs that
+// other rules made before have the same ids, so ACTIONS refuses them while
+// the first copies are in it, and after that the pool's record of finished
+// jobs keeps them from running twice, for as long as the record is kept.
+// The rules evaluate each copy as they would a new event: now() is the
+// time of the replay, and delays count from it.
+//
+// Each copy carries the id its event was stored under in bus.EventIDHeader,
+// as a redriven parked event does, and has a message id of its own,
+// <stored id>/replay/<run>/<seq>, new at every run. With dryRun nothing is
+// stored: Replay only counts.
 func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun bool) (Replayed, error) {
 	var out Replayed
 	s, err := js.Stream(ctx, bus.EventsStream)
@@ -58,7 +67,15 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun
 	if err != nil {
 		return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
 	}
-	seen := map[string]bool{}
+	it, err := cons.Messages()
+	if err != nil {
+		return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
+	}
+	defer it.Stop()
+
+	run := time.Now().UnixNano()
+	hash := idhash.New()
+	seen := map[idhash.Sum]struct{}{}
 	var pending []jetstream.PubAckFuture
 	wait := func() error {
 		for _, f := range pending {
@@ -74,53 +91,52 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun
 		return nil
 	}
 	for {
-		batch, err := cons.Fetch(replayWindow, jetstream.FetchMaxWait(2*time.Second))
+		msg, err := it.Next(jetstream.NextMaxWait(replayWait))
+		if errors.Is(err, nats.ErrTimeout) {
+			// Nothing more came: the events between had left the stream
+			// (nats.events_max_age), or the server is too slow to say.
+			return out, fmt.Errorf("read %s: no event came for %s before sequence %d (the last one stored when the replay started); replayed %d, up to sequence %d",
+				bus.EventsStream, replayWait, last, out.Events, out.Last)
+		}
 		if err != nil {
 			return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
 		}
-		got, reached := 0, false
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
-			}
-			seq := md.Sequence.Stream
-			if reached = seq >= last; seq > last {
-				// Stored after Replay started: new events, or its own copies.
-				continue
-			}
-			id := storedEventID(msg)
-			if id == "" || seen[id] {
-				out.Repeats++
-				continue
-			}
-			seen[id] = true
+		md, err := msg.Metadata()
+		if err != nil {
+			return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
+		}
+		seq := md.Sequence.Stream
+		if seq > last {
+			// Stored after Replay started: new events, or its own copies.
+			return out, wait()
+		}
+		id := storedEventID(msg)
+		if _, dup := seen[hash.Of(id)]; dup || id == "" {
+			out.Repeats++
+		} else {
+			seen[hash.Of(id)] = struct{}{}
 			if out.Events == 0 {
 				out.First = seq
 			}
 			out.Events++
 			out.Last = seq
-			if dryRun {
-				continue
+			if !dryRun {
+				copied := &nats.Msg{Subject: msg.Subject(), Data: msg.Data(), Header: nats.Header{}}
+				copied.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/replay/%d/%d", id, run, seq))
+				copied.Header.Set(bus.EventIDHeader, id)
+				f, err := js.PublishMsgAsync(copied)
+				if err != nil {
+					return out, fmt.Errorf("store event %s again: %w", id, err)
+				}
+				if pending = append(pending, f); len(pending) >= replayWindow {
+					if err := wait(); err != nil {
+						return out, err
+					}
+				}
 			}
-			copied := &nats.Msg{Subject: msg.Subject(), Data: msg.Data(), Header: nats.Header{}}
-			copied.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/replay/%d", id, seq))
-			copied.Header.Set(bus.EventIDHeader, id)
-			f, err := js.PublishMsgAsync(copied)
-			if err != nil {
-				return out, fmt.Errorf("store event %s again: %w", id, err)
-			}
-			pending = append(pending, f)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
-		}
-		if err := wait(); err != nil {
-			return out, err
-		}
-		if got == 0 || reached {
-			return out, nil
+		if seq >= last || md.NumPending == 0 {
+			return out, wait()
 		}
 	}
 }
