@@ -214,12 +214,7 @@ func TestCoordinatorRefusesAReloadWithoutRuleFiles(t *testing.T) {
 // A rules dir that is a symbolic link is read where it points, and the
 // errors name the files under the link.
 func TestLoadDirThroughASymlink(t *testing.T) {
-	real := t.TempDir()
-	writeRuleFile(t, real, oneRule)
-	link := filepath.Join(t.TempDir(), "rules")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	real, link := linkedRulesDir(t)
 	eng, err := LoadDir(link, actions.NewCatalog(), testShapes())
 	if err != nil || eng.Files() != 1 || len(eng.Rules()) != 1 {
 		t.Fatalf("got %v files, err %v; want the 1 file behind the link", eng, err)
@@ -321,12 +316,7 @@ func TestHiddenFilesAreNotRules(t *testing.T) {
 
 // A rules dir that is a symbolic link is watched where it points.
 func TestCoordinatorWatchThroughASymlink(t *testing.T) {
-	real := t.TempDir()
-	writeRuleFile(t, real, oneRule)
-	link := filepath.Join(t.TempDir(), "rules")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	real, link := linkedRulesDir(t)
 	c, _ := newTestCoordinator(t, link)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -353,4 +343,16 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return true
+}
+
+// linkedRulesDir is a folder holding oneRule and a symbolic link to it.
+func linkedRulesDir(t *testing.T) (real, link string) {
+	t.Helper()
+	real = t.TempDir()
+	writeRuleFile(t, real, oneRule)
+	link = filepath.Join(t.TempDir(), "rules")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	return real, link
 }

@@ -235,8 +235,7 @@ func TestRedriveRunsTheRulesAgain(t *testing.T) {
 		t.Fatalf("parked: got %v %v, want 2", parked, err)
 	}
 
-	env.setRules(t, strings.Replace(parkRules, "when: data.chat.rating > 0 && data.chat.rating <= 2",
-		`when: 'string(data.chat.rating) == "one" || data.chat.rating > 0 && data.chat.rating <= 2'`, 1))
+	env.setRules(t, fixedParkRules)
 	for _, p := range parked {
 		if _, err := env.parking.Redrive(t.Context(), p.Seq); err != nil {
 			t.Fatal(err)
@@ -244,10 +243,7 @@ func TestRedriveRunsTheRulesAgain(t *testing.T) {
 	}
 	env.waitIdle(t)
 
-	count := map[string]int{}
-	for _, id := range env.jobIDs(t) {
-		count[id]++
-	}
+	count := env.jobCounts(t)
 	want := map[string]int{
 		"chat.ended:1/ticket-every-chat/0": 1, // ran the first time; the redrive's copy was a duplicate
 		"chat.ended:2/ticket-every-chat/0": 1,
@@ -288,16 +284,12 @@ func TestJobIDsFollowTheStoredID(t *testing.T) {
 	if err != nil || len(parked) != 1 || parked[0].StoredID != "comm100/chat.ended:1" {
 		t.Fatalf("parked: got %+v %v, want the keyed event with its stored id", parked, err)
 	}
-	env.setRules(t, strings.Replace(parkRules, "when: data.chat.rating > 0 && data.chat.rating <= 2",
-		`when: 'string(data.chat.rating) == "one" || data.chat.rating > 0 && data.chat.rating <= 2'`, 1))
+	env.setRules(t, fixedParkRules)
 	if _, err := env.parking.Redrive(t.Context(), parked[0].Seq); err != nil {
 		t.Fatal(err)
 	}
 	env.waitIdle(t)
-	count := map[string]int{}
-	for _, id := range env.jobIDs(t) {
-		count[id]++
-	}
+	count := env.jobCounts(t)
 	want := map[string]int{
 		"comm100/chat.ended:1/ticket-every-chat/0": 1, // the redrive's copy was refused
 		"comm100/chat.ended:1/low-rating/0":        1,
@@ -312,4 +304,18 @@ func TestJobIDsFollowTheStoredID(t *testing.T) {
 			t.Errorf("job %s stored %d times, want %d (all: %v)", id, count[id], n, count)
 		}
 	}
+}
+
+// fixedParkRules are parkRules with the low-rating rule taking "one".
+var fixedParkRules = strings.Replace(parkRules, "when: data.chat.rating > 0 && data.chat.rating <= 2",
+	`when: 'string(data.chat.rating) == "one" || data.chat.rating > 0 && data.chat.rating <= 2'`, 1)
+
+// jobCounts counts the jobs stored on ACTIONS by id.
+func (env *routerEnv) jobCounts(t *testing.T) map[string]int {
+	t.Helper()
+	count := map[string]int{}
+	for _, id := range env.jobIDs(t) {
+		count[id]++
+	}
+	return count
 }
