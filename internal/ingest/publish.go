@@ -40,9 +40,7 @@ type JetStreamPublisher struct {
 // again within the timeout.
 func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool, error) {
 	key := ev.Key()
-	// The bare id too: an event stored by a version of the bot before keys
-	// is remembered under it, for one dedup window after an upgrade.
-	if p.Recent != nil && (p.Recent.Seen(key) || p.Recent.Seen(ev.ID)) {
+	if p.Recent != nil && p.Recent.Seen(key) {
 		return true, nil
 	}
 	payload, err := ev.AppendJSON(make([]byte, 0, 1024))

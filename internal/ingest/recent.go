@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/comm100bot/bot/internal/bus"
+	"github.com/comm100bot/bot/internal/event"
 	"github.com/comm100bot/bot/internal/idhash"
 )
 
@@ -259,9 +261,26 @@ func (f *follower) read(wait time.Duration) error {
 	f.next, f.lastAt = meta.Sequence.Stream+1, meta.Timestamp
 	f.r.behind.Store(int64(meta.NumPending))
 	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
-		f.r.Add(id, meta.Timestamp)
+		f.r.Add(storedKey(msg.Subject(), id), meta.Timestamp)
 	}
 	return nil
+}
+
+// storedKey is the key, <source>/<id>, of an event stored on subject under
+// message id id: the id itself, as ingest stores events, or, for one that
+// a version of the bot before keys stored under its bare id, the key made
+// from the source in its subject (events.<source>.<type>), so that its
+// repeats are recognised by their keys.
+func storedKey(subject, id string) string {
+	rest, ok := strings.CutPrefix(subject, event.SubjectPrefix+".")
+	if !ok {
+		return id
+	}
+	source, _, ok := strings.Cut(rest, ".")
+	if !ok || strings.HasPrefix(id, source+"/") {
+		return id
+	}
+	return source + "/" + id
 }
 
 // check looks at the stream, every quiet spell: it reports whether the

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/comm100bot/bot/internal/testenv"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/comm100bot/bot/internal/event"
+	"github.com/comm100bot/bot/internal/testenv"
 )
 
 // TestRecentIDsWindow: an id is remembered for at least the window and
@@ -316,4 +318,47 @@ func TestRecentIDsFollowAStreamMadeAnewAndFilled(t *testing.T) {
 	remakeEvents(t, js)
 	publish("chat.started", 10)
 	waitUntil(t, "the first id of the new stream to be read", func() bool { return r.Seen("comm100/chat.started:0") })
+}
+
+// An event that a version of the bot before keys stored under its bare id
+// is remembered under its key, so that its repeat is recognised; another
+// source's event with the same id is not taken for it.
+func TestRecentIDsKnowEventsStoredUnderTheBareID(t *testing.T) {
+	js := startJetStream(t)
+	eventsStream(t, js, 100*time.Millisecond)
+	old := testEvent("chat.ended:77")
+	data, err := event.Encode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &nats.Msg{Subject: old.BusSubject(), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, old.ID) // as the older version stored it
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecentIDs(time.Minute)
+	follow(t, r, js)
+	time.Sleep(200 * time.Millisecond) // past the stream's own window: only r knows
+	p := &JetStreamPublisher{JS: js, Recent: r}
+	if dup, err := p.Publish(t.Context(), testEvent("chat.ended:77")); err != nil || !dup {
+		t.Errorf("the repeat: duplicate %v, %v; want a duplicate", dup, err)
+	}
+	other := testEvent("chat.ended:77")
+	other.Source = "crm"
+	if dup, err := p.Publish(t.Context(), other); err != nil || dup {
+		t.Errorf("another source's event with the id: duplicate %v, %v; want it stored", dup, err)
+	}
+}
+
+func TestStoredKey(t *testing.T) {
+	for _, tt := range [][3]string{
+		{"events.shop.order.created", "shop/1001", "shop/1001"},
+		{"events.shop.order.created", "1001", "shop/1001"},
+		{"events.shop.order.created", "1001/redrive/7", "shop/1001/redrive/7"},
+		{"dlq.x", "1001", "1001"},
+	} {
+		if got := storedKey(tt[0], tt[1]); got != tt[2] {
+			t.Errorf("storedKey(%q, %q) = %q, want %q", tt[0], tt[1], got, tt[2])
+		}
+	}
 }
