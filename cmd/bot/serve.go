@@ -90,6 +90,11 @@ type app struct {
 // newApp builds and connects everything and binds the HTTP listener, so that
 // Addr is known before run starts serving.
 func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err error) {
+	// Before anything starts: a replica that will not run must not start a
+	// server or touch a shared NATS first.
+	if err := checkPartialCredentials(cfg); err != nil {
+		return nil, err
+	}
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), catalog: actions.NewCatalog()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -139,9 +144,6 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		TicketFields: &actions.TicketFieldIDs{},
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,
 			cfg.Dispatch.AttemptTimeout),
-	}
-	if err := checkPartialCredentials(cfg); err != nil {
-		return nil, err
 	}
 	var limiter *actions.Limiter
 	if cfg.Comm100.HasCredentials() && !cfg.Dispatch.DryRun {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -219,12 +220,17 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 		b.Close()
 		return nil, nil, err
 	}
-	if !cfg.Comm100.RateLimit.Shared && cfg.NATS.URL != "" && !budgetExists(ctx, b.JS, bc.Name) {
+	if !cfg.Comm100.RateLimit.Shared && cfg.NATS.URL != "" {
 		// On an external NATS an unshared budget is each bot's own, named
-		// after its host: from another host there is none to share.
-		fmt.Fprintf(warn, "note: these Comm100 calls are not counted in a bot's budget: on an external NATS each bot's unshared budget is named after its host, and none is named %q (run this on the bot's host, or share the budget: comm100.rate_limit.shared)\n", bc.Name)
-		b.Close()
-		return nil, func() {}, nil
+		// after its host: the calls are counted in this host's, which is a
+		// bot's only when it runs here.
+		switch known, err := budgetExists(ctx, b.JS, bc.Name); {
+		case err != nil:
+			b.Close()
+			return nil, nil, fmt.Errorf("read the Comm100 budget %s: %w", bc.Name, err)
+		case !known:
+			fmt.Fprintf(warn, "note: no bot has recorded Comm100 calls in budget %q, this host's: on an external NATS each bot's unshared budget is named after its host, so unless a bot runs here these calls are not counted in its budget (share the budget: comm100.rate_limit.shared)\n", bc.Name)
+		}
 	}
 	budget, err := actions.OpenBudget(ctx, b.JS, bc, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -235,12 +241,19 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 	return &http.Client{Transport: &actions.LimitedTransport{Limiter: lim, Timeout: cfg.Comm100.Timeout}}, b.Close, nil
 }
 
-// budgetExists reports whether a bot has kept a budget named name.
-func budgetExists(ctx context.Context, js jetstream.JetStream, name string) bool {
+// budgetExists reports whether a bot has recorded calls in the budget
+// named name.
+func budgetExists(ctx context.Context, js jetstream.JetStream, name string) (bool, error) {
 	kv, err := js.KeyValue(ctx, actions.BudgetBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	_, err = kv.Get(ctx, name)
-	return err == nil
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -78,9 +78,14 @@ func (d DeadLetter) Redacted() DeadLetter {
 		// An undecodable job as stored: redacted as params are if it is a
 		// JSON object, else not shown (it may hold anything).
 		var obj map[string]any
-		if json.Unmarshal([]byte(d.Stored), &obj) == nil {
-			b, _ := json.Marshal(redactParams(obj))
-			d.Stored = string(b)
+		dec := json.NewDecoder(strings.NewReader(d.Stored))
+		dec.UseNumber() // numbers as they were, not rounded to float64
+		if dec.Decode(&obj) == nil {
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(redactParams(obj))
+			d.Stored = strings.TrimSuffix(b.String(), "\n")
 		} else {
 			d.Stored = fmt.Sprintf("<%d bytes, not JSON: not shown, as it may hold credentials>", len(d.Stored))
 		}

@@ -143,5 +143,11 @@ rules:
 // A rule file that ends in "---" (as templates often write them) holds one
 // document: it loads.
 func TestTrailingDocumentMarker(t *testing.T) {
-	mustLoad(t, "rules:\n  - name: a\n    on: comm100.chat.ended\n    actions: [{do: log, with: {message: x}}]\n---\n")
+	const one = "rules:\n  - name: a\n    on: comm100.chat.ended\n    actions: [{do: log, with: {message: x}}]\n"
+	mustLoad(t, one+"---\n")
+	// A document after an empty one is not dropped either.
+	_, err := Load([]SourceFile{{Path: "r.yaml", Data: []byte(one + "---\n---\n" + strings.Replace(one, "name: a", "name: b", 1))}}, actions.NewCatalog(), testShapes())
+	if err == nil || !strings.Contains(err.Error(), "a second YAML document") {
+		t.Errorf("got %v, want the third document reported", err)
+	}
 }

@@ -166,20 +166,26 @@ func (l *fileLoader) load() []*Rule {
 	if len(doc.Content) == 0 {
 		return nil
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		e := &Error{File: l.path, Line: 1, Col: 1, Msg: "after ---: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Msg = "after ---: " + m[2]
+	// Any further document would be dropped without a word; empty ones (a
+	// file that ends in ---) are nothing.
+more:
+	for {
+		var next yaml.Node
+		switch err := dec.Decode(&next); {
+		case errors.Is(err, io.EOF):
+			break more
+		case err != nil:
+			e := &Error{File: l.path, Line: 1, Col: 1, Msg: "after ---: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+				e.Line, _ = strconv.Atoi(m[1])
+				e.Msg = "after ---: " + m[2]
+			}
+			*l.errs = append(*l.errs, e)
+			break more
+		case len(next.Content) > 0 && !(next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null"):
+			l.errorf(next.Content[0], "", "a second YAML document (after ---): a rule file holds one; put these rules in the first list, or in a file of their own")
+			break more
 		}
-		*l.errs = append(*l.errs, e)
-	case len(next.Content) > 0 && !(next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null"):
-		// A second document would be dropped without a word; an empty one
-		// (a file that ends in ---) is nothing.
-		l.errorf(next.Content[0], "", "a second YAML document (after ---): a rule file holds one; put these rules in the first list, or in a file of their own")
 	}
 	root := doc.Content[0]
 	fields := l.mapping(root, "", "rules")

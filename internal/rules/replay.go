@@ -73,6 +73,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun
 	}
 	defer it.Stop()
 
+	stop := context.AfterFunc(ctx, it.Stop) // Next returns once ctx is done
+	defer stop()
 	run := time.Now().UnixNano()
 	hash := idhash.New()
 	seen := map[idhash.Sum]struct{}{}
@@ -90,20 +92,31 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun
 		pending = pending[:0]
 		return nil
 	}
+	// fail returns err once the copies sent so far are stored, so that out
+	// counts only copies that are.
+	fail := func(err error) (Replayed, error) {
+		if werr := wait(); werr != nil {
+			return out, werr
+		}
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return out, err
+	}
 	for {
 		msg, err := it.Next(jetstream.NextMaxWait(replayWait))
 		if errors.Is(err, nats.ErrTimeout) {
 			// Nothing more came: the events between had left the stream
 			// (nats.events_max_age), or the server is too slow to say.
-			return out, fmt.Errorf("read %s: no event came for %s before sequence %d (the last one stored when the replay started); replayed %d, up to sequence %d",
-				bus.EventsStream, replayWait, last, out.Events, out.Last)
+			return fail(fmt.Errorf("read %s: no event came for %s before sequence %d (the last one stored when the replay started); replayed %d, up to sequence %d",
+				bus.EventsStream, replayWait, last, out.Events, out.Last))
 		}
 		if err != nil {
-			return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
+			return fail(fmt.Errorf("read %s: %w", bus.EventsStream, err))
 		}
 		md, err := msg.Metadata()
 		if err != nil {
-			return out, fmt.Errorf("read %s: %w", bus.EventsStream, err)
+			return fail(fmt.Errorf("read %s: %w", bus.EventsStream, err))
 		}
 		seq := md.Sequence.Stream
 		if seq > last {
@@ -126,7 +139,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun
 				copied.Header.Set(bus.EventIDHeader, id)
 				f, err := js.PublishMsgAsync(copied)
 				if err != nil {
-					return out, fmt.Errorf("store event %s again: %w", id, err)
+					out.Events--
+					return fail(fmt.Errorf("store event %s again: %w", id, err))
 				}
 				if pending = append(pending, f); len(pending) >= replayWindow {
 					if err := wait(); err != nil {
