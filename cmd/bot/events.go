@@ -26,7 +26,9 @@ of finished jobs is kept (dispatch.retry_for + 24h), so DURATION may not go
 back further than that. Jobs that keep no record (those of a dry run, and log
 jobs) do run again. The rules evaluate each event as a new one: now() is the
 time of the replay (a rule that calls businessHours without the event's own
-time decides by it), and delayed actions count from it.
+time decides by it), and delayed actions count from it; with --at-event-time
+they evaluate it at the time it was first stored, and a delay already over
+runs at once.
 
 It connects to the NATS server of the running bot: nats.url, or the embedded
 server's nats.listen address, from the config file (--config, default bot.yaml
@@ -40,6 +42,7 @@ func eventsReplay(ctx context.Context, c *command, e *cmdEnv, args []string) err
 	fs := c.flagSet(e)
 	since := fs.Duration("since", 0, "replay the events stored in the last DURATION, e.g. 30m or 6h (required)")
 	dryRun := fs.Bool("dry-run", false, "count the events that would be replayed; store nothing")
+	atEventTime := fs.Bool("at-event-time", false, "evaluate each event at the time it was first stored: now(), businessHours without a time, and delays count from then")
 	cfg, err := dlqParse(c, e, fs, args)
 	if err != nil {
 		return err
@@ -59,7 +62,7 @@ func eventsReplay(ctx context.Context, c *command, e *cmdEnv, args []string) err
 		return err
 	}
 	from := time.Now().Add(-*since)
-	got, err := rules.Replay(ctx, b.JS, from, *dryRun)
+	got, err := rules.Replay(ctx, b.JS, from, rules.ReplayOptions{DryRun: *dryRun, AtEventTime: *atEventTime})
 	if err != nil {
 		return err
 	}

@@ -141,9 +141,15 @@ const (
 	// are on dlq.<action>.
 	ParkedSubjectPrefix = "dlq.events."
 
-	// EventIDHeader carries the event id on an event republished from the
-	// DLQ, whose message id is not the event id.
+	// EventIDHeader carries the id an event was first stored under on a
+	// copy of it (redriven from the DLQ, replayed), whose message id is
+	// its own.
 	EventIDHeader = "Bot-Event-Id"
+
+	// EvaluateAtHeader, on a replayed event, is the time (RFC 3339) at
+	// which the rules evaluate it, instead of when they read it: the time
+	// it was first stored (bot events replay --at-event-time).
+	EvaluateAtHeader = "Bot-Evaluate-At"
 )
 
 // Bus is a connection to JetStream, and the embedded server when there is one.

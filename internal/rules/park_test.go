@@ -319,3 +319,44 @@ func (env *routerEnv) jobCounts(t *testing.T) map[string]int {
 	}
 	return count
 }
+
+// TestReplayAtEventTime: replayed with AtEventTime, an event is evaluated
+// at the time it was first stored; without, at the time of the replay.
+func TestReplayAtEventTime(t *testing.T) {
+	env := startRouter(t, "rules: []\n")
+	ev := chatEvent("5", 5)
+	data, err := event.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.publish(t, ev.BusSubject(), ev.Key(), data)
+	env.waitIdle(t)
+	stored := time.Now()
+	time.Sleep(50 * time.Millisecond) // the replay is later, to tell the times apart
+
+	env.setRules(t, `rules:
+  - name: stamp
+    on: comm100.chat.ended
+    actions: [{do: log, with: {message: '{{ now().Format("2006-01-02T15:04:05.999999999Z07:00") }}'}}]
+`)
+	if _, err := Replay(t.Context(), env.js, stored.Add(-time.Minute), ReplayOptions{AtEventTime: true}); err != nil {
+		t.Fatal(err)
+	}
+	env.waitIdle(t)
+	s, err := env.js.Stream(t.Context(), bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(t.Context(), bus.ActionsSubjects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j job.Job
+	if err := json.Unmarshal(raw.Data, &j); err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, j.Params["message"].(string))
+	if err != nil || at.After(stored) {
+		t.Errorf("evaluated at %v (%v), want the time it was first stored, before %v", at, err, stored)
+	}
+}

@@ -24,6 +24,17 @@ type Replayed struct {
 	First, Last uint64
 }
 
+// ReplayOptions are how Replay replays.
+type ReplayOptions struct {
+	// DryRun stores nothing: Replay only counts.
+	DryRun bool
+	// AtEventTime has the rules evaluate each copy at the time its event
+	// was first stored, not when they read it: now(), the business-hours
+	// helpers without a time, and delays count from then (a delay already
+	// over runs at once).
+	AtEventTime bool
+}
+
 // replayWindow is how many replayed events may wait for their PubAcks.
 const replayWindow = 256
 
@@ -39,13 +50,12 @@ const replayWait = 5 * time.Second
 // the first copies are in it, and after that the pool's record of finished
 // jobs keeps them from running twice, for as long as the record is kept.
 // The rules evaluate each copy as they would a new event: now() is the
-// time of the replay, and delays count from it.
+// time of the replay, and delays count from it, unless AtEventTime.
 //
 // Each copy carries the id its event was stored under in bus.EventIDHeader,
 // as a redriven parked event does, and has a message id of its own,
-// <stored id>/replay/<run>/<seq>, new at every run. With dryRun nothing is
-// stored: Replay only counts.
-func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun bool) (Replayed, error) {
+// <stored id>/replay/<run>/<seq>, new at every run.
+func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, o ReplayOptions) (Replayed, error) {
 	var out Replayed
 	s, err := js.Stream(ctx, bus.EventsStream)
 	if err != nil {
@@ -133,10 +143,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, dryRun
 			}
 			out.Events++
 			out.Last = seq
-			if !dryRun {
+			if !o.DryRun {
 				copied := &nats.Msg{Subject: msg.Subject(), Data: msg.Data(), Header: nats.Header{}}
 				copied.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/replay/%d/%d", id, run, seq))
 				copied.Header.Set(bus.EventIDHeader, id)
+				if o.AtEventTime {
+					copied.Header.Set(bus.EvaluateAtHeader, md.Timestamp.UTC().Format(time.RFC3339Nano))
+				}
 				f, err := js.PublishMsgAsync(copied)
 				if err != nil {
 					out.Events--

@@ -222,7 +222,13 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		r.park(ctx, msg, log, []ParkedEvent{{EventID: storedEventID(msg), Reason: ParkUndecodable, Error: err.Error()}})
 		return nil
 	}
-	jobs, errs := r.current().Match(ev, r.now())
+	now := r.now()
+	if at := msg.Headers().Get(bus.EvaluateAtHeader); at != "" {
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			now = t
+		}
+	}
+	jobs, errs := r.current().Match(ev, now)
 	if key := ev.Key(); storedEventID(msg) == key {
 		// Stored under its key, <source>/<id>: its jobs are named after
 		// the key, so that two sources' events with one id have jobs of
