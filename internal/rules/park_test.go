@@ -158,7 +158,7 @@ func TestRouterParksWhatItCannotDecodeOrEvaluate(t *testing.T) {
 	deep := `{"id":"chat.ended:9","source":"comm100","type":"chat.ended","time":"2026-03-02T10:00:00Z","data":{"x":` +
 		strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}`
 	env.publish(t, "events.comm100.chat.ended", "chat.ended:9", []byte(deep))
-	env.publish(t, "events.comm100.chat.ended", "chat.ended:8", []byte("not JSON"))
+	env.publish(t, "events.comm100.chat.ended", "comm100/chat.ended:8", []byte("not JSON")) // stored under its key
 	env.publishEvent(t, chatEvent("1", "one"))
 	env.publishEvent(t, chatEvent("2", map[string]any{}))
 	env.publishEvent(t, chatEvent("3", int64(1)))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -216,10 +217,11 @@ func (r *Router) logger(e *evaluated) *slog.Logger {
 func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 	ev, err := event.Decode(msg.Data())
 	if err != nil {
-		log := r.log.With("event_id", storedEventID(msg), "subject", msg.Subject())
+		id := bareEventID(msg)
+		log := r.log.With("event_id", id, "subject", msg.Subject())
 		log.Error("event cannot be decoded; parked", "err", err)
 		r.events.WithLabelValues("undecodable").Inc()
-		r.park(ctx, msg, log, []ParkedEvent{{EventID: storedEventID(msg), Reason: ParkUndecodable, Error: err.Error()}})
+		r.park(ctx, msg, log, []ParkedEvent{{EventID: id, Reason: ParkUndecodable, Error: err.Error()}})
 		return nil
 	}
 	now := r.now()
@@ -351,6 +353,20 @@ func storedEventID(msg jetstream.Msg) string {
 		return id
 	}
 	return h.Get(jetstream.MsgIDHeader)
+}
+
+// bareEventID is the event id of a stored event that could not be decoded,
+// as its stored id gives it: without the "<source>/" of its key (the
+// source is in the subject, events.<source>.<type>), as the event ids of
+// the events that could be decoded are shown.
+func bareEventID(msg jetstream.Msg) string {
+	id := storedEventID(msg)
+	if rest, ok := strings.CutPrefix(msg.Subject(), event.SubjectPrefix+"."); ok {
+		if source, _, ok := strings.Cut(rest, "."); ok {
+			return strings.TrimPrefix(id, source+"/")
+		}
+	}
+	return id
 }
 
 // redeliveryDelay backs off with the deliveries of an event whose jobs
