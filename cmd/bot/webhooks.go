@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
 	"github.com/comm100bot/bot/internal/actions"
@@ -222,15 +220,8 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 	}
 	if !cfg.Comm100.RateLimit.Shared && cfg.NATS.URL != "" {
 		// On an external NATS an unshared budget is each bot's own, named
-		// after its host: the calls are counted in this host's, which is a
-		// bot's only when it runs here.
-		switch known, err := budgetExists(ctx, b.JS, bc.Name); {
-		case err != nil:
-			b.Close()
-			return nil, nil, fmt.Errorf("read the Comm100 budget %s: %w", bc.Name, err)
-		case !known:
-			fmt.Fprintf(warn, "note: no bot has recorded Comm100 calls in budget %q, this host's: on an external NATS each bot's unshared budget is named after its host, so unless a bot runs here these calls are not counted in its budget (share the budget: comm100.rate_limit.shared)\n", bc.Name)
-		}
+		// after its host: the calls are counted in this host's.
+		fmt.Fprintf(warn, "note: on an external NATS each bot's unshared Comm100 budget is named after its host: these calls are counted in this host's, %q, which is a bot's only if the bot runs here (or share the budget: comm100.rate_limit.shared)\n", bc.Name)
 	}
 	budget, err := actions.OpenBudget(ctx, b.JS, bc, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -239,21 +230,4 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 	}
 	lim := actions.NewBudgetLimiter(budget)
 	return &http.Client{Transport: &actions.LimitedTransport{Limiter: lim, Timeout: cfg.Comm100.Timeout}}, b.Close, nil
-}
-
-// budgetExists reports whether a bot has recorded calls in the budget
-// named name.
-func budgetExists(ctx context.Context, js jetstream.JetStream, name string) (bool, error) {
-	kv, err := js.KeyValue(ctx, actions.BudgetBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	_, err = kv.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }

@@ -240,7 +240,7 @@ func TestComm100WebhooksSyncOnAnExternalNATS(t *testing.T) {
 	if err := run(t.Context(), []string{"comm100", "webhooks", "sync", "--public-url", "https://bot.example.com", "--config", config}, environ, &stdout, &stderr); err != nil {
 		t.Fatalf("sync: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "unless a bot runs here these calls are not counted in its budget") {
+	if !strings.Contains(stderr.String(), "which is a bot's only if the bot runs here") {
 		t.Errorf("stderr: %s", stderr.String())
 	}
 }

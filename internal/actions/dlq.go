@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (d DeadLetter) Redacted() DeadLetter {
 		var obj map[string]any
 		dec := json.NewDecoder(strings.NewReader(d.Stored))
 		dec.UseNumber() // numbers as they were, not rounded to float64
-		if dec.Decode(&obj) == nil {
+		if dec.Decode(&obj) == nil && dec.Decode(&struct{}{}) == io.EOF {
 			var b strings.Builder
 			enc := json.NewEncoder(&b)
 			enc.SetEscapeHTML(false)

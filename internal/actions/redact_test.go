@@ -123,8 +123,10 @@ func TestDeadLetterRedactsWhatWasStored(t *testing.T) {
 	if got := d.Redacted().Stored; strings.Contains(got, "s3cret") || !strings.Contains(got, `"id":12345678901234567`) || !strings.Contains(got, "<redacted>") {
 		t.Errorf("stored JSON: %s", got)
 	}
-	d.Stored = "Authorization: Bearer s3cret, not JSON"
-	if got := d.Redacted().Stored; strings.Contains(got, "s3cret") {
-		t.Errorf("stored text: %s", got)
+	for _, text := range []string{"Authorization: Bearer s3cret, not JSON", `{"id":7} Authorization: Bearer s3cret`} {
+		d.Stored = text
+		if got := d.Redacted().Stored; strings.Contains(got, "s3cret") || !strings.Contains(got, "not JSON") {
+			t.Errorf("stored %q shown as %s", text, got)
+		}
 	}
 }

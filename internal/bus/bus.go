@@ -146,6 +146,11 @@ const (
 	// its own.
 	EventIDHeader = "Bot-Event-Id"
 
+	// KeyedHeader marks an event stored under its key, <source>/<id>, as
+	// its message id; an event an earlier version stored under its bare
+	// id has none. Ids may hold "/", so the id alone cannot tell.
+	KeyedHeader = "Bot-Keyed"
+
 	// EvaluateAtHeader, on a replayed event, is the time (RFC 3339) at
 	// which the rules evaluate it, instead of when they read it: the time
 	// it was first stored (bot events replay --at-event-time).

@@ -55,6 +55,7 @@ func (p *JetStreamPublisher) Publish(ctx context.Context, ev *event.Event) (bool
 	defer cancel()
 	msg := &nats.Msg{Subject: ev.BusSubject(), Data: payload, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, key)
+	msg.Header.Set(bus.KeyedHeader, "1")
 	publish := func(ctx context.Context) (*jetstream.PubAck, error) { return p.JS.PublishMsg(ctx, msg) }
 	if p.Batcher != nil {
 		publish = func(ctx context.Context) (*jetstream.PubAck, error) { return p.Batcher.Publish(ctx, msg) }

@@ -260,24 +260,29 @@ func (f *follower) read(wait time.Duration) error {
 	}
 	f.next, f.lastAt = meta.Sequence.Stream+1, meta.Timestamp
 	f.r.behind.Store(int64(meta.NumPending))
-	if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
-		f.r.Add(storedKey(msg.Subject(), id), meta.Timestamp)
+	h := msg.Headers()
+	if id := h.Get(jetstream.MsgIDHeader); id != "" {
+		f.r.Add(storedKey(msg.Subject(), id, h.Get(bus.KeyedHeader) != ""), meta.Timestamp)
 	}
 	return nil
 }
 
 // storedKey is the key, <source>/<id>, of an event stored on subject under
-// message id id: the id itself, as ingest stores events, or, for one that
-// a version of the bot before keys stored under its bare id, the key made
-// from the source in its subject (events.<source>.<type>), so that its
-// repeats are recognised by their keys.
-func storedKey(subject, id string) string {
+// message id id: the id itself when keyed (ingest marks the events it
+// stores under their keys), or, for one that a version of the bot before
+// keys stored under its bare id, the key made from the source in its
+// subject (events.<source>.<type>), so that its repeats are recognised by
+// their keys.
+func storedKey(subject, id string, keyed bool) string {
+	if keyed {
+		return id
+	}
 	rest, ok := strings.CutPrefix(subject, event.SubjectPrefix+".")
 	if !ok {
 		return id
 	}
 	source, _, ok := strings.Cut(rest, ".")
-	if !ok || strings.HasPrefix(id, source+"/") {
+	if !ok {
 		return id
 	}
 	return source + "/" + id

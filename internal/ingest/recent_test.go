@@ -351,14 +351,20 @@ func TestRecentIDsKnowEventsStoredUnderTheBareID(t *testing.T) {
 }
 
 func TestStoredKey(t *testing.T) {
-	for _, tt := range [][3]string{
-		{"events.shop.order.created", "shop/1001", "shop/1001"},
-		{"events.shop.order.created", "1001", "shop/1001"},
-		{"events.shop.order.created", "1001/redrive/7", "shop/1001/redrive/7"},
-		{"dlq.x", "1001", "1001"},
+	for _, tt := range []struct {
+		subject, id string
+		keyed       bool
+		want        string
+	}{
+		{"events.shop.order.created", "shop/1001", true, "shop/1001"},
+		{"events.shop.order.created", "1001", false, "shop/1001"},
+		// An old event whose id holds "/" is not taken for a key.
+		{"events.orders.order.created", "orders/1001", false, "orders/orders/1001"},
+		{"events.shop.order.created", "1001/redrive/7", false, "shop/1001/redrive/7"},
+		{"dlq.x", "1001", false, "1001"},
 	} {
-		if got := storedKey(tt[0], tt[1]); got != tt[2] {
-			t.Errorf("storedKey(%q, %q) = %q, want %q", tt[0], tt[1], got, tt[2])
+		if got := storedKey(tt.subject, tt.id, tt.keyed); got != tt.want {
+			t.Errorf("storedKey(%q, %q, %v) = %q, want %q", tt.subject, tt.id, tt.keyed, got, tt.want)
 		}
 	}
 }

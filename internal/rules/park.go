@@ -43,6 +43,9 @@ type ParkedEvent struct {
 	// <source>/<id>, or the bare id of an older version); a redrive carries
 	// it, so that the event's jobs keep their ids.
 	StoredID string `json:"stored_id,omitempty"`
+	// EvaluateAt is the time the rules evaluated a replayed copy at
+	// (bus.EvaluateAtHeader), which a redrive keeps.
+	EvaluateAt string `json:"evaluate_at,omitempty"`
 	// Rule is the rule that failed; empty when the event could not be decoded.
 	Rule   string    `json:"rule,omitempty"`
 	Reason string    `json:"reason"`
@@ -174,6 +177,9 @@ func (p *Parking) Redrive(ctx context.Context, seq uint64) (*ParkedLetter, error
 	}
 	msg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/redrive/%d", stored, seq))
 	msg.Header.Set(bus.EventIDHeader, stored)
+	if pl.EvaluateAt != "" {
+		msg.Header.Set(bus.EvaluateAtHeader, pl.EvaluateAt)
+	}
 	if _, err := p.JS.PublishMsg(ctx, msg); err != nil {
 		return nil, fmt.Errorf("redrive parked event %d: %w", seq, err)
 	}

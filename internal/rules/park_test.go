@@ -359,4 +359,7 @@ func TestReplayAtEventTime(t *testing.T) {
 	if err != nil || at.After(stored) {
 		t.Errorf("evaluated at %v (%v), want the time it was first stored, before %v", at, err, stored)
 	}
+	if j.Created.Before(stored) {
+		t.Errorf("created %v, want the time it was made (its retries count from then)", j.Created)
+	}
 }

@@ -147,7 +147,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, o Repl
 				copied := &nats.Msg{Subject: msg.Subject(), Data: msg.Data(), Header: nats.Header{}}
 				copied.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s/replay/%d/%d", id, run, seq))
 				copied.Header.Set(bus.EventIDHeader, id)
-				if o.AtEventTime {
+				if at := msg.Headers().Get(bus.EvaluateAtHeader); at != "" {
+					// A copy of a copy keeps the time its event was first
+					// evaluated at.
+					copied.Header.Set(bus.EvaluateAtHeader, at)
+				} else if o.AtEventTime {
 					copied.Header.Set(bus.EvaluateAtHeader, md.Timestamp.UTC().Format(time.RFC3339Nano))
 				}
 				f, err := js.PublishMsgAsync(copied)

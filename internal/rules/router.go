@@ -225,12 +225,20 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		return nil
 	}
 	now := r.now()
-	if at := msg.Headers().Get(bus.EvaluateAtHeader); at != "" {
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
-			now = t
+	at, replayedAt := now, false
+	if h := msg.Headers().Get(bus.EvaluateAtHeader); h != "" {
+		if t, err := time.Parse(time.RFC3339Nano, h); err == nil {
+			at, replayedAt = t, true
 		}
 	}
-	jobs, errs := r.current().Match(ev, now)
+	jobs, errs := r.current().Match(ev, at)
+	if replayedAt {
+		// Evaluated as at the event's time, made now: a job's retries
+		// count from when it was made (dispatch.retry_for).
+		for i := range jobs {
+			jobs[i].Created = now.UTC()
+		}
+	}
 	if key := ev.Key(); storedEventID(msg) == key {
 		// Stored under its key, <source>/<id>: its jobs are named after
 		// the key, so that two sources' events with one id have jobs of
@@ -333,6 +341,7 @@ func (r *Router) park(ctx context.Context, msg jetstream.Msg, log *slog.Logger, 
 		pe := &failed[i]
 		pe.Subject = msg.Subject()
 		pe.StoredID = storedEventID(msg)
+		pe.EvaluateAt = msg.Headers().Get(bus.EvaluateAtHeader)
 		pe.Parked = r.now().UTC()
 		if err := r.parking.Put(ctx, pe, seq, msg.Data()); err != nil {
 			log.Warn("event could not be parked; it will be redelivered", "rule", pe.Rule, "err", err)
