@@ -38,6 +38,23 @@ const SubjectPrefix = "events"
 // BusSubject is the NATS subject the event is published on: events.<source>.<type>.
 func (e *Event) BusSubject() string { return SubjectPrefix + "." + e.Topic() }
 
+// TopicOf is the topic, <source>.<type>, of an event stored on subject (its
+// BusSubject); ok is false for a subject that is not an event's.
+func TopicOf(subject string) (topic string, ok bool) {
+	topic, ok = strings.CutPrefix(subject, SubjectPrefix+".")
+	return topic, ok && topic != ""
+}
+
+// SourceOf is the source of an event stored on subject (its BusSubject).
+func SourceOf(subject string) (source string, ok bool) {
+	topic, ok := TopicOf(subject)
+	if !ok {
+		return "", false
+	}
+	source, _, ok = strings.Cut(topic, ".")
+	return source, ok
+}
+
 // Key is what tells the event from every other: its source and its id,
 // as <source>/<id>. Two sources may use the same ids (order 1001 of a shop,
 // contact 1001 of a CRM); duplicates are recognised by the key, which is

@@ -133,3 +133,18 @@ func TestExcerpt(t *testing.T) {
 		}
 	}
 }
+
+func TestTopicAndSourceOf(t *testing.T) {
+	ev := Event{Source: "shop", Type: "order.created"}
+	if topic, ok := TopicOf(ev.BusSubject()); !ok || topic != "shop.order.created" {
+		t.Errorf("TopicOf: %q %v", topic, ok)
+	}
+	if source, ok := SourceOf(ev.BusSubject()); !ok || source != "shop" {
+		t.Errorf("SourceOf: %q %v", source, ok)
+	}
+	for _, subject := range []string{"dlq.x", "events.", "events.shop"} {
+		if source, ok := SourceOf(subject); ok {
+			t.Errorf("SourceOf(%q) = %q, want none", subject, source)
+		}
+	}
+}

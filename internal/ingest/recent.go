@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,15 +273,8 @@ func (f *follower) read(wait time.Duration) error {
 // subject (events.<source>.<type>), so that its repeats are recognised by
 // their keys.
 func storedKey(subject, id string, keyed bool) string {
-	if keyed {
-		return id
-	}
-	rest, ok := strings.CutPrefix(subject, event.SubjectPrefix+".")
-	if !ok {
-		return id
-	}
-	source, _, ok := strings.Cut(rest, ".")
-	if !ok {
+	source, ok := event.SourceOf(subject)
+	if keyed || !ok {
 		return id
 	}
 	return source + "/" + id

@@ -98,7 +98,7 @@ func (p *Parking) Put(ctx context.Context, pe *ParkedEvent, seq uint64, data []b
 		return fmt.Errorf("encode parked event %s: %w", pe.EventID, err)
 	}
 	subject := bus.ParkedSubjectPrefix + "unknown"
-	if rest, ok := strings.CutPrefix(pe.Subject, event.SubjectPrefix+"."); ok && rest != "" {
+	if rest, ok := event.TopicOf(pe.Subject); ok {
 		subject = bus.ParkedSubjectPrefix + rest
 	}
 	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}

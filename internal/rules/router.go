@@ -232,21 +232,21 @@ func (r *Router) handle(ctx context.Context, msg jetstream.Msg) *evaluated {
 		}
 	}
 	jobs, errs := r.current().Match(ev, at)
-	if replayedAt {
-		// Evaluated as at the event's time, made now: a job's retries
-		// count from when it was made (dispatch.retry_for).
-		for i := range jobs {
-			jobs[i].Created = now.UTC()
-		}
-	}
-	if key := ev.Key(); storedEventID(msg) == key {
-		// Stored under its key, <source>/<id>: its jobs are named after
-		// the key, so that two sources' events with one id have jobs of
-		// their own. An event stored under its bare id (by a version of
-		// the bot before keys) keeps the job ids it had, so that a copy
-		// of it does not run its jobs again.
-		for i := range jobs {
+	// Stored under its key, <source>/<id>, an event's jobs are named after
+	// the key, so that two sources' events with one id have jobs of their
+	// own. An event stored under its bare id (by a version of the bot
+	// before keys) keeps the job ids it had, so that a copy of it does not
+	// run its jobs again.
+	key := ev.Key()
+	keyed := storedEventID(msg) == key
+	for i := range jobs {
+		if keyed {
 			jobs[i].ID = job.ID(key, jobs[i].Rule, jobs[i].Index)
+		}
+		if replayedAt {
+			// Evaluated as at the event's time, made now: a job's retries
+			// count from when it was made (dispatch.retry_for).
+			jobs[i].Created = now.UTC()
 		}
 	}
 	e := &evaluated{msg: msg, eventID: ev.ID, eventType: ev.Type, jobs: jobs}
@@ -370,10 +370,8 @@ func storedEventID(msg jetstream.Msg) string {
 // the events that could be decoded are shown.
 func bareEventID(msg jetstream.Msg) string {
 	id := storedEventID(msg)
-	if rest, ok := strings.CutPrefix(msg.Subject(), event.SubjectPrefix+"."); ok {
-		if source, _, ok := strings.Cut(rest, "."); ok {
-			return strings.TrimPrefix(id, source+"/")
-		}
+	if source, ok := event.SourceOf(msg.Subject()); ok {
+		return strings.TrimPrefix(id, source+"/")
 	}
 	return id
 }
