@@ -15,7 +15,6 @@ type waiting struct {
 	mu     sync.Mutex
 	more   sync.Cond // signalled on a push and on close
 	ranks  [3][]task
-	n      int
 	closed bool
 }
 
@@ -30,7 +29,6 @@ func (w *waiting) push(t task) {
 	r := job.Rank(t.job.Priority)
 	w.mu.Lock()
 	w.ranks[r] = append(w.ranks[r], t)
-	w.n++
 	w.mu.Unlock()
 	w.more.Signal()
 }
@@ -40,7 +38,7 @@ func (w *waiting) push(t task) {
 func (w *waiting) pop() (t task, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.n == 0 && !w.closed {
+	for w.lenLocked() == 0 && !w.closed {
 		w.more.Wait()
 	}
 	for r := range w.ranks {
@@ -51,7 +49,6 @@ func (w *waiting) pop() (t task, ok bool) {
 			if len(w.ranks[r]) == 0 {
 				w.ranks[r] = nil
 			}
-			w.n--
 			return t, true
 		}
 	}
@@ -62,8 +59,10 @@ func (w *waiting) pop() (t task, ok bool) {
 func (w *waiting) len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.n
+	return w.lenLocked()
 }
+
+func (w *waiting) lenLocked() int { return len(w.ranks[0]) + len(w.ranks[1]) + len(w.ranks[2]) }
 
 // close wakes every pop: they take what is left, then return false.
 func (w *waiting) close() {

@@ -93,13 +93,7 @@ func (e *Engine) Explain(ev *event.Event, now time.Time) []Outcome {
 	topic := ev.Topic()
 	out := make([]Outcome, 0, len(e.rules))
 	for _, r := range e.rules {
-		cand := false
-		for _, p := range r.On {
-			if matchPattern(p, topic) {
-				cand = true
-				break
-			}
-		}
+		cand := r.listensTo(topic)
 		switch {
 		case !r.Enabled:
 			out = append(out, Outcome{Rule: r, Candidate: cand, Reason: "rule is disabled"})
@@ -186,4 +180,14 @@ func (a *Step) job(r *Rule, ev *event.Event, env *env, now time.Time) (job.Job, 
 		j.Key = b.String()
 	}
 	return j, nil
+}
+
+// listensTo reports whether one of r's patterns matches topic.
+func (r *Rule) listensTo(topic string) bool {
+	for _, p := range r.On {
+		if matchPattern(p, topic) {
+			return true
+		}
+	}
+	return false
 }

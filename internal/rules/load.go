@@ -145,6 +145,18 @@ func (l *fileLoader) errorf(n *yaml.Node, rule, format string, args ...any) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// syntaxError reports a YAML syntax error, its message after prefix. The
+// parser names the line, but not the column; it names no line for a fault
+// on the first.
+func (l *fileLoader) syntaxError(err error, prefix string) {
+	e := &Error{File: l.path, Line: 1, Col: 1, Msg: prefix + strings.TrimPrefix(err.Error(), "yaml: ")}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = prefix + m[2]
+	}
+	*l.errs = append(*l.errs, e)
+}
+
 func (l *fileLoader) load() []*Rule {
 	l.lines = strings.Split(string(l.src), "\n")
 	dec := yaml.NewDecoder(bytes.NewReader(l.src))
@@ -153,14 +165,7 @@ func (l *fileLoader) load() []*Rule {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file holds no rules
 		}
-		// The YAML parser names the line, but not the column; it names no
-		// line for a fault on the first.
-		e := &Error{File: l.path, Line: 1, Col: 1, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Msg = m[2]
-		}
-		*l.errs = append(*l.errs, e)
+		l.syntaxError(err, "")
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -175,12 +180,7 @@ more:
 		case errors.Is(err, io.EOF):
 			break more
 		case err != nil:
-			e := &Error{File: l.path, Line: 1, Col: 1, Msg: "after ---: " + strings.TrimPrefix(err.Error(), "yaml: ")}
-			if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-				e.Line, _ = strconv.Atoi(m[1])
-				e.Msg = "after ---: " + m[2]
-			}
-			*l.errs = append(*l.errs, e)
+			l.syntaxError(err, "after ---: ")
 			break more
 		case len(next.Content) > 0 && !(next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null"):
 			l.errorf(next.Content[0], "", "a second YAML document (after ---): a rule file holds one; put these rules in the first list, or in a file of their own")

@@ -134,10 +134,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, since time.Time, o Repl
 			return out, wait()
 		}
 		id := storedEventID(msg)
-		if _, dup := seen[hash.Of(id)]; dup || id == "" {
+		sum := hash.Of(id)
+		if _, dup := seen[sum]; dup || id == "" {
 			out.Repeats++
 		} else {
-			seen[hash.Of(id)] = struct{}{}
+			seen[sum] = struct{}{}
 			if out.Events == 0 {
 				out.First = seq
 			}

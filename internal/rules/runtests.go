@@ -56,11 +56,8 @@ func (e *Engine) runTest(r *Rule, t *Test, decode Decoder) []string {
 		// The test of a disabled rule runs as if the rule were enabled, so
 		// that it can be enabled again knowing it works.
 		outcomes = nil
-		for _, p := range r.On {
-			if matchPattern(p, ev.Topic()) {
-				outcomes = []Outcome{e.evaluate(r, ev, newEnv(ev, now), now)}
-				break
-			}
+		if r.listensTo(ev.Topic()) {
+			outcomes = []Outcome{e.evaluate(r, ev, newEnv(ev, now), now)}
 		}
 	}
 	for _, o := range outcomes {
