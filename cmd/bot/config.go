@@ -355,18 +355,9 @@ func loadConfig(fs *pflag.FlagSet, environ []string) (*Config, error) {
 // of its credentials without the others: most likely a variable missing
 // in one deployment, and running dry would log every job and do none.
 func checkPartialCredentials(c *Config) error {
-	if c.Comm100.HasCredentials() || !c.Comm100.AnyCredential() || c.Dispatch.DryRun {
+	missing := c.Comm100.MissingCredentials()
+	if len(missing) == 0 || !c.Comm100.AnyCredential() || c.Dispatch.DryRun {
 		return nil
-	}
-	var missing []string
-	if c.Comm100.SiteID == "" {
-		missing = append(missing, "comm100.site_id")
-	}
-	if c.Comm100.Email == "" {
-		missing = append(missing, "comm100.email")
-	}
-	if c.Comm100.APIKey == "" && c.Comm100.Password == "" {
-		missing = append(missing, "comm100.api_key (or comm100.password)")
 	}
 	return fmt.Errorf("config: %s not set, while other Comm100 credentials are: set them all, none (to run dry), or dispatch.dry_run: true",
 		strings.Join(missing, " and "))

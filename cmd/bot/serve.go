@@ -151,20 +151,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		if err != nil {
 			return nil, err
 		}
-		budget, err := actions.OpenBudget(ctx, a.bus.JS, bc, log, a.reg)
-		if err != nil {
+		var hc *http.Client
+		if hc, limiter, err = budgetedHTTPClient(ctx, a.bus.JS, bc, cfg.Comm100.Timeout, log, a.reg); err != nil {
 			return nil, err
 		}
-		limiter = actions.NewBudgetLimiter(budget)
-		// No client-wide timeout: it would count the wait for the budget.
-		// The transport bounds each call from its grant.
-		waits := prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "bot_limiter_wait_seconds",
-			Help:    "How long Comm100 calls waited for the shared budget.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
-		})
-		a.reg.MustRegister(waits)
-		hc := &http.Client{Transport: &actions.LimitedTransport{Limiter: limiter, Timeout: cfg.Comm100.Timeout, Waits: waits}}
 		client, err := comm100.New(cfg.Comm100, hc)
 		if err != nil {
 			return nil, err

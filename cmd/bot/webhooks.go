@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/comm100"
 	"github.com/comm100bot/bot/internal/ingest"
 )
@@ -223,11 +222,10 @@ func budgetedClient(ctx context.Context, cfg *Config, warn io.Writer) (*http.Cli
 		// after its host: the calls are counted in this host's.
 		fmt.Fprintf(warn, "note: on an external NATS each bot's unshared Comm100 budget is named after its host: these calls are counted in this host's, %q, which is a bot's only if the bot runs here (or share the budget: comm100.rate_limit.shared)\n", bc.Name)
 	}
-	budget, err := actions.OpenBudget(ctx, b.JS, bc, slog.New(slog.DiscardHandler), nil)
+	hc, _, err := budgetedHTTPClient(ctx, b.JS, bc, cfg.Comm100.Timeout, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		b.Close()
 		return nil, nil, err
 	}
-	lim := actions.NewBudgetLimiter(budget)
-	return &http.Client{Transport: &actions.LimitedTransport{Limiter: lim, Timeout: cfg.Comm100.Timeout}}, b.Close, nil
+	return hc, b.Close, nil
 }

@@ -86,13 +86,25 @@ func (c *Config) Defaults() {
 
 // HasCredentials reports whether the config can authenticate at all. Without
 // credentials the bot runs its actions dry.
-func (c *Config) HasCredentials() bool {
-	return c.SiteID != "" && c.Email != "" && (c.APIKey != "" || c.Password != "")
-}
+func (c *Config) HasCredentials() bool { return len(c.MissingCredentials()) == 0 }
 
 // AnyCredential reports whether any of the credentials is set.
-func (c *Config) AnyCredential() bool {
-	return c.SiteID != "" || c.Email != "" || c.APIKey != "" || c.Password != ""
+func (c *Config) AnyCredential() bool { return len(c.MissingCredentials()) < 3 }
+
+// MissingCredentials names the credentials not set, of the three a client
+// needs: the site, the agent's email, and an API key or a password.
+func (c *Config) MissingCredentials() []string {
+	var missing []string
+	if c.SiteID == "" {
+		missing = append(missing, "comm100.site_id")
+	}
+	if c.Email == "" {
+		missing = append(missing, "comm100.email")
+	}
+	if c.APIKey == "" && c.Password == "" {
+		missing = append(missing, "comm100.api_key (or comm100.password)")
+	}
+	return missing
 }
 
 // Validate checks the config for a client that will make calls.
