@@ -95,10 +95,7 @@ func newTestServer(t *testing.T, maxBody int64) *testServer {
 	}
 	h.now = func() time.Time { return testNow }
 	ts.h = h
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := serveHandler(t, h)
 	ts.url = srv.URL
 	return ts
 }
@@ -516,10 +513,7 @@ func TestHandlerClientGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := serveHandler(t, h)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/hooks/comm100", strings.NewReader(fixture(t, "chat_ended")))
@@ -695,10 +689,7 @@ func TestHandlerBoundsTheBytesInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := serveHandler(t, h)
 	post := func(size int) *http.Response {
 		body := `{"pad":"` + strings.Repeat("x", size-10) + `"}`
 		resp, err := http.Post(srv.URL+"/hooks/plain", "application/json", strings.NewReader(body))
@@ -739,4 +730,14 @@ func TestHandlerBoundsTheBytesInFlight(t *testing.T) {
 	if _, err := New(Config{MaxBodyBytes: 2 << 20, MaxInFlightBytes: 1 << 20}, g, slog.New(slog.DiscardHandler), nil); err == nil {
 		t.Error("a budget below the largest body was taken")
 	}
+}
+
+// serveHandler serves h's webhook routes on a test server of its own.
+func serveHandler(t *testing.T, h *Handler) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }

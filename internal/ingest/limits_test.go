@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -67,10 +66,7 @@ func TestHandlerAcceptsOnlyWhatTheConsumerDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := serveHandler(t, h)
 
 	chat := func(extra string) string {
 		return `{"event":"chat_ended","chat":{"id":5000021,"rating":1` + extra + `},"visitor":{"name":"Jane"}}`
