@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/pflag"
 
+	"github.com/comm100bot/bot/internal/actions"
 	"github.com/comm100bot/bot/internal/bus"
 	"github.com/comm100bot/bot/internal/comm100/comm100test"
 	"github.com/comm100bot/bot/internal/job"
@@ -246,7 +247,7 @@ func (b *benchBot) Backlog(ctx context.Context, _, _ int64) (int64, int64, error
 	if err != nil {
 		return 0, 0, err
 	}
-	jobs, err := bus.Waiting(ctx, b.app.bus.JS, bus.ActionsStream, bus.WorkerConsumer)
+	jobs, err := actions.JobsWaiting(ctx, b.app.bus.JS)
 	return int64(ev), int64(jobs), err
 }
 

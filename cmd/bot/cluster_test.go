@@ -463,12 +463,16 @@ func (s *clusterSetup) tryBot(t testing.TB, name string) (*clusterBot, error) {
 func waitWorking(t testing.TB, js jetstream.JetStream, bots int) {
 	t.Helper()
 	eventually(t, "every bot's pool to pull jobs", 30*time.Second, func() bool {
-		c, err := js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
-		if err != nil {
-			return false
+		for _, name := range []string{bus.WorkerConsumer, bus.Comm100Consumer} {
+			c, err := js.Consumer(t.Context(), bus.ActionsStream, name)
+			if err != nil {
+				return false
+			}
+			if info, err := c.Info(t.Context()); err != nil || info.NumWaiting < bots {
+				return false
+			}
 		}
-		info, err := c.Info(t.Context())
-		return err == nil && info.NumWaiting >= bots
+		return true
 	})
 }
 
@@ -701,7 +705,7 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 		return info.NumPending == 0 && info.NumAckPending == 0
 	}
 	deadline := time.Now().Add(sc.drainWithin)
-	for !idle(bus.EventsStream, bus.RulesConsumer) || !idle(bus.ActionsStream, bus.WorkerConsumer) {
+	for !idle(bus.EventsStream, bus.RulesConsumer) || !idle(bus.ActionsStream, bus.WorkerConsumer) || !idle(bus.ActionsStream, bus.Comm100Consumer) {
 		if time.Now().After(deadline) {
 			t.Fatalf("still not idle after %s: %s", sc.drainWithin, state)
 		}

@@ -84,7 +84,7 @@ func TestEverythingTheBotCreatesFollowsReplicas(t *testing.T) {
 	// without being named here, and this list says it was seen.
 	for _, want := range []string{
 		bus.EventsStream, bus.EventsStream + "/" + bus.RulesConsumer,
-		bus.ActionsStream, bus.ActionsStream + "/" + bus.WorkerConsumer,
+		bus.ActionsStream, bus.ActionsStream + "/" + bus.WorkerConsumer, bus.ActionsStream + "/" + bus.Comm100Consumer,
 		bus.DeadStream, "KV_" + bus.DoneBucket, "KV_" + bus.AttemptsBucket, "KV_" + actions.BudgetBucket,
 	} {
 		if !slices.Contains(names, want) {

@@ -57,9 +57,9 @@ func TestEventsAndJobsSurviveTheBus(t *testing.T) {
 		t.Errorf("events with errors: got %q, want 1", got)
 	}
 
-	// An operator deletes both consumers: they are created again.
-	for stream, name := range map[string]string{bus.EventsStream: bus.RulesConsumer, bus.ActionsStream: bus.WorkerConsumer} {
-		if err := a.bus.JS.DeleteConsumer(t.Context(), stream, name); err != nil {
+	// An operator deletes the consumers: they are created again.
+	for _, c := range [][2]string{{bus.EventsStream, bus.RulesConsumer}, {bus.ActionsStream, bus.WorkerConsumer}, {bus.ActionsStream, bus.Comm100Consumer}} {
+		if err := a.bus.JS.DeleteConsumer(t.Context(), c[0], c[1]); err != nil {
 			t.Fatal(err)
 		}
 	}

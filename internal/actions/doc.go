@@ -14,19 +14,23 @@
 // in the stream, and the rules count the refusal as stored
 // ([AlreadyStored]); a copy stored after the job left the stream finds the
 // job's record in the ledger (below). ACTIONS remembers message ids for
-// seconds only. The [Pool]'s fetcher pulls jobs from
-// the durable "workers" consumer in batches sized to the room it has (one
-// per worker plus a batch of cheap jobs: the consumer's MaxAckPending, so
-// JetStream never hands the pool more than it can watch). A cheap job, one
+// seconds only. The [Pool] has two lanes, each a durable consumer with a
+// fetcher and dispatch.workers workers of its own: "comm100-workers" takes
+// the Comm100 jobs (actions.run.comm100.>), "workers" every job and passes
+// over the Comm100 ones, so that a job waiting for the Comm100 budget holds
+// back no other job. A lane's fetcher pulls jobs in batches
+// sized to the room it has (one per worker plus a batch of cheap jobs: the
+// consumer's MaxAckPending, so JetStream never hands the lane more than it
+// can watch). A cheap job, one
 // of a dry run or a "log" job that emits no completion event, and not a
 // delayed one (it may have been cancelled), is carried out by the fetcher as
 // it arrives (quick.go): it changes nothing outside the
 // bot, so it skips the ledger (a repeat after a crash would repeat a log
 // line), and a copy delivered again in the same process, after its ack was
 // lost, is found among the ids of the jobs finished lately and acknowledged
-// without a second run. Every other job goes to one of the workers; while
-// jobs wait for a worker, the fetcher fetches no more than the workers can
-// start, so jobs waiting for the Comm100 budget stay in JetStream. One
+// without a second run. Every other job goes to one of the lane's workers;
+// while jobs wait for a worker, the fetcher fetches no more than the workers
+// can start, so jobs waiting for the Comm100 budget stay in JetStream. One
 // goroutine reports InProgress three times per AckWait on every job held,
 // waiting for a worker or in one. For each job a worker (deliver.go):
 //
@@ -118,9 +122,9 @@
 //     lately) and is acknowledged without running again.
 //   - Removal: finished jobs are not deleted one by one. Every second (less
 //     often when its passes are slow: a large backlog makes them so) a
-//     sweeper (sweep.go) purges the run subjects of ACTIONS up to the
-//     consumer's ack floor (everything at or below it is acknowledged or
-//     terminated), and deletes the jobs finished above a floor that an
+//     sweeper (sweep.go) purges the run subjects of ACTIONS up to the lower
+//     of the two consumers' ack floors (everything at or below it is
+//     acknowledged or terminated by its lane), and deletes the jobs finished above a floor that an
 //     earlier job, still failing, holds back, a bounded number per pass;
 //     the rest go with the purge once the floor passes them. Schedules, on
 //     other subjects, are never touched.

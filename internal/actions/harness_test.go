@@ -242,11 +242,11 @@ func (b *bench) publishCopy(j *job.Job, msgID string) {
 	}
 }
 
-// consumer returns the workers' consumer info; an empty one until the pool
-// has created it.
-func (b *bench) consumer() *jetstream.ConsumerInfo {
+// consumer returns the info of the pool's consumer name; an empty one until
+// the pool has created it.
+func (b *bench) consumer(name string) *jetstream.ConsumerInfo {
 	b.t.Helper()
-	c, err := b.js.Consumer(b.t.Context(), bus.ActionsStream, bus.WorkerConsumer)
+	c, err := b.js.Consumer(b.t.Context(), bus.ActionsStream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return &jetstream.ConsumerInfo{}
 	}
@@ -262,12 +262,8 @@ func (b *bench) consumer() *jetstream.ConsumerInfo {
 
 // idle reports whether the pool has nothing left to do.
 func (b *bench) idle() bool {
-	c, err := b.js.Consumer(b.t.Context(), bus.ActionsStream, bus.WorkerConsumer)
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(b.t.Context())
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	n, err := JobsWaiting(b.t.Context(), b.js)
+	return err == nil && n == 0
 }
 
 // waitRemoved waits until ACTIONS holds only want messages: the finished

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comm100bot/bot/internal/bus"
 )
 
 // memLedger is a Ledger in memory, to test the pool without the KV buckets.
@@ -184,10 +186,12 @@ func TestLedgerAndConsumerTakeReplicasFromConfig(t *testing.T) {
 		return err == nil
 	})
 	stop()
-	cfg := b.consumer().Config
-	if cfg.Replicas != 1 || cfg.AckWait != 5*time.Second || cfg.MaxAckPending != 4+cheapInHand {
-		t.Errorf("consumer: replicas %d, ack wait %s, max ack pending %d; want 1, 5s (short, see doc.go), %d (the workers and a batch of cheap jobs)",
-			cfg.Replicas, cfg.AckWait, cfg.MaxAckPending, 4+cheapInHand)
+	for name, filter := range map[string]string{bus.WorkerConsumer: "actions.run.>", bus.Comm100Consumer: "actions.run.comm100.>"} {
+		cfg := b.consumer(name).Config
+		if cfg.FilterSubject != filter || cfg.Replicas != 1 || cfg.AckWait != 5*time.Second || cfg.MaxAckPending != 4+cheapInHand {
+			t.Errorf("consumer %s: filter %q, replicas %d, ack wait %s, max ack pending %d; want %q, 1, 5s (short, see doc.go), %d (the workers and a batch of cheap jobs)",
+				name, cfg.FilterSubject, cfg.Replicas, cfg.AckWait, cfg.MaxAckPending, filter, 4+cheapInHand)
+		}
 	}
 	for _, name := range []string{"jobs_done", "jobs_attempts"} {
 		st, err := b.js.Stream(t.Context(), "KV_"+name)

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/comm100bot/bot/internal/job"
 )
 
 func TestParamCheck(t *testing.T) {
@@ -116,6 +118,21 @@ func TestEveryParamIsTyped(t *testing.T) {
 				t.Errorf("%s: param %s declared twice", name, p.Name)
 			}
 			seen[p.Name] = true
+		}
+	}
+}
+
+// TestComm100ActionsAreNamedSo: the jobs of an action that calls Comm100
+// go to the pool's Comm100 lane by their name (the subject it gives them);
+// one named otherwise would hold a worker of the other lane while it waits
+// for the budget, and one named so that calls nothing would wait behind the
+// tickets.
+func TestComm100ActionsAreNamedSo(t *testing.T) {
+	cat := NewCatalog()
+	for _, name := range cat.Names() {
+		a, _ := cat.Lookup(name)
+		if named := strings.HasPrefix(name, job.Comm100ActionPrefix); named != a.Comm100 {
+			t.Errorf("%s: Comm100 is %t, but its name says %t", name, a.Comm100, named)
 		}
 	}
 }

@@ -125,13 +125,9 @@ func benchJetStream(b *testing.B) jetstream.JetStream {
 	return js
 }
 
-// benchIdle reports whether the workers' consumer has nothing pending or in
+// benchIdle reports whether the pool's consumers have nothing pending or in
 // hand.
 func benchIdle(ctx context.Context, js jetstream.JetStream) bool {
-	c, err := js.Consumer(ctx, bus.ActionsStream, bus.WorkerConsumer)
-	if err != nil {
-		return false
-	}
-	info, err := c.Info(ctx)
-	return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	n, err := JobsWaiting(ctx, js)
+	return err == nil && n == 0
 }

@@ -230,6 +230,45 @@ func TestPoolRunsJobsOnTheOldSubjects(t *testing.T) {
 	})
 }
 
+// TestPoolRemovesTheJobsOfBothLanes: tickets and log jobs, stored
+// interleaved, are each carried out once, by their own lane, and all of them
+// leave ACTIONS once both lanes are done; then a lane that has been idle
+// holds back no removal of the other's jobs.
+func TestPoolRemovesTheJobsOfBothLanes(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s := b.sim(comm100test.Config{}, 100, time.Minute)
+	var seen observed
+	p, _ := b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, tune: seen.tune})
+	logJob := func(id string) *job.Job {
+		return &job.Job{ID: id + "/r/1", EventID: id, Rule: "r", Action: "log",
+			Params: map[string]any{"message": "seen " + id}, Created: time.Now().UTC()}
+	}
+	for i := range 5 {
+		id := "both-" + string(rune('a'+i))
+		b.publish(ticketJob(id), logJob(id))
+	}
+	waitFor(t, "every job", 10*time.Second, func() bool { return len(seen.list()) == 10 && b.idle() })
+	if n := calls(s.Requests(), "POST", ticketsPath, http.StatusCreated); n != 5 {
+		t.Errorf("%d tickets, want 5", n)
+	}
+	b.waitRemoved(0)
+	for i := range 3 {
+		b.publish(logJob("later-" + string(rune('a'+i))))
+	}
+	waitFor(t, "the later log jobs", 10*time.Second, func() bool { return len(seen.list()) == 13 && b.idle() })
+	b.waitRemoved(0)
+	// Not by deletes one by one: the purge's floor is past them.
+	stream, err := b.js.Stream(t.Context(), bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor, err := p.sweeper.floor(t.Context())
+	if last := stream.CachedInfo().State.LastSeq; err != nil || floor != last {
+		t.Errorf("the sweeper's floor is %d (%v), want the last job, %d", floor, err, last)
+	}
+}
+
 // TestPoolUndecodableJobGoesToTheDLQ: a message on the jobs' subjects that
 // is not a job is not dropped: it is kept in the DLQ as it was stored, with
 // the decoder's error, and a redrive of it is refused.
@@ -620,12 +659,12 @@ func TestPoolStopHandsBackWhatItHolds(t *testing.T) {
 	_, stop := b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, reg: reg, tune: func(p *Pool) { p.ackWait = time.Hour }})
 	j := ticketJob("held")
 	b.publish(j)
-	waitFor(t, "the job in hand", 10*time.Second, func() bool { return b.consumer().NumAckPending == 1 })
+	waitFor(t, "the job in hand", 10*time.Second, func() bool { return b.consumer(bus.Comm100Consumer).NumAckPending == 1 })
 	stop()
 	if got := jobsMetric(t, reg, j.Action, "handed_back"); got < 1 {
 		t.Errorf("handed back: got %d, want it handed back", got)
 	}
-	cons, err := b.js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
+	cons, err := b.js.Consumer(t.Context(), bus.ActionsStream, bus.Comm100Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -659,9 +698,9 @@ func TestPoolJobOfAVanishedPoolComesBack(t *testing.T) {
 	nc, js := b.connect()
 	_, stop := b.startPool(Config{}, s.rt, poolOpts{js: js, limiter: s.limiter, tune: func(p *Pool) { p.ackWait = time.Second }})
 	b.publish(ticketJob("vanished"))
-	waitFor(t, "the job in hand", 10*time.Second, func() bool { return b.consumer().NumAckPending == 1 })
+	waitFor(t, "the job in hand", 10*time.Second, func() bool { return b.consumer(bus.Comm100Consumer).NumAckPending == 1 })
 	nc.Close()
-	cons, err := b.js.Consumer(t.Context(), bus.ActionsStream, bus.WorkerConsumer)
+	cons, err := b.js.Consumer(t.Context(), bus.ActionsStream, bus.Comm100Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,7 +739,7 @@ func TestPoolHandsBackASecondDeliveryOfAJobInHand(t *testing.T) {
 	waitFor(t, "the call", 10*time.Second, func() bool { return n.Load() == 1 })
 	b.publishCopy(j, "second-copy")
 	waitFor(t, "the copy handed back and delivered again", 10*time.Second, func() bool {
-		return b.consumer().NumRedelivered > 0
+		return b.consumer(bus.WorkerConsumer).NumRedelivered > 0
 	})
 	release <- struct{}{}
 	waitFor(t, "both copies done", 10*time.Second, b.idle)
@@ -793,4 +832,36 @@ func jsonRecords(t *testing.T, l *testenv.LogBuffer) []map[string]any {
 		out = append(out, rec)
 	}
 	return out
+}
+
+// TestPoolOtherJobsPassJobsWaitingForTheBudget: with the Comm100 budget
+// spent and more ticket jobs queued than there are workers, an http.request
+// queued after them runs at once: Comm100 jobs waiting for the budget hold
+// no worker of the other jobs, and no place before them in the queue.
+func TestPoolOtherJobsPassJobsWaitingForTheBudget(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	// One call a minute: the first ticket spends it, the others wait.
+	s := b.sim(comm100test.Config{}, 1, time.Minute)
+	var hookAt atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hookAt.Store(time.Now().UnixNano())
+	}))
+	defer hook.Close()
+	b.startPool(Config{Workers: 2}, s.rt, poolOpts{limiter: s.limiter})
+	for i := range 6 {
+		b.publish(ticketJob("waits-" + string(rune('a'+i))))
+	}
+	waitFor(t, "the first ticket", 10*time.Second, func() bool {
+		return calls(s.Requests(), "POST", ticketsPath, http.StatusCreated) == 1
+	})
+	queued := time.Now()
+	b.publish(&job.Job{ID: "hook/r/0", EventID: "hook", Rule: "r", Action: "http.request",
+		Params: map[string]any{"url": hook.URL}, Created: time.Now().UTC()})
+	waitFor(t, "the http.request queued behind the tickets", 10*time.Second, func() bool { return hookAt.Load() != 0 })
+	t.Logf("http.request done %s after it was queued, behind 5 tickets waiting for the budget",
+		time.Unix(0, hookAt.Load()).Sub(queued).Round(time.Millisecond))
+	if n := calls(s.Requests(), "POST", ticketsPath, 0); n != 1 {
+		t.Errorf("%d ticket calls, want 1 within the budget", n)
+	}
 }

@@ -63,14 +63,59 @@ type Pool struct {
 	// not block.
 	Observe func(j *job.Job)
 
-	outage  outage
-	inHand  inHand
-	recent  recent
-	held    held
+	outage outage
+	inHand inHand
+	recent recent
+	held   held
+	// lanes are the Comm100 jobs' and the other jobs' (see lane).
+	lanes [2]*lane
+	// sweeper removes finished jobs from ACTIONS.
+	sweeper *sweeper
+}
+
+// comm100Jobs starts the subjects of the jobs that call Comm100.
+const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
+
+// lane is one of the pool's two ways through ACTIONS: a durable consumer
+// with a fetcher and workers of its own. The Comm100 lane takes the jobs
+// that call Comm100 (comm100Jobs); the other lane takes every job and
+// passes over those, acknowledging its copy at once. A job waiting for the
+// Comm100 budget thus holds a worker and a place in its own lane only: an
+// http.request, an event.emit or a schedule.cancel queued behind a thousand
+// tickets runs at once.
+//
+// The other lane's consumer keeps the filter of a pool with one lane
+// (every run subject), so that jobs of an action it does not know still
+// reach a worker, which puts them in the DLQ, and versions with one lane
+// and with two can run side by side.
+type lane struct {
+	consumer string // its durable name
+	filter   string // of the subjects it takes
+	// skip, if set, is the prefix of the subjects the lane passes over:
+	// another lane takes them.
+	skip    string
+	workers int
 	slots   chan struct{} // one per job taken by a worker or waiting for one
 	freed   chan struct{} // a worker finished a job
-	sweeper *sweeper      // removes finished jobs from ACTIONS
+	queue   *waiting      // jobs fetched for its workers, not taken yet
 }
+
+// newLanes returns the pool's lanes, with workers workers each.
+func newLanes(workers int) [2]*lane {
+	mk := func(consumer, filter, skip string) *lane {
+		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers,
+			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting()}
+	}
+	return [2]*lane{
+		mk(bus.Comm100Consumer, comm100Jobs+">", ""),
+		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs),
+	}
+}
+
+// capacity is how many jobs the lane holds at most: one per worker, plus
+// cheapInHand for the jobs its fetcher carries out at once as they arrive
+// (see [Pool.quick]). It is its consumer's MaxAckPending.
+func (l *lane) capacity() int { return cap(l.slots) }
 
 // NewPool returns a pool. limiter may be nil when rt.Comm100 is nil (dry
 // run). reg may be nil to leave the metrics unregistered.
@@ -92,9 +137,7 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		recordGrace: 10 * time.Second,
 	}
 	g := gauges{dead: p.dlq.Size, scheduled: (&Queue{JS: js}).Scheduled,
-		waiting: func(ctx context.Context) (uint64, error) {
-			return bus.Waiting(ctx, js, bus.ActionsStream, bus.WorkerConsumer)
-		}}
+		waiting: func(ctx context.Context) (uint64, error) { return JobsWaiting(ctx, js) }}
 	if limiter != nil {
 		g.available = limiter.Available
 	}
@@ -121,28 +164,30 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	p.slots = make(chan struct{}, p.capacity())
-	p.freed = make(chan struct{}, 1)
-	queue := newWaiting()
-	var workers, helpers sync.WaitGroup
-	for range p.cfg.Workers {
-		workers.Go(func() {
-			for t, ok := queue.pop(); ok; t, ok = queue.pop() {
-				p.deliver(ctx, t.msg, t.job)
-				p.held.remove(t.msg)
-				<-p.slots
-				select {
-				case p.freed <- struct{}{}:
-				default:
+	var workers, fetchers, helpers sync.WaitGroup
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	for _, l := range p.lanes {
+		for range l.workers {
+			workers.Go(func() {
+				for t, ok := l.queue.pop(); ok; t, ok = l.queue.pop() {
+					p.deliver(ctx, t.msg, t.job)
+					p.held.remove(t.msg)
+					<-l.slots
+					select {
+					case l.freed <- struct{}{}:
+					default:
+					}
 				}
-			}
+			})
+		}
+		fetchers.Go(func() {
+			p.fetch(ctx, l)
+			l.queue.close()
 		})
 	}
-	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	helpers.Go(func() { p.held.report(bg, p.ackWait/3) })
 	helpers.Go(func() { p.sweeper.run(bg, p.log) })
-	p.fetch(ctx, queue)
-	queue.close()
+	fetchers.Wait()
 	workers.Wait()
 	stopBg()
 	helpers.Wait()
@@ -152,20 +197,29 @@ func (p *Pool) Run(ctx context.Context) error {
 	if nc := p.js.Conn(); nc != nil && nc.IsConnected() {
 		_ = nc.FlushTimeout(2 * time.Second)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		p.sweeper.sweep(sctx)
+		_, _ = p.sweeper.sweep(sctx)
 		cancel()
 	}
 	return nil
 }
 
-// capacity is how many jobs the pool holds at most: one per worker, plus
-// cheapInHand for the jobs it carries out at once as they arrive (see
-// [Pool.quick]). It is the consumer's MaxAckPending.
-func (p *Pool) capacity() int { return p.cfg.Workers + cheapInHand }
-
-// cheapInHand is how many jobs beyond one per worker the pool fetches at
+// cheapInHand is how many jobs beyond one per worker a lane fetches at
 // once: the size of a batch of cheap jobs.
 const cheapInHand = 256
+
+// JobsWaiting returns how many jobs the pool's consumers have still to
+// finish: not delivered yet, or delivered and not acknowledged.
+func JobsWaiting(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	var n uint64
+	for _, name := range []string{bus.Comm100Consumer, bus.WorkerConsumer} {
+		w, err := bus.Waiting(ctx, js, bus.ActionsStream, name)
+		if err != nil {
+			return 0, err
+		}
+		n += w
+	}
+	return n, nil
+}
 
 // task is a job handed to a worker.
 type task struct {
@@ -183,44 +237,47 @@ func (p *Pool) setup(ctx context.Context) error {
 		p.ledger = l
 	}
 	p.claims, _ = p.ledger.(claimer)
-	if _, err := p.consumer(ctx); err != nil {
-		return err
-	}
 	stream, err := p.js.Stream(ctx, bus.ActionsStream)
 	if err != nil {
 		return fmt.Errorf("open stream %s: %w", bus.ActionsStream, err)
+	}
+	p.lanes = newLanes(p.cfg.Workers)
+	for _, l := range p.lanes {
+		if _, err := p.consumer(ctx, l); err != nil {
+			return err
+		}
 	}
 	p.sweeper = &sweeper{stream: stream, every: p.sweepEvery}
 	return nil
 }
 
-// consumer creates or updates the workers' durable consumer. It is called at
-// start and again whenever the consumer is found missing.
-func (p *Pool) consumer(ctx context.Context) (jetstream.Consumer, error) {
+// consumer creates or updates the durable consumer of lane l. It is called
+// at start and again whenever the consumer is found missing.
+func (p *Pool) consumer(ctx context.Context, l *lane) (jetstream.Consumer, error) {
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, bus.ActionsStream, jetstream.ConsumerConfig{
-		Durable:       bus.WorkerConsumer,
-		Description:   "the worker pool",
-		FilterSubject: job.RunSubjectPrefix + ">",
+		Durable:       l.consumer,
+		Description:   "the worker pool: jobs on " + l.filter,
+		FilterSubject: l.filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.ackWait,
 		MaxDeliver:    -1,
 		// The pool fetches only what it has room for, and reports progress
 		// on every job it holds, so none waits unwatched past its AckWait.
-		MaxAckPending: p.capacity(),
+		MaxAckPending: l.capacity(),
 		Replicas:      p.cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", bus.WorkerConsumer, err)
+		return nil, fmt.Errorf("create consumer %s: %w", l.consumer, err)
 	}
 	return cons, nil
 }
 
-// fetch pulls jobs in batches sized to the room the pool has, until ctx is
-// done. A cheap job is carried out as it arrives; any other job takes a
-// slot and goes to the workers. While jobs wait for a worker, it fetches no
-// more than the workers can take, so jobs that wait for the Comm100 budget
-// stay in JetStream rather than in the pool.
-func (p *Pool) fetch(ctx context.Context, queue *waiting) {
+// fetch pulls the jobs of lane l in batches sized to the room it has, until
+// ctx is done. A cheap job is carried out as it arrives; any other job takes
+// a slot and goes to the lane's workers. While jobs wait for a worker, it
+// fetches no more than the workers can take, so jobs that wait for the
+// Comm100 budget stay in JetStream rather than in the pool.
+func (p *Pool) fetch(ctx context.Context, l *lane) {
 	var cons jetstream.Consumer
 	wait := Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 	failures := 0
@@ -232,22 +289,22 @@ func (p *Pool) fetch(ctx context.Context, queue *waiting) {
 	for ctx.Err() == nil {
 		var err error
 		if cons == nil {
-			if cons, err = p.consumer(ctx); err != nil {
+			if cons, err = p.consumer(ctx, l); err != nil {
 				failures++
 				p.log.Warn("pool cannot reach its consumer", "err", err)
 				bus.Sleep(ctx, wait.Delay(failures))
 				continue
 			}
 		}
-		n := cap(p.slots) - len(p.slots)
-		if waiting := queue.len(); waiting > 0 {
-			n = min(n, p.cfg.Workers-waiting)
+		n := cap(l.slots) - len(l.slots)
+		if waiting := l.queue.len(); waiting > 0 {
+			n = min(n, l.workers-waiting)
 		}
 		if n <= 0 {
 			// Every worker is busy and jobs wait for them.
 			select {
 			case <-ctx.Done():
-			case <-p.freed:
+			case <-l.freed:
 			}
 			continue
 		}
@@ -258,7 +315,7 @@ func (p *Pool) fetch(ctx context.Context, queue *waiting) {
 		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(p.fetchWait))
 		if err == nil {
 			for msg := range batch.Messages() {
-				p.take(ctx, msg, queue)
+				p.take(ctx, msg, l)
 			}
 			err = batch.Error()
 		}
@@ -269,7 +326,7 @@ func (p *Pool) fetch(ctx context.Context, queue *waiting) {
 		case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages):
 			// Nothing to do for now.
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-			p.log.Warn("workers' consumer is gone; creating it again", "err", err)
+			p.log.Warn("workers' consumer is gone; creating it again", "consumer", l.consumer, "err", err)
 			cons = nil
 		default:
 			fail(err)
@@ -301,12 +358,18 @@ func (p *Pool) undecodable(ctx context.Context, msg jetstream.Msg, err error) {
 	p.finish(msg, msg.TermWithReason(ReasonUndecodable))
 }
 
-// take decodes a fetched job and carries it out at once if it is cheap, or
-// hands it to a worker.
-func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue *waiting) {
+// take decodes a job fetched by lane l and carries it out at once if it is
+// cheap, or hands it to one of l's workers.
+func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 	j, err := job.Decode(msg.Data())
 	if err != nil {
 		p.undecodable(ctx, msg, err)
+		return
+	}
+	if l.skip != "" && strings.HasPrefix(msg.Subject(), l.skip) {
+		// Another lane's: that lane carries it out, and the sweeper
+		// removes it once both have acknowledged it.
+		_ = msg.Ack()
 		return
 	}
 	if ctx.Err() != nil {
@@ -320,9 +383,9 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, queue *waiting) {
 	if p.quick(ctx, msg, j) {
 		return
 	}
-	p.slots <- struct{}{} // never blocks: fetched no more than the free slots
+	l.slots <- struct{}{} // never blocks: fetched no more than the free slots
 	p.held.add(msg)
-	queue.push(task{msg: msg, job: j})
+	l.queue.push(task{msg: msg, job: j})
 }
 
 // held is the set of jobs that wait for a worker or are in a worker's

@@ -14,9 +14,12 @@ import (
 )
 
 // sweeper removes finished jobs from ACTIONS in the background, so that no
-// job waits for a delete of its own. Every pass it reads the workers'
-// consumer's ack floor (every job at or below it is acknowledged or
-// terminated) and purges the jobs up to it in one request. A job finished
+// job waits for a delete of its own. Every pass it reads the ack floors of
+// the pool's consumers (every job of a lane at or below its floor is
+// acknowledged or terminated) and purges the jobs up to the lower one in
+// one request. One purge for both lanes, rather than one each: a purge that
+// empties a block of the stream leaves no tombstones, and one that takes a
+// lane's jobs out from among the other's must write a tombstone for each. A job finished
 // above the floor (a job before it is still failing and waits for its next
 // delivery) is deleted alone one pass later, a bounded number per pass; what
 // is left over goes with the purge once the floor passes it. Schedules of
@@ -80,11 +83,10 @@ func sweepPause(every, took time.Duration) time.Duration {
 
 // sweep is one pass. It returns how long its purge took.
 func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
-	cons, err := s.stream.Consumer(ctx, bus.WorkerConsumer)
+	floor, err := s.floor(ctx)
 	if err != nil {
 		return 0, err
 	}
-	floor := cons.CachedInfo().AckFloor.Stream
 	s.mu.Lock()
 	old := s.prev
 	s.prev, s.cur = s.cur, old[:0:0]
@@ -115,4 +117,32 @@ func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	return took, nil
+}
+
+// floor is the highest stream sequence at or below which every job of
+// every lane is acknowledged or terminated. A lane with nothing pending or
+// in hand holds nothing back: its floor is then the last sequence stored
+// before its consumer was read, since a job of the lane stored before that
+// would have been pending or in hand (its own floor is only the last job it
+// was given, however much of the other lane's came after).
+func (s *sweeper) floor(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	last := info.State.LastSeq
+	floor := last
+	for _, name := range []string{bus.Comm100Consumer, bus.WorkerConsumer} {
+		cons, err := s.stream.Consumer(ctx, name)
+		if err != nil {
+			return 0, err
+		}
+		ci := cons.CachedInfo() // just read from the server
+		f := ci.AckFloor.Stream
+		if ci.NumPending == 0 && ci.NumAckPending == 0 {
+			f = max(f, last)
+		}
+		floor = min(floor, f)
+	}
+	return floor, nil
 }

@@ -124,13 +124,16 @@ const MsgIDWindow = 10 * time.Second
 
 // Names of the streams, consumers and buckets.
 const (
-	EventsStream   = "EVENTS"
-	ActionsStream  = "ACTIONS"
-	DeadStream     = "DLQ"
-	RulesConsumer  = "rules"
-	WorkerConsumer = "workers"
-	DoneBucket     = "jobs_done"
-	AttemptsBucket = "jobs_attempts"
+	EventsStream  = "EVENTS"
+	ActionsStream = "ACTIONS"
+	DeadStream    = "DLQ"
+	RulesConsumer = "rules"
+	// WorkerConsumer is the pool's consumer of the jobs that call no
+	// Comm100 API, Comm100Consumer of those that do.
+	WorkerConsumer  = "workers"
+	Comm100Consumer = "comm100-workers"
+	DoneBucket      = "jobs_done"
+	AttemptsBucket  = "jobs_attempts"
 
 	EventsSubjects  = "events.>"
 	ActionsSubjects = "actions.>"

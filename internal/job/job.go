@@ -206,6 +206,12 @@ func ID(eventID, rule string, index int) string {
 // "actions.run.<action>.<token of its id>".
 const RunSubjectPrefix = "actions.run."
 
+// Comm100ActionPrefix starts the name of every action that calls the
+// Comm100 API, and of no other: their jobs run from
+// "actions.run.comm100.", where the pool takes them apart from the others
+// (see actions.Pool).
+const Comm100ActionPrefix = "comm100."
+
 // RunSubject is the subject a job is published on to run now. Each job has a
 // subject of its own, so that the stream can refuse a second copy while the
 // first is stored (see actions.Queue).
