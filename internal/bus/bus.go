@@ -186,6 +186,14 @@ type Bus struct {
 	// closing is set once Close starts: a connection closed after it is
 	// not broken.
 	closing atomic.Bool
+
+	// stuckAfter is how long a health check of the embedded server may go
+	// unanswered before Run takes the server for stuck (stuckAfter, but in
+	// tests); stuck holds what Run said then.
+	stuckAfter time.Duration
+	stuck      atomic.Pointer[error]
+	// checkStore is storeErr, but in tests.
+	checkStore func(*server.Server) error
 }
 
 // Batches reports whether the publishers should commit messages that arrive
@@ -199,7 +207,7 @@ func (b *Bus) Batches() bool { return b.batches }
 // the bus. The connection reconnects forever; Close shuts everything down.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	cfg.Defaults()
-	b := &Bus{log: log}
+	b := &Bus{log: log, stuckAfter: stuckAfter, checkStore: storeErr}
 	url := cfg.URL
 	if url == "" {
 		if err := cfg.Validate(); err != nil {
@@ -284,6 +292,9 @@ func (b *Bus) connect(name string) (*nats.Conn, error) {
 func (b *Bus) Broken() error {
 	if b.closing.Load() {
 		return nil
+	}
+	if err := b.stuck.Load(); err != nil {
+		return *err
 	}
 	b.mu.Lock()
 	conns := append([]*nats.Conn{b.Conn}, b.extra...)
@@ -412,6 +423,12 @@ func (b *Bus) Close() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		c.Close()
+	}
+	if b.stuck.Load() != nil {
+		// Its shutdown would wait for the locks it is stuck on: the
+		// process exits with its files as they are.
+		b.log.Warn("the embedded NATS server is stuck; leaving it without a shutdown")
+		return
 	}
 	b.shutdownServer()
 }

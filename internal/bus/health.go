@@ -36,11 +36,20 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if !b.Connected() {
 		return errors.New("NATS is not connected")
 	}
+	if err := b.stuck.Load(); err != nil {
+		return *err
+	}
 	if srv := b.srv.Load(); srv != nil {
-		if err := storeErr(srv); err != nil {
+		// The server answers at once unless a stream's lock is held; one
+		// held for good must not hold /readyz too (see Run).
+		answer := make(chan error, 1)
+		go func() { answer <- b.checkStore(srv) }()
+		select {
+		case err := <-answer:
 			return err
+		case <-ctx.Done():
+			return fmt.Errorf("the embedded NATS server does not answer: %w", ctx.Err())
 		}
-		return nil
 	}
 	info, err := b.JS.AccountInfo(ctx)
 	if err != nil {
@@ -86,6 +95,14 @@ func storeErr(srv *server.Server) error {
 // again, or the disk has room for more than the old limit, Run starts
 // JetStream again, which reloads the streams from disk. Each change of state
 // is logged once. Without an embedded server Run only waits for ctx.
+//
+// A check that the server has not answered within stuckAfter means a lock
+// of its store is held for good (as in nats-server 2.15, when the first
+// write to fail on a full disk is that of a purge's tombstones: the purge
+// waits for a lock it holds). Nothing is stored from then on, and only a new
+// process mends it: Run returns ErrStuck, /healthz and /readyz answer 503,
+// and Close leaves the server as it is, so that the bot exits and its
+// service manager starts it again, on the files it left.
 func (b *Bus) Run(ctx context.Context) error {
 	if b.srv.Load() == nil {
 		<-ctx.Done()
@@ -94,15 +111,47 @@ func (b *Bus) Run(ctx context.Context) error {
 	w := watcher{bus: b, every: time.Second, maxBackoff: 30 * time.Second}
 	tick := time.NewTicker(w.every)
 	defer tick.Stop()
+	checked := make(chan struct{}, 1)
+	var since time.Time // the start of the check under way; zero if none
 	for {
 		select {
 		case <-ctx.Done():
+			if !since.IsZero() {
+				// Let a new start of JetStream finish before Close.
+				select {
+				case <-checked:
+				case <-time.After(b.stuckAfter - time.Since(since)):
+				}
+			}
 			return nil
-		case <-tick.C:
-			w.check(time.Now())
+		case <-checked:
+			since = time.Time{}
+		case now := <-tick.C:
+			if since.IsZero() {
+				since = now
+				go func() {
+					w.check(now)
+					checked <- struct{}{}
+				}()
+				continue
+			}
+			if wait := now.Sub(since); wait >= b.stuckAfter {
+				err := fmt.Errorf("%w: a health check has waited %s for it", ErrStuck, wait.Round(time.Second))
+				b.stuck.Store(&err)
+				b.log.Error("the embedded NATS server is stuck: nothing can be stored; stopping, so that the service manager starts the bot again (what was stored is on disk)", "err", err)
+				return err
+			}
 		}
 	}
 }
+
+// ErrStuck is what Run returns when the embedded server no longer answers.
+var ErrStuck = errors.New("the embedded NATS server does not answer")
+
+// stuckAfter is how long a health check of the embedded server may wait for
+// it: the check takes milliseconds, and a new start of JetStream (see
+// watcher) seconds.
+const stuckAfter = time.Minute
 
 // watcher is the state of Run between checks.
 type watcher struct {
@@ -119,7 +168,7 @@ type watcher struct {
 
 func (w *watcher) check(now time.Time) {
 	b := w.bus
-	err := storeErr(b.srv.Load())
+	err := b.checkStore(b.srv.Load())
 	var se *StoreError
 	if !errors.As(err, &se) {
 		if !w.down.IsZero() {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -394,5 +395,66 @@ func TestBrokenConnection(t *testing.T) {
 	b.Close()
 	if err := b.Broken(); err != nil {
 		t.Errorf("a closed bus: %v", err)
+	}
+}
+
+// TestStuckServer: a health check of the embedded server that is never
+// answered (a lock of its store held for good) ends Run with ErrStuck, after
+// which the bus is broken and not ready, without waiting for the server, and
+// Close does not wait for it either.
+func TestStuckServer(t *testing.T) {
+	b, buf := openBus(t, Config{StoreDir: t.TempDir()}, false)
+	srv := b.srv.Load()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	held := make(chan struct{})
+	t.Cleanup(func() { close(held) })
+	b.stuckAfter = 1500 * time.Millisecond
+	b.checkStore = func(*server.Server) error { <-held; return nil }
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- b.Run(t.Context()) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not notice the stuck server")
+	}
+	if !errors.Is(err, ErrStuck) || time.Since(start) < b.stuckAfter {
+		t.Fatalf("Run returned %v after %s, want ErrStuck after %s", err, time.Since(start), b.stuckAfter)
+	}
+	if err := b.Broken(); !errors.Is(err, ErrStuck) {
+		t.Errorf("Broken: %v, want ErrStuck", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if err := b.Ready(ctx); !errors.Is(err, ErrStuck) {
+		t.Errorf("Ready: %v, want ErrStuck", err)
+	}
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waited for the stuck server")
+	}
+	if srv.Running() != true {
+		t.Error("Close shut the stuck server down")
+	}
+	if !strings.Contains(buf.String(), "the embedded NATS server is stuck") {
+		t.Errorf("nothing logged:\n%s", buf.String())
+	}
+}
+
+// TestReadyDoesNotWaitForAStuckServer: before Run has taken the server for
+// stuck, Ready answers within its context all the same.
+func TestReadyDoesNotWaitForAStuckServer(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir()}, false)
+	held := make(chan struct{})
+	defer close(held)
+	b.checkStore = func(*server.Server) error { <-held; return nil }
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := b.Ready(ctx); err == nil || !strings.Contains(err.Error(), "does not answer") {
+		t.Errorf("Ready: %v, want the server not answering", err)
 	}
 }
