@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -288,4 +290,39 @@ func TestBacklogGauges(t *testing.T) {
 	waitFor(t, "two jobs waiting for the budget", 10*time.Second, func() bool {
 		return metricValue(t, a, "bot_jobs_waiting") == "2" && metricValue(t, a, "bot_events_waiting") == "0"
 	})
+}
+
+// TestUpgradeFromOnePoolLane: a store left by a version whose pool had one
+// lane, with a ticket job still waiting in ACTIONS: the bot removes that
+// version's consumer (no other replica shares an embedded server) and its
+// Comm100 lane makes the ticket.
+func TestUpgradeFromOnePoolLane(t *testing.T) {
+	t.Parallel()
+	sim, simArgs := startSim(t, comm100test.Config{})
+	store := t.TempDir()
+	a, stop := runBot(t, store, simArgs...)
+	stop()
+	// What the earlier version left: its consumer, and a job it had not run.
+	b, err := bus.Open(t.Context(), bus.Config{StoreDir: store, Listen: "127.0.0.1:-1"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.JS.CreateOrUpdateConsumer(t.Context(), bus.ActionsStream, jetstream.ConsumerConfig{
+		Durable: bus.OneLaneConsumer, FilterSubject: job.RunSubjectPrefix + ">", AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	j := job.Job{ID: "old/r/0", EventID: "old", Rule: "r", Action: "comm100.ticket.create",
+		Params: map[string]any{"subject": "left waiting"}, Created: time.Now()}
+	if err := (&actions.Queue{JS: b.JS}).Publish(t.Context(), &j); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+
+	a, stop = runBot(t, store, simArgs...)
+	defer stop()
+	waitFor(t, "the ticket left waiting", 20*time.Second, func() bool { _, ok := ticketSubjects(sim)["left waiting"]; return ok })
+	if _, err := a.bus.JS.Consumer(t.Context(), bus.ActionsStream, bus.OneLaneConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the one-lane consumer: got %v, want it removed", err)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -120,6 +121,16 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err := bus.Setup(ctx, a.bus.JS, cfg.NATS); err != nil {
 		return nil, err
 	}
+	if a.bus.Embedded() {
+		// No other replica shares an embedded server: the consumer that a
+		// pool with one lane used has none left to serve.
+		switch err := a.bus.JS.DeleteConsumer(ctx, bus.ActionsStream, bus.OneLaneConsumer); {
+		case err == nil:
+			log.Info("removed the consumer of an earlier version's pool; its jobs run in the two lanes", "consumer", bus.OneLaneConsumer)
+		case !errors.Is(err, jetstream.ErrConsumerNotFound):
+			log.Warn("could not remove the consumer of an earlier version's pool", "consumer", bus.OneLaneConsumer, "err", err)
+		}
+	}
 
 	// Event ids are remembered by the bot, not by the stream (see
 	// ingest.RecentIDs); it reads those stored last, below.
@@ -190,6 +201,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
+	a.pool.MayRemove = a.bus.HasRoom
 	a.router, err = rules.NewRouter(rulesJS, a.rules.Engine, jobs, log, a.reg)
 	if err != nil {
 		return nil, err

@@ -182,7 +182,7 @@ func TestLedgerAndConsumerTakeReplicasFromConfig(t *testing.T) {
 
 	_, stop := b.startPool(Config{}, b.runtime(nil), poolOpts{})
 	waitFor(t, "the consumer", 5*time.Second, func() bool {
-		_, err := b.js.Consumer(t.Context(), "ACTIONS", "workers")
+		_, err := b.js.Consumer(t.Context(), "ACTIONS", bus.WorkerConsumer)
 		return err == nil
 	})
 	stop()

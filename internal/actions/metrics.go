@@ -67,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	if g.waiting != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "bot_jobs_waiting",
-			Help: "Jobs due and not finished yet: stored for the pool and not delivered, or delivered and not acknowledged (-1 when NATS cannot tell).",
+			Help: "Jobs due and not finished yet: stored for the pool and not delivered, or delivered and not acknowledged, summed over the pool's two lanes; a Comm100 job counts twice until the other lane has passed over it (-1 when NATS cannot tell).",
 		}, countGauge(g.waiting)))
 	}
 	if g.available != nil {

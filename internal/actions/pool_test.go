@@ -263,10 +263,12 @@ func TestPoolRemovesTheJobsOfBothLanes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	floor, err := p.sweeper.floor(t.Context())
-	if last := stream.CachedInfo().State.LastSeq; err != nil || floor != last {
-		t.Errorf("the sweeper's floor is %d (%v), want the last job, %d", floor, err, last)
-	}
+	last := stream.CachedInfo().State.LastSeq
+	var floor uint64
+	waitFor(t, "the sweeper's floor at the last job", 5*time.Second, func() bool {
+		floor, err = p.sweeper.floor(t.Context())
+		return err == nil && floor == last
+	})
 }
 
 // TestPoolUndecodableJobGoesToTheDLQ: a message on the jobs' subjects that
@@ -293,6 +295,20 @@ func TestPoolUndecodableJobGoesToTheDLQ(t *testing.T) {
 		t.Errorf("redrive: got %v, want ErrUndecodable", err)
 	}
 	b.waitRemoved(0)
+
+	// On a Comm100 job's subject, which both lanes are given: one dead
+	// letter, from the Comm100 lane.
+	msg = &nats.Msg{Subject: job.RunSubjectPrefix + "comm100.ticket.create.x", Data: []byte(`{"id": 8`), Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, "foreign-2")
+	if _, err := b.js.PublishMsg(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second message in the DLQ", 10*time.Second, func() bool { return len(b.dead()) >= 2 })
+	b.waitRemoved(0)
+	waitFor(t, "the pool idle", 10*time.Second, b.idle)
+	if dead = b.dead(); len(dead) != 2 {
+		t.Errorf("%d dead letters for two messages, want 2", len(dead))
+	}
 }
 
 // TestPoolDeadLetterAndRedrive: a note on a ticket that does not exist is
@@ -864,4 +880,35 @@ func TestPoolOtherJobsPassJobsWaitingForTheBudget(t *testing.T) {
 	if n := calls(s.Requests(), "POST", ticketsPath, 0); n != 1 {
 		t.Errorf("%d ticket calls, want 1 within the budget", n)
 	}
+}
+
+// TestPoolRemovesNothingWhileTheDiskIsFull: while MayRemove says no (the
+// store's disk is nearly full), finished jobs stay in ACTIONS; they are
+// removed once it says yes.
+func TestPoolRemovesNothingWhileTheDiskIsFull(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var room atomic.Bool
+	var seen observed
+	b.startPool(Config{}, b.runtime(nil), poolOpts{tune: func(p *Pool) {
+		seen.tune(p)
+		p.sweepEvery = 50 * time.Millisecond
+		p.MayRemove = room.Load
+	}})
+	for i := range 4 {
+		id := "full-" + string(rune('a'+i))
+		b.publish(&job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "log",
+			Params: map[string]any{"message": id}, Created: time.Now().UTC()})
+	}
+	waitFor(t, "every job", 10*time.Second, func() bool { return len(seen.list()) == 4 && b.idle() })
+	time.Sleep(1500 * time.Millisecond) // past idleLag, many passes
+	stream, err := b.js.Stream(t.Context(), bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := stream.CachedInfo().State.Msgs; n != 4 {
+		t.Errorf("ACTIONS holds %d jobs while the disk is full, want the 4 finished ones kept", n)
+	}
+	room.Store(true)
+	b.waitRemoved(0)
 }

@@ -58,6 +58,15 @@ type Pool struct {
 	// sweepEvery spaces the removals of finished jobs from ACTIONS.
 	sweepEvery time.Duration
 
+	// MayRemove, if set before Run, reports whether finished jobs may be
+	// removed from ACTIONS now; nil: always. A removal writes a tombstone
+	// for each job it takes out of a block that keeps others, and
+	// nats-server 2.15 stops for good when a purge's tombstones are the
+	// first write of a stream to fail on a full disk (it waits for a lock
+	// it holds), so the wiring has the sweeper wait while the embedded
+	// server's disk is nearly full.
+	MayRemove func() bool
+
 	// Observe, if set before Run, is called with every job the pool has
 	// carried out, or only logged in a dry run, just before its ack. It must
 	// not block.
@@ -84,10 +93,15 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // http.request, an event.emit or a schedule.cancel queued behind a thousand
 // tickets runs at once.
 //
-// The other lane's consumer keeps the filter of a pool with one lane
-// (every run subject), so that jobs of an action it does not know still
-// reach a worker, which puts them in the DLQ, and versions with one lane
-// and with two can run side by side.
+// The other lane's consumer takes every run subject, so that jobs of an
+// action it does not know still reach a worker, which puts them in the DLQ.
+// It is not the consumer of a pool with one lane (bus.OneLaneConsumer),
+// which replicas of such a version still share during a rolling upgrade:
+// they purge the jobs up to its ack floor, and a Comm100 job passed over
+// there would be purged before this version's Comm100 lane ran it. While
+// both versions run, each carries out every job it is given through its
+// own consumers, and the ledger and the claims keep a job from running
+// twice.
 type lane struct {
 	consumer string // its durable name
 	filter   string // of the subjects it takes
@@ -208,7 +222,9 @@ func (p *Pool) Run(ctx context.Context) error {
 const cheapInHand = 256
 
 // JobsWaiting returns how many jobs the pool's consumers have still to
-// finish: not delivered yet, or delivered and not acknowledged.
+// finish: not delivered yet, or delivered and not acknowledged. A Comm100
+// job counts twice until the other lane, which is given every job, has
+// passed over it; zero is exact.
 func JobsWaiting(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 	var n uint64
 	for _, name := range []string{bus.Comm100Consumer, bus.WorkerConsumer} {
@@ -247,7 +263,7 @@ func (p *Pool) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	p.sweeper = &sweeper{stream: stream, every: p.sweepEvery}
+	p.sweeper = &sweeper{stream: stream, every: p.sweepEvery, mayRemove: p.MayRemove}
 	return nil
 }
 
@@ -361,15 +377,15 @@ func (p *Pool) undecodable(ctx context.Context, msg jetstream.Msg, err error) {
 // take decodes a job fetched by lane l and carries it out at once if it is
 // cheap, or hands it to one of l's workers.
 func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
+	if l.skip != "" && strings.HasPrefix(msg.Subject(), l.skip) {
+		// Another lane's: that lane carries it out (or moves it to the
+		// DLQ), and the sweeper removes it once both have acknowledged it.
+		_ = msg.Ack()
+		return
+	}
 	j, err := job.Decode(msg.Data())
 	if err != nil {
 		p.undecodable(ctx, msg, err)
-		return
-	}
-	if l.skip != "" && strings.HasPrefix(msg.Subject(), l.skip) {
-		// Another lane's: that lane carries it out, and the sweeper
-		// removes it once both have acknowledged it.
-		_ = msg.Ack()
 		return
 	}
 	if ctx.Err() != nil {

@@ -27,11 +27,30 @@ import (
 type sweeper struct {
 	stream jetstream.Stream
 	every  time.Duration
+	// mayRemove, if set, says whether a pass may remove jobs now (see
+	// Pool.MayRemove).
+	mayRemove func() bool
 
 	mu        sync.Mutex
 	cur, prev []uint64 // sequences finished since the last pass, and in the pass before
 	purged    uint64   // the floor of the last purge
+	marks     []mark   // the stream's last sequence at the recent passes, oldest first
 }
+
+// errNoRoom is why a pass removed nothing: see Pool.MayRemove.
+var errNoRoom = errors.New("the store's disk is nearly full")
+
+// mark is the stream's last sequence as read at a time.
+type mark struct {
+	at  time.Time
+	seq uint64
+}
+
+// idleLag is how long ago the stream's last sequence must have been read
+// to count for a lane with nothing pending. A consumer learns of a message a
+// moment after the message is stored and its PubAck sent: a lane that has
+// nothing pending may not know yet of the last ones stored.
+const idleLag = time.Second
 
 const (
 	// sweepTracked bounds the finished sequences remembered per pass.
@@ -83,6 +102,9 @@ func sweepPause(every, took time.Duration) time.Duration {
 
 // sweep is one pass. It returns how long its purge took.
 func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
+	if s.mayRemove != nil && !s.mayRemove() {
+		return 0, errNoRoom
+	}
 	floor, err := s.floor(ctx)
 	if err != nil {
 		return 0, err
@@ -122,15 +144,27 @@ func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 // floor is the highest stream sequence at or below which every job of
 // every lane is acknowledged or terminated. A lane with nothing pending or
 // in hand holds nothing back: its floor is then the last sequence stored
-// before its consumer was read, since a job of the lane stored before that
-// would have been pending or in hand (its own floor is only the last job it
-// was given, however much of the other lane's came after).
+// idleLag or more before its consumer was read, since the lane knew by
+// then of every job stored before that, and one not finished would be
+// pending or in hand. (Its own ack floor is only the last job it was given,
+// however much of the other lane's came after.)
 func (s *sweeper) floor(ctx context.Context) (uint64, error) {
+	now := time.Now()
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return 0, err
 	}
 	last := info.State.LastSeq
+	s.mu.Lock()
+	s.marks = append(s.marks, mark{at: now, seq: last})
+	for len(s.marks) > 1 && now.Sub(s.marks[1].at) >= idleLag {
+		s.marks = s.marks[1:]
+	}
+	var settled uint64
+	if m := s.marks[0]; now.Sub(m.at) >= idleLag {
+		settled = m.seq
+	}
+	s.mu.Unlock()
 	floor := last
 	for _, name := range []string{bus.Comm100Consumer, bus.WorkerConsumer} {
 		cons, err := s.stream.Consumer(ctx, name)
@@ -140,7 +174,7 @@ func (s *sweeper) floor(ctx context.Context) (uint64, error) {
 		ci := cons.CachedInfo() // just read from the server
 		f := ci.AckFloor.Stream
 		if ci.NumPending == 0 && ci.NumAckPending == 0 {
-			f = max(f, last)
+			f = max(f, settled)
 		}
 		floor = min(floor, f)
 	}

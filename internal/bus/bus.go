@@ -129,9 +129,12 @@ const (
 	DeadStream    = "DLQ"
 	RulesConsumer = "rules"
 	// WorkerConsumer is the pool's consumer of the jobs that call no
-	// Comm100 API, Comm100Consumer of those that do.
-	WorkerConsumer  = "workers"
+	// Comm100 API, Comm100Consumer of those that do. OneLaneConsumer was
+	// the consumer of every job, when the pool had one lane; the pool
+	// leaves it to the replicas of such a version (see actions.Pool).
+	WorkerConsumer  = "other-workers"
 	Comm100Consumer = "comm100-workers"
+	OneLaneConsumer = "workers"
 	DoneBucket      = "jobs_done"
 	AttemptsBucket  = "jobs_attempts"
 
@@ -192,6 +195,7 @@ type Bus struct {
 	// tests); stuck holds what Run said then.
 	stuckAfter time.Duration
 	stuck      atomic.Pointer[error]
+	restarting atomic.Bool // Run's check is starting JetStream again
 	// checkStore is storeErr, but in tests.
 	checkStore func(*server.Server) error
 }
@@ -397,6 +401,23 @@ func checkWritable(dir string) error {
 	}
 	return nil
 }
+
+// HasRoom reports whether the embedded server's disk has room for small
+// writes (writeRoom free): false only when it has not. With an external
+// server, whose disks the bot does not see, it is always true.
+func (b *Bus) HasRoom() bool {
+	if !b.Embedded() {
+		return true
+	}
+	free, ok := diskFree(b.storeDir)
+	return !ok || free >= writeRoom
+}
+
+// writeRoom is the free space below which HasRoom says no.
+const writeRoom = 4 << 20
+
+// Embedded reports whether the bus runs its own NATS server.
+func (b *Bus) Embedded() bool { return b.srv.Load() != nil }
 
 // Connected reports whether the client is currently connected.
 func (b *Bus) Connected() bool { return b.Conn != nil && b.Conn.IsConnected() }

@@ -41,7 +41,9 @@ func (b *Bus) Ready(ctx context.Context) error {
 	}
 	if srv := b.srv.Load(); srv != nil {
 		// The server answers at once unless a stream's lock is held; one
-		// held for good must not hold /readyz too (see Run).
+		// held for good must not hold /readyz too (see Run). The check
+		// left waiting then waits for good, one per call until Run has
+		// found the server stuck (a minute of probes).
 		answer := make(chan error, 1)
 		go func() { answer <- b.checkStore(srv) }()
 		select {
@@ -116,14 +118,17 @@ func (b *Bus) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			if !since.IsZero() {
-				// Let a new start of JetStream finish before Close.
-				select {
-				case <-checked:
-				case <-time.After(b.stuckAfter - time.Since(since)):
-				}
+			if since.IsZero() {
+				return nil
 			}
-			return nil
+			// Let the check, or a new start of JetStream, finish before
+			// Close shuts the server down.
+			select {
+			case <-checked:
+				return nil
+			case <-time.After(b.stuckLimit() - time.Since(since)):
+				return b.markStuck(time.Since(since))
+			}
 		case <-checked:
 			since = time.Time{}
 		case now := <-tick.C:
@@ -135,23 +140,42 @@ func (b *Bus) Run(ctx context.Context) error {
 				}()
 				continue
 			}
-			if wait := now.Sub(since); wait >= b.stuckAfter {
-				err := fmt.Errorf("%w: a health check has waited %s for it", ErrStuck, wait.Round(time.Second))
-				b.stuck.Store(&err)
-				b.log.Error("the embedded NATS server is stuck: nothing can be stored; stopping, so that the service manager starts the bot again (what was stored is on disk)", "err", err)
-				return err
+			if wait := now.Sub(since); wait >= b.stuckLimit() {
+				return b.markStuck(wait)
 			}
 		}
 	}
+}
+
+// stuckLimit is how long the check under way may take: stuckAfter, or
+// restartStuckAfter while it starts JetStream again, which reloads every
+// stream from disk.
+func (b *Bus) stuckLimit() time.Duration {
+	if b.restarting.Load() {
+		return max(b.stuckAfter, restartStuckAfter)
+	}
+	return b.stuckAfter
+}
+
+// markStuck records that the server has not answered for wait, and returns
+// the error that says so.
+func (b *Bus) markStuck(wait time.Duration) error {
+	err := fmt.Errorf("%w: a health check has waited %s for it", ErrStuck, wait.Round(time.Second))
+	b.stuck.Store(&err)
+	b.log.Error("the embedded NATS server is stuck: nothing can be stored; stopping, so that the service manager starts the bot again (what was stored is on disk)", "err", err)
+	return err
 }
 
 // ErrStuck is what Run returns when the embedded server no longer answers.
 var ErrStuck = errors.New("the embedded NATS server does not answer")
 
 // stuckAfter is how long a health check of the embedded server may wait for
-// it: the check takes milliseconds, and a new start of JetStream (see
-// watcher) seconds.
-const stuckAfter = time.Minute
+// it: the check takes milliseconds. A new start of JetStream (see watcher),
+// which reloads the streams, may take restartStuckAfter.
+const (
+	stuckAfter        = time.Minute
+	restartStuckAfter = 10 * time.Minute
+)
 
 // watcher is the state of Run between checks.
 type watcher struct {
@@ -214,6 +238,8 @@ func (w *watcher) check(now time.Time) {
 	// the next one waits longer.
 	w.nextStart = now.Add(w.backoff)
 	w.backoff = min(2*w.backoff, w.maxBackoff)
+	b.restarting.Store(true)
+	defer b.restarting.Store(false)
 	if err := b.restartJetStream(); err != nil {
 		b.log.Error("JetStream could not be started again; will retry", "err", err)
 	}

@@ -458,3 +458,37 @@ func TestReadyDoesNotWaitForAStuckServer(t *testing.T) {
 		t.Errorf("Ready: %v, want the server not answering", err)
 	}
 }
+
+// TestStopWhileStuck: a stop that comes while a check waits for the server
+// still finds the server stuck once the check has waited stuckAfter, so
+// that Close does not wait for it.
+func TestStopWhileStuck(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir()}, false)
+	srv := b.srv.Load()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	held := make(chan struct{})
+	t.Cleanup(func() { close(held) })
+	b.stuckAfter = 1500 * time.Millisecond
+	entered := make(chan struct{}, 1)
+	b.checkStore = func(*server.Server) error {
+		entered <- struct{}{}
+		<-held
+		return nil
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-entered
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStuck) {
+			t.Errorf("Run returned %v, want ErrStuck", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if err := b.Broken(); !errors.Is(err, ErrStuck) {
+		t.Errorf("Broken: %v, want ErrStuck", err)
+	}
+}
