@@ -150,7 +150,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	rt := &actions.Runtime{
 		Log:       log,
 		Events:    events,
-		Schedules: &actions.Queue{JS: a.bus.JS},
+		Schedules: &actions.Queue{JS: a.bus.JS, MayRemove: a.bus.HasRoom},
 		// One cache of the ticket field list for every job, across reloads.
 		TicketFields: &actions.TicketFieldIDs{},
 		HTTP: actions.NewHTTPCaller(nil, cfg.Dispatch.HTTPRateLimit.Calls, cfg.Dispatch.HTTPRateLimit.Per,

@@ -288,9 +288,20 @@ func (p *Pool) complete(ctx context.Context, log *slog.Logger, msg jetstream.Msg
 	}
 	p.finish(msg, msg.Ack())
 	if delivered > 1 {
-		if err := p.ledger.Forget(context.WithoutCancel(ctx), j.ID); err != nil {
-			log.Debug("attempts of a finished job not removed", "err", err)
-		}
+		p.forget(ctx, log, j.ID)
+	}
+}
+
+// forget removes the attempts recorded for a job that is done or dead,
+// unless the store's disk is nearly full (see MayRemove: a removal from a
+// key-value bucket is a purge): they expire with the bucket's age limit
+// then.
+func (p *Pool) forget(ctx context.Context, log *slog.Logger, jobID string) {
+	if p.MayRemove != nil && !p.MayRemove() {
+		return
+	}
+	if err := p.ledger.Forget(context.WithoutCancel(ctx), jobID); err != nil {
+		log.Debug("attempts of a finished job not removed", "err", err)
 	}
 }
 
@@ -336,9 +347,7 @@ func (p *Pool) giveUp(ctx context.Context, log *slog.Logger, msg jetstream.Msg, 
 	}
 	p.finish(msg, msg.TermWithReason(d.Reason))
 	if delivered > 1 {
-		if err := p.ledger.Forget(context.WithoutCancel(ctx), j.ID); err != nil {
-			log.Debug("attempts of a dead job not removed", "err", err)
-		}
+		p.forget(ctx, log, j.ID)
 	}
 }
 

@@ -266,7 +266,7 @@ func TestPoolRemovesTheJobsOfBothLanes(t *testing.T) {
 	last := stream.CachedInfo().State.LastSeq
 	var floor uint64
 	waitFor(t, "the sweeper's floor at the last job", 5*time.Second, func() bool {
-		floor, err = p.sweeper.floor(t.Context())
+		floor, _, err = p.sweeper.floor(t.Context())
 		return err == nil && floor == last
 	})
 }

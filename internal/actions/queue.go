@@ -29,6 +29,9 @@ type Queue struct {
 	// Batcher, if set, carries PublishAsync: jobs sent together are stored
 	// together (see bus.Batcher).
 	Batcher *bus.Batcher
+	// MayRemove, if set, says whether Cancel may remove schedules now
+	// (see Pool.MayRemove); when it says no, Cancel fails, to be retried.
+	MayRemove func() bool
 }
 
 // ErrUnencodable is returned (wrapped) for a job whose rendered params JSON
@@ -118,6 +121,9 @@ func AlreadyStored(err error) bool {
 // The stream is read through its leader (ACTIONS takes no direct reads),
 // which holds every schedule stored.
 func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.Context, jobID string) error) (uint64, error) {
+	if q.MayRemove != nil && !q.MayRemove() {
+		return 0, Transient(fmt.Errorf("cancel %q: %w", key, errNoRoom))
+	}
 	// Setup turns direct reads off; an older replica (a rolling upgrade)
 	// may have turned them on again.
 	s, err := streamReadByLeader(ctx, q.JS, bus.ActionsStream)

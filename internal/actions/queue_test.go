@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,6 +131,32 @@ func TestQueueStoresADelayedJobOnce(t *testing.T) {
 	}
 	if n, err := b.queue.Scheduled(ctx); err != nil || n != 1 {
 		t.Errorf("scheduled: %d %v, want 1", n, err)
+	}
+}
+
+// TestCancelWaitsForRoom: while the store's disk is nearly full, Cancel
+// removes nothing and fails with an error the pool retries; with room, it
+// removes the delayed job.
+func TestCancelWaitsForRoom(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	ctx := t.Context()
+	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
+		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
+	if err := b.queue.Publish(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	var room atomic.Bool
+	q := &Queue{JS: b.js, MayRemove: room.Load}
+	if n, err := q.Cancel(ctx, "chat-1", nil); err == nil || !Retryable(err) || n != 0 {
+		t.Errorf("cancel on a full disk: %d, %v; want a retryable error", n, err)
+	}
+	if n, err := q.Scheduled(ctx); err != nil || n != 1 {
+		t.Errorf("scheduled after the refused cancel: %d %v, want 1", n, err)
+	}
+	room.Store(true)
+	if n, err := q.Cancel(ctx, "chat-1", nil); err != nil || n != 1 {
+		t.Errorf("cancel with room: %d, %v; want 1", n, err)
 	}
 }
 

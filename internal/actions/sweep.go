@@ -34,25 +34,15 @@ type sweeper struct {
 	mu        sync.Mutex
 	cur, prev []uint64 // sequences finished since the last pass, and in the pass before
 	purged    uint64   // the floor of the last purge
-	marks     []mark   // the stream's last sequence at the recent passes, oldest first
 }
 
 // errNoRoom is why a pass removed nothing: see Pool.MayRemove.
 var errNoRoom = errors.New("the store's disk is nearly full")
 
-// mark is the stream's last sequence as read at a time.
-type mark struct {
-	at  time.Time
-	seq uint64
-}
-
-// idleLag is how long ago the stream's last sequence must have been read
-// to count for a lane with nothing pending. A consumer learns of a message a
-// moment after the message is stored and its PubAck sent: a lane that has
-// nothing pending may not know yet of the last ones stored.
-const idleLag = time.Second
-
 const (
+	// sweepPurged bounds the sequences one purge covers: about 1.5 MB of
+	// tombstones at most, well inside the room MayRemove asks for.
+	sweepPurged = 50_000
 	// sweepTracked bounds the finished sequences remembered per pass.
 	sweepTracked = 1 << 16
 	// sweepDeletes bounds the deletes of one pass.
@@ -73,6 +63,7 @@ func (s *sweeper) finished(seq uint64) {
 func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
 	t := time.NewTimer(s.every)
 	defer t.Stop()
+	waiting := false // for room on the disk
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,9 +71,15 @@ func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
 		case <-t.C:
 		}
 		purge, err := s.sweep(ctx)
-		if err != nil && ctx.Err() == nil {
+		switch full := errors.Is(err, errNoRoom); {
+		case full && !waiting:
+			log.Warn("finished jobs stay in ACTIONS while the store's disk is nearly full", "err", err)
+		case !full && waiting:
+			log.Info("the store's disk has room again; removing finished jobs")
+		case err != nil && !full && ctx.Err() == nil:
 			log.Debug("finished jobs not removed from the stream yet", "err", err)
 		}
+		waiting = errors.Is(err, errNoRoom)
 		t.Reset(sweepPause(s.every, purge))
 	}
 }
@@ -105,25 +102,29 @@ func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 	if s.mayRemove != nil && !s.mayRemove() {
 		return 0, errNoRoom
 	}
-	floor, err := s.floor(ctx)
+	floor, first, err := s.floor(ctx)
 	if err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	old := s.prev
 	s.prev, s.cur = s.cur, old[:0:0]
+	// At most sweepPurged sequences a pass: a purge writes a tombstone for
+	// each job it takes from a block that keeps others (see Pool.MayRemove),
+	// and holds the stream while it runs.
+	upTo := min(floor, max(s.purged, first)+sweepPurged)
 	purged := s.purged
 	s.mu.Unlock()
 	var took time.Duration
-	if floor > purged {
+	if upTo > purged {
 		start := time.Now()
-		err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(job.RunSubjectPrefix+">"), jetstream.WithPurgeSequence(floor+1))
+		err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(job.RunSubjectPrefix+">"), jetstream.WithPurgeSequence(upTo+1))
 		took = time.Since(start)
 		if err != nil {
 			return took, err
 		}
 		s.mu.Lock()
-		s.purged = max(s.purged, floor)
+		s.purged = max(s.purged, upTo)
 		s.mu.Unlock()
 	}
 	n := 0
@@ -142,41 +143,41 @@ func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 }
 
 // floor is the highest stream sequence at or below which every job of
-// every lane is acknowledged or terminated. A lane with nothing pending or
-// in hand holds nothing back: its floor is then the last sequence stored
-// idleLag or more before its consumer was read, since the lane knew by
-// then of every job stored before that, and one not finished would be
-// pending or in hand. (Its own ack floor is only the last job it was given,
-// however much of the other lane's came after.)
-func (s *sweeper) floor(ctx context.Context) (uint64, error) {
-	now := time.Now()
+// every lane is acknowledged or terminated, and first the stream's first
+// sequence. A lane holds nothing back when its ack floor has reached the
+// last job on its subjects, read after the stream's last sequence: every
+// job of the lane stored by then is finished, and its floor is that last
+// sequence. (Its own ack floor is only the last job it was given, however
+// much of the other lane's came after.)
+func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	last := info.State.LastSeq
-	s.mu.Lock()
-	s.marks = append(s.marks, mark{at: now, seq: last})
-	for len(s.marks) > 1 && now.Sub(s.marks[1].at) >= idleLag {
-		s.marks = s.marks[1:]
-	}
-	var settled uint64
-	if m := s.marks[0]; now.Sub(m.at) >= idleLag {
-		settled = m.seq
-	}
-	s.mu.Unlock()
-	floor := last
-	for _, name := range []string{bus.Comm100Consumer, bus.WorkerConsumer} {
-		cons, err := s.stream.Consumer(ctx, name)
+	floor = last
+	for _, l := range []struct{ consumer, subjects string }{
+		{bus.Comm100Consumer, comm100Jobs + ">"},
+		{bus.WorkerConsumer, job.RunSubjectPrefix + ">"},
+	} {
+		cons, err := s.stream.Consumer(ctx, l.consumer)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		ci := cons.CachedInfo() // just read from the server
-		f := ci.AckFloor.Stream
-		if ci.NumPending == 0 && ci.NumAckPending == 0 {
-			f = max(f, settled)
+		f := cons.CachedInfo().AckFloor.Stream // just read from the server
+		if f < last {
+			// ACTIONS takes no direct reads: this is the leader's answer.
+			m, err := s.stream.GetLastMsgForSubject(ctx, l.subjects)
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				f = last
+			case err != nil:
+				return 0, 0, err
+			case m.Sequence <= f:
+				f = last
+			}
 		}
 		floor = min(floor, f)
 	}
-	return floor, nil
+	return floor, info.State.FirstSeq, nil
 }

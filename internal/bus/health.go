@@ -122,11 +122,11 @@ func (b *Bus) Run(ctx context.Context) error {
 				return nil
 			}
 			// Let the check, or a new start of JetStream, finish before
-			// Close shuts the server down.
+			// Close shuts the server down, but within a stop's time.
 			select {
 			case <-checked:
 				return nil
-			case <-time.After(b.stuckLimit() - time.Since(since)):
+			case <-time.After(min(b.stuckLimit()-time.Since(since), stopWait)):
 				return b.markStuck(time.Since(since))
 			}
 		case <-checked:
@@ -176,6 +176,10 @@ const (
 	stuckAfter        = time.Minute
 	restartStuckAfter = 10 * time.Minute
 )
+
+// stopWait is how long a stop waits for a check still under way (a new
+// start of JetStream): within the 30s that Kubernetes gives a pod to stop.
+const stopWait = 15 * time.Second
 
 // watcher is the state of Run between checks.
 type watcher struct {
