@@ -115,15 +115,22 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 
 // TestQueueStoresADelayedJobOnce: a copy of a delayed job is refused while
 // its schedule waits.
+// publishDelayed queues a log job an hour ahead, under key chat-1.
+func publishDelayed(t *testing.T, b *bench) *job.Job {
+	t.Helper()
+	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
+		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
+	if err := b.queue.Publish(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 func TestQueueStoresADelayedJobOnce(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
 	ctx := t.Context()
-	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
-		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
-	if err := b.queue.Publish(ctx, j); err != nil {
-		t.Fatal(err)
-	}
+	j := publishDelayed(t, b)
 	late := mustJobMsg(t, j)
 	late.Header.Set(jetstream.MsgIDHeader, "past-the-window")
 	if _, err := b.js.PublishMsg(ctx, late); !AlreadyStored(err) {
@@ -141,11 +148,7 @@ func TestCancelWaitsForRoom(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
 	ctx := t.Context()
-	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
-		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
-	if err := b.queue.Publish(ctx, j); err != nil {
-		t.Fatal(err)
-	}
+	publishDelayed(t, b)
 	var room atomic.Bool
 	q := &Queue{JS: b.js, MayRemove: room.Load}
 	if n, err := q.Cancel(ctx, "chat-1", nil); err == nil || !Retryable(err) || n != 0 {

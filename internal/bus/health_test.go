@@ -398,18 +398,34 @@ func TestBrokenConnection(t *testing.T) {
 	}
 }
 
-// TestStuckServer: a health check of the embedded server that is never
-// answered (a lock of its store held for good) ends Run with ErrStuck, after
-// which the bus is broken and not ready, without waiting for the server, and
-// Close does not wait for it either.
-func TestStuckServer(t *testing.T) {
+// stuckBus opens a bus whose health checks of the embedded server are never
+// answered, as when a lock of its store is held for good; entered, if not
+// nil, is sent to as each check starts. The server is shut down when the
+// test ends (Close leaves a stuck one).
+func stuckBus(t *testing.T, entered chan<- struct{}) (*Bus, *server.Server, *logBuffer) {
+	t.Helper()
 	b, buf := openBus(t, Config{StoreDir: t.TempDir()}, false)
 	srv := b.srv.Load()
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
 	held := make(chan struct{})
 	t.Cleanup(func() { close(held) })
 	b.stuckAfter = 1500 * time.Millisecond
-	b.checkStore = func(*server.Server) error { <-held; return nil }
+	b.checkStore = func(*server.Server) error {
+		if entered != nil {
+			entered <- struct{}{}
+		}
+		<-held
+		return nil
+	}
+	return b, srv, buf
+}
+
+// TestStuckServer: a health check of the embedded server that is never
+// answered (a lock of its store held for good) ends Run with ErrStuck, after
+// which the bus is broken and not ready, without waiting for the server, and
+// Close does not wait for it either.
+func TestStuckServer(t *testing.T) {
+	b, srv, buf := stuckBus(t, nil)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- b.Run(t.Context()) }()
@@ -448,10 +464,7 @@ func TestStuckServer(t *testing.T) {
 // TestReadyDoesNotWaitForAStuckServer: before Run has taken the server for
 // stuck, Ready answers within its context all the same.
 func TestReadyDoesNotWaitForAStuckServer(t *testing.T) {
-	b, _ := openBus(t, Config{StoreDir: t.TempDir()}, false)
-	held := make(chan struct{})
-	defer close(held)
-	b.checkStore = func(*server.Server) error { <-held; return nil }
+	b, _, _ := stuckBus(t, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	if err := b.Ready(ctx); err == nil || !strings.Contains(err.Error(), "does not answer") {
@@ -463,18 +476,8 @@ func TestReadyDoesNotWaitForAStuckServer(t *testing.T) {
 // still finds the server stuck once the check has waited stuckAfter, so
 // that Close does not wait for it.
 func TestStopWhileStuck(t *testing.T) {
-	b, _ := openBus(t, Config{StoreDir: t.TempDir()}, false)
-	srv := b.srv.Load()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	held := make(chan struct{})
-	t.Cleanup(func() { close(held) })
-	b.stuckAfter = 1500 * time.Millisecond
 	entered := make(chan struct{}, 1)
-	b.checkStore = func(*server.Server) error {
-		entered <- struct{}{}
-		<-held
-		return nil
-	}
+	b, _, _ := stuckBus(t, entered)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
