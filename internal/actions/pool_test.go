@@ -912,3 +912,29 @@ func TestPoolRemovesNothingWhileTheDiskIsFull(t *testing.T) {
 	room.Store(true)
 	b.waitRemoved(0)
 }
+
+// TestPoolSweeperReadsThroughTheLeader: the sweeper reads the last job of a
+// lane, which a lagging replica might not hold yet; with direct reads turned
+// on (as an older replica does), the pool turns them off again at start.
+func TestPoolSweeperReadsThroughTheLeader(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	s, err := b.js.Stream(t.Context(), bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = true
+	if _, err := b.js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	b.startPool(Config{}, b.runtime(nil), poolOpts{})
+	// The stream is opened before the consumers are made.
+	waitFor(t, "the pool's consumers", 5*time.Second, func() bool { return b.consumer(bus.WorkerConsumer).Config.Durable != "" })
+	if s, err = b.js.Stream(t.Context(), bus.ActionsStream); err != nil {
+		t.Fatal(err)
+	}
+	if s.CachedInfo().Config.AllowDirect {
+		t.Error("ACTIONS still takes direct reads after the pool started")
+	}
+}

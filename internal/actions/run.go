@@ -253,9 +253,11 @@ func (p *Pool) setup(ctx context.Context) error {
 		p.ledger = l
 	}
 	p.claims, _ = p.ledger.(claimer)
-	stream, err := p.js.Stream(ctx, bus.ActionsStream)
+	// The sweeper reads the last job of a lane: a replica that lags could
+	// miss one just stored (see sweeper.floor).
+	stream, err := streamReadByLeader(ctx, p.js, bus.ActionsStream)
 	if err != nil {
-		return fmt.Errorf("open stream %s: %w", bus.ActionsStream, err)
+		return err
 	}
 	p.lanes = newLanes(p.cfg.Workers)
 	for _, l := range p.lanes {

@@ -166,7 +166,8 @@ func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
 		}
 		f := cons.CachedInfo().AckFloor.Stream // just read from the server
 		if f < last {
-			// ACTIONS takes no direct reads: this is the leader's answer.
+			// Read through the leader (the stream was opened so), which
+			// holds every job stored.
 			m, err := s.stream.GetLastMsgForSubject(ctx, l.subjects)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
