@@ -928,7 +928,7 @@ func TestPoolSweeperReadsThroughTheLeader(t *testing.T) {
 	if _, err := b.js.UpdateStream(t.Context(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	b.startPool(Config{}, b.runtime(nil), poolOpts{})
+	p, _ := b.startPool(Config{}, b.runtime(nil), poolOpts{tune: func(p *Pool) { p.sweepEvery = 20 * time.Millisecond }})
 	// The stream is opened before the consumers are made.
 	waitFor(t, "the pool's consumers", 5*time.Second, func() bool { return b.consumer(bus.WorkerConsumer).Config.Durable != "" })
 	if s, err = b.js.Stream(t.Context(), bus.ActionsStream); err != nil {
@@ -936,5 +936,63 @@ func TestPoolSweeperReadsThroughTheLeader(t *testing.T) {
 	}
 	if s.CachedInfo().Config.AllowDirect {
 		t.Error("ACTIONS still takes direct reads after the pool started")
+	}
+	// Turned on again while the pool runs: the sweeper's reads of the
+	// stream's state do not take them up.
+	if _, err := b.js.UpdateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // passes of the sweeper
+	if p.sweeper.stream.CachedInfo().Config.AllowDirect {
+		t.Error("the sweeper reads ACTIONS directly after direct reads were turned on again")
+	}
+}
+
+// TestSweeperPurgesInSteps: a pass removes at most sweepMost sequences,
+// counted from the first job still stored, not from the stream's first
+// sequence, which an old schedule holds back, nor from where a sweeper
+// that has just started stands.
+func TestSweeperPurgesInSteps(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var seen observed
+	logJob := func(id string) *job.Job {
+		return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "log",
+			Params: map[string]any{"message": id}, Created: time.Now().UTC()}
+	}
+	stored := func() uint64 {
+		s, err := b.js.Stream(t.Context(), bus.ActionsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().State.Msgs
+	}
+	// A schedule an hour ahead holds the stream's first sequence back.
+	publishDelayed(t, b)
+	_, stop := b.startPool(Config{}, b.runtime(nil), poolOpts{tune: seen.tune})
+	for i := range 10 {
+		b.publish(logJob(fmt.Sprintf("early-%d", i)))
+	}
+	waitFor(t, "the early jobs", 10*time.Second, func() bool { return len(seen.list()) == 10 && b.idle() })
+	b.waitRemoved(1)
+	stop()
+
+	// A new pool whose sweeper only runs when called.
+	p, _ := b.startPool(Config{}, b.runtime(nil), poolOpts{tune: func(p *Pool) {
+		seen.tune(p)
+		p.sweepEvery = time.Hour
+		p.sweepMost = 3
+	}})
+	for i := range 5 {
+		b.publish(logJob(fmt.Sprintf("later-%d", i)))
+	}
+	waitFor(t, "the later jobs", 10*time.Second, func() bool { return len(seen.list()) == 15 && b.idle() })
+	for _, want := range []uint64{1 + 2, 1} {
+		if _, err := p.sweeper.sweep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got := stored(); got != want {
+			t.Errorf("after a pass: %d messages in ACTIONS, want %d (the schedule and the jobs left)", got, want)
+		}
 	}
 }

@@ -30,7 +30,8 @@ type Queue struct {
 	// together (see bus.Batcher).
 	Batcher *bus.Batcher
 	// MayRemove, if set, says whether Cancel may remove schedules now
-	// (see Pool.MayRemove); when it says no, Cancel fails, to be retried.
+	// (see Pool.MayRemove); when it says no, Cancel records the jobs as
+	// cancelled and fails, to be tried again.
 	MayRemove func() bool
 }
 
@@ -121,9 +122,6 @@ func AlreadyStored(err error) bool {
 // The stream is read through its leader (ACTIONS takes no direct reads),
 // which holds every schedule stored.
 func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.Context, jobID string) error) (uint64, error) {
-	if q.MayRemove != nil && !q.MayRemove() {
-		return 0, Transient(fmt.Errorf("cancel %q: %w", key, errNoRoom))
-	}
 	// Setup turns direct reads off; an older replica (a rolling upgrade)
 	// may have turned them on again.
 	s, err := streamReadByLeader(ctx, q.JS, bus.ActionsStream)
@@ -152,6 +150,11 @@ func (q *Queue) Cancel(ctx context.Context, key string, settle func(ctx context.
 	}
 	if n == 0 {
 		return 0, nil
+	}
+	if q.MayRemove != nil && !q.MayRemove() {
+		// Each is recorded as cancelled, and is not carried out if it
+		// fires; they are removed when the cancel is tried again.
+		return 0, Transient(fmt.Errorf("cancel %q: %w", key, errNoRoom))
 	}
 	// Only the schedules read above: each has its record.
 	if err := s.Purge(ctx, jetstream.WithPurgeSubject(filter), jetstream.WithPurgeSequence(last+1)); err != nil {

@@ -142,8 +142,8 @@ func TestQueueStoresADelayedJobOnce(t *testing.T) {
 }
 
 // TestCancelWaitsForRoom: while the store's disk is nearly full, Cancel
-// removes nothing and fails with an error the pool retries; with room, it
-// removes the delayed job.
+// records the delayed job as cancelled but removes nothing, and fails with
+// an error the pool retries; with room, it removes the job.
 func TestCancelWaitsForRoom(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -151,8 +151,13 @@ func TestCancelWaitsForRoom(t *testing.T) {
 	publishDelayed(t, b)
 	var room atomic.Bool
 	q := &Queue{JS: b.js, MayRemove: room.Load}
-	if n, err := q.Cancel(ctx, "chat-1", nil); err == nil || !Retryable(err) || n != 0 {
+	var settled []string
+	settle := func(_ context.Context, id string) error { settled = append(settled, id); return nil }
+	if n, err := q.Cancel(ctx, "chat-1", settle); err == nil || !Retryable(err) || n != 0 {
 		t.Errorf("cancel on a full disk: %d, %v; want a retryable error", n, err)
+	}
+	if len(settled) != 1 {
+		t.Errorf("cancel on a full disk recorded %v, want the job recorded as cancelled (it must not run if it fires)", settled)
 	}
 	if n, err := q.Scheduled(ctx); err != nil || n != 1 {
 		t.Errorf("scheduled after the refused cancel: %d %v, want 1", n, err)

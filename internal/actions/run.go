@@ -55,8 +55,10 @@ type Pool struct {
 	// record before it gives up on it.
 	recordGrace time.Duration
 
-	// sweepEvery spaces the removals of finished jobs from ACTIONS.
+	// sweepEvery spaces the removals of finished jobs from ACTIONS;
+	// sweepMost bounds the sequences one removal covers.
 	sweepEvery time.Duration
+	sweepMost  uint64
 
 	// MayRemove, if set before Run, reports whether finished jobs may be
 	// removed from ACTIONS now; nil: always. A removal writes a tombstone
@@ -147,6 +149,7 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		ackWait:     5 * time.Second,
 		fetchWait:   time.Second,
 		sweepEvery:  time.Second,
+		sweepMost:   sweepPurged,
 		recordRetry: Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		recordGrace: 10 * time.Second,
 	}
@@ -265,7 +268,7 @@ func (p *Pool) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	p.sweeper = &sweeper{stream: stream, every: p.sweepEvery, mayRemove: p.MayRemove}
+	p.sweeper = &sweeper{stream: stream, js: p.js, every: p.sweepEvery, most: p.sweepMost, mayRemove: p.MayRemove}
 	return nil
 }
 

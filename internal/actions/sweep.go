@@ -25,8 +25,15 @@ import (
 // is left over goes with the purge once the floor passes it. Schedules of
 // delayed jobs, on other subjects, are never touched.
 type sweeper struct {
+	// stream is ACTIONS opened to read through its leader; its cached
+	// config is never refreshed, so that it stays so (see floor).
 	stream jetstream.Stream
-	every  time.Duration
+	// js reads the stream's state afresh.
+	js    jetstream.JetStream
+	every time.Duration
+	// most is the most sequences one purge covers (sweepPurged, but in
+	// tests).
+	most uint64
 	// mayRemove, if set, says whether a pass may remove jobs now (see
 	// Pool.MayRemove).
 	mayRemove func() bool
@@ -91,42 +98,54 @@ func (s *sweeper) run(ctx context.Context, log *slog.Logger) {
 // 400,000 waiting), time in which no job is stored or delivered.
 const sweepDuty = 20
 
-// sweepPause is the wait after a pass whose purge took took: every, or
+// sweepPause is the wait after a pass whose reads and purge took took: every, or
 // sweepDuty times took if longer.
 func sweepPause(every, took time.Duration) time.Duration {
 	return max(every, sweepDuty*took)
 }
 
-// sweep is one pass. It returns how long its purge took.
+// sweep is one pass. It returns how long its reads and its purge took.
 func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 	if s.mayRemove != nil && !s.mayRemove() {
 		return 0, errNoRoom
 	}
+	// The pass's reads count in its time too (see sweepPause): the last
+	// job of a lane is found among every subject of the stream.
+	start := time.Now()
 	floor, first, err := s.floor(ctx)
 	if err != nil {
-		return 0, err
+		return time.Since(start), err
 	}
 	s.mu.Lock()
 	old := s.prev
 	s.prev, s.cur = s.cur, old[:0:0]
+	// Everything at or below from is gone.
+	from := s.purged
+	if first > 0 {
+		from = max(from, first-1)
+	}
+	s.mu.Unlock()
+	if floor > from+s.most {
+		// Skip what is gone already (after a start, or behind an old
+		// schedule that holds the stream's first sequence back).
+		if m, err := s.stream.GetMsg(ctx, from+1, jetstream.WithGetMsgSubject(job.RunSubjectPrefix+">")); err == nil {
+			from = max(from, m.Sequence-1)
+		}
+	}
 	// At most sweepPurged sequences a pass: a purge writes a tombstone for
 	// each job it takes from a block that keeps others (see Pool.MayRemove),
 	// and holds the stream while it runs.
-	upTo := min(floor, max(s.purged, first)+sweepPurged)
-	purged := s.purged
-	s.mu.Unlock()
-	var took time.Duration
-	if upTo > purged {
-		start := time.Now()
+	upTo := min(floor, from+s.most)
+	if upTo > from {
 		err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(job.RunSubjectPrefix+">"), jetstream.WithPurgeSequence(upTo+1))
-		took = time.Since(start)
 		if err != nil {
-			return took, err
+			return time.Since(start), err
 		}
 		s.mu.Lock()
 		s.purged = max(s.purged, upTo)
 		s.mu.Unlock()
 	}
+	took := time.Since(start)
 	n := 0
 	for _, seq := range old {
 		if seq <= floor {
@@ -148,13 +167,19 @@ func (s *sweeper) sweep(ctx context.Context) (time.Duration, error) {
 // last job on its subjects, read after the stream's last sequence: every
 // job of the lane stored by then is finished, and its floor is that last
 // sequence. (Its own ack floor is only the last job it was given, however
-// much of the other lane's came after.)
+// much of the other lane's came after.) The server answers "not found" for
+// a read that failed too, so that answer counts only from a lane with
+// nothing pending or in hand.
 func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
-	info, err := s.stream.Info(ctx)
+	// Read afresh through another handle: refreshing s.stream's cached
+	// config would take up direct reads again, had an older replica turned
+	// them on, and any replica, one that lags too, may answer those.
+	info, err := s.js.Stream(ctx, bus.ActionsStream)
 	if err != nil {
 		return 0, 0, err
 	}
-	last := info.State.LastSeq
+	state := info.CachedInfo().State
+	last := state.LastSeq
 	floor = last
 	for _, l := range []struct{ consumer, subjects string }{
 		{bus.Comm100Consumer, comm100Jobs + ">"},
@@ -164,14 +189,17 @@ func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
 		if err != nil {
 			return 0, 0, err
 		}
-		f := cons.CachedInfo().AckFloor.Stream // just read from the server
+		ci := cons.CachedInfo() // just read from the server
+		f := ci.AckFloor.Stream
 		if f < last {
 			// Read through the leader (the stream was opened so), which
 			// holds every job stored.
 			m, err := s.stream.GetLastMsgForSubject(ctx, l.subjects)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
-				f = last
+				if ci.NumPending == 0 && ci.NumAckPending == 0 {
+					f = last
+				}
 			case err != nil:
 				return 0, 0, err
 			case m.Sequence <= f:
@@ -180,5 +208,5 @@ func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
 		}
 		floor = min(floor, f)
 	}
-	return floor, info.State.FirstSeq, nil
+	return floor, state.FirstSeq, nil
 }
