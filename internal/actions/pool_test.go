@@ -996,3 +996,39 @@ func TestSweeperPurgesInSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolKeepsAttemptsWhileTheDiskIsFull: the attempts of a job that
+// failed once and then succeeded are removed (a purge of their key) only
+// while MayRemove says yes; otherwise they wait for the bucket's age limit.
+func TestPoolKeepsAttemptsWhileTheDiskIsFull(t *testing.T) {
+	t.Parallel()
+	for _, room := range []bool{true, false} {
+		t.Run(fmt.Sprintf("room %t", room), func(t *testing.T) {
+			b := newBench(t)
+			var calls atomic.Int32
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if calls.Add(1) == 1 {
+					w.WriteHeader(http.StatusServiceUnavailable)
+				}
+			}))
+			defer api.Close()
+			p, _ := b.startPool(Config{RetryInProcess: time.Millisecond}, b.runtime(nil), poolOpts{tune: func(p *Pool) {
+				p.policy.Redelivery = Backoff{Base: 50 * time.Millisecond, Max: 50 * time.Millisecond}
+				p.MayRemove = func() bool { return room }
+			}})
+			j := &job.Job{ID: "flaky/r/0", EventID: "flaky", Rule: "r", Action: "http.request",
+				Params: map[string]any{"url": api.URL}, Created: time.Now().UTC()}
+			b.publish(j)
+			waitFor(t, "the second call", 10*time.Second, func() bool { return calls.Load() == 2 && b.idle() })
+			var left []Attempt
+			waitFor(t, "the attempts as they should be", 5*time.Second, func() bool {
+				a, err := p.ledger.Attempts(t.Context(), j.ID)
+				left = a
+				return err == nil && (len(a) == 0) == room
+			})
+			if room == (len(left) != 0) {
+				t.Errorf("attempts left: %v", left)
+			}
+		})
+	}
+}
