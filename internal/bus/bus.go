@@ -194,6 +194,7 @@ type Bus struct {
 	// unanswered before Run takes the server for stuck (stuckAfter, but in
 	// tests); stuck holds what Run said then.
 	stuckAfter time.Duration
+	stopWait   time.Duration // stopWait, but in tests
 	stuck      atomic.Pointer[error]
 	restarting atomic.Bool // Run's check is starting JetStream again
 	// checkStore is storeErr, but in tests.
@@ -211,7 +212,7 @@ func (b *Bus) Batches() bool { return b.batches }
 // the bus. The connection reconnects forever; Close shuts everything down.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Bus, error) {
 	cfg.Defaults()
-	b := &Bus{log: log, stuckAfter: stuckAfter, checkStore: storeErr}
+	b := &Bus{log: log, stuckAfter: stuckAfter, stopWait: stopWait, checkStore: storeErr}
 	url := cfg.URL
 	if url == "" {
 		if err := cfg.Validate(); err != nil {

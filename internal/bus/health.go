@@ -126,7 +126,7 @@ func (b *Bus) Run(ctx context.Context) error {
 			select {
 			case <-checked:
 				return nil
-			case <-time.After(min(b.stuckLimit()-time.Since(since), stopWait)):
+			case <-time.After(min(b.stuckLimit()-time.Since(since), b.stopWait)):
 				return b.markStuck(time.Since(since))
 			}
 		case <-checked:

@@ -473,11 +473,12 @@ func TestReadyDoesNotWaitForAStuckServer(t *testing.T) {
 }
 
 // TestStopWhileStuck: a stop that comes while a check waits for the server
-// still finds the server stuck once the check has waited stuckAfter, so
-// that Close does not wait for it.
+// waits for it no longer than stopWait, and then takes the server for
+// stuck, so that Close does not wait for it.
 func TestStopWhileStuck(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	b, _, _ := stuckBus(t, entered)
+	b.stuckAfter, b.stopWait = time.Minute, 500*time.Millisecond
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
