@@ -170,15 +170,7 @@ func TestCoordinatorWatch(t *testing.T) {
 			t.Errorf("watch: %v", err)
 		}
 	})
-	// The watcher may start after a first write: write until it sees one.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(c.Engine().Rules()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the watcher to reload the changed rules")
-		}
-		writeRuleFile(t, dir, twoRules)
-		time.Sleep(50 * time.Millisecond)
-	}
+	writeUntilReloaded(t, c, dir, "the changed rules")
 	select {
 	case err := <-done:
 		t.Fatalf("watch ended early: %v", err)
@@ -322,15 +314,7 @@ func TestCoordinatorWatchThroughASymlink(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Watch(ctx, 10*time.Millisecond) }()
 	t.Cleanup(func() { cancel(); <-done })
-	// The watcher may start after a first write: write until it sees one.
-	deadline := time.Now().Add(10 * time.Second)
-	for len(c.Engine().Rules()) != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for the watcher to reload through the link")
-		}
-		writeRuleFile(t, real, twoRules)
-		time.Sleep(50 * time.Millisecond)
-	}
+	writeUntilReloaded(t, c, real, "through the link")
 }
 
 // waitUntil polls cond for up to d and reports whether it came to hold.
@@ -355,4 +339,18 @@ func linkedRulesDir(t *testing.T) (real, link string) {
 		t.Fatal(err)
 	}
 	return real, link
+}
+
+// writeUntilReloaded writes twoRules into dir until the watcher of c has
+// loaded them: the watcher may start after a first write.
+func writeUntilReloaded(t *testing.T, c *Coordinator, dir, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.Engine().Rules()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the watcher to reload %s", what)
+		}
+		writeRuleFile(t, dir, twoRules)
+		time.Sleep(50 * time.Millisecond)
+	}
 }
