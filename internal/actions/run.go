@@ -268,7 +268,7 @@ func (p *Pool) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	p.sweeper = &sweeper{stream: stream, js: p.js, every: p.sweepEvery, most: p.sweepMost, mayRemove: p.MayRemove}
+	p.sweeper = &sweeper{stream: stream, js: p.js, lanes: p.lanes, every: p.sweepEvery, most: p.sweepMost, mayRemove: p.MayRemove}
 	return nil
 }
 

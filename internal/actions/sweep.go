@@ -19,17 +19,19 @@ import (
 // acknowledged or terminated) and purges the jobs up to the lower one in
 // one request. One purge for both lanes, rather than one each: a purge that
 // empties a block of the stream leaves no tombstones, and one that takes a
-// lane's jobs out from among the other's must write a tombstone for each. A job finished
-// above the floor (a job before it is still failing and waits for its next
-// delivery) is deleted alone one pass later, a bounded number per pass; what
-// is left over goes with the purge once the floor passes it. Schedules of
-// delayed jobs, on other subjects, are never touched.
+// lane's jobs out from among the other's must write a tombstone for each. A
+// job finished above the floor (a job before it is still failing and waits
+// for its next delivery) is deleted alone one pass later, a bounded number
+// per pass; what is left over goes with the purge once the floor passes it.
+// Schedules of delayed jobs, on other subjects, are never touched.
 type sweeper struct {
 	// stream is ACTIONS opened to read through its leader; its cached
 	// config is never refreshed, so that it stays so (see floor).
 	stream jetstream.Stream
 	// js reads the stream's state afresh.
-	js    jetstream.JetStream
+	js jetstream.JetStream
+	// lanes are the pool's: their consumers' floors bound the purge.
+	lanes [2]*lane
 	every time.Duration
 	// most is the most sequences one purge covers (sweepPurged, but in
 	// tests).
@@ -181,10 +183,7 @@ func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
 	state := info.CachedInfo().State
 	last := state.LastSeq
 	floor = last
-	for _, l := range []struct{ consumer, subjects string }{
-		{bus.Comm100Consumer, comm100Jobs + ">"},
-		{bus.WorkerConsumer, job.RunSubjectPrefix + ">"},
-	} {
+	for _, l := range s.lanes {
 		cons, err := s.stream.Consumer(ctx, l.consumer)
 		if err != nil {
 			return 0, 0, err
@@ -194,7 +193,7 @@ func (s *sweeper) floor(ctx context.Context) (floor, first uint64, err error) {
 		if f < last {
 			// Read through the leader (the stream was opened so), which
 			// holds every job stored.
-			m, err := s.stream.GetLastMsgForSubject(ctx, l.subjects)
+			m, err := s.stream.GetLastMsgForSubject(ctx, l.filter)
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
 				if ci.NumPending == 0 && ci.NumAckPending == 0 {
