@@ -20,6 +20,12 @@ type Action struct {
 	// budget, pauses with the pool, and runs dry when no credentials are
 	// configured.
 	Comm100 bool
+	// Target, if set, names the outside system a job's call goes to, whose
+	// own budget it may wait for (http.request: its URL's host:port); ""
+	// for none. The jobs of one target hold at most half of a lane's
+	// workers (see [lane]), so one system over its budget, or slow, holds
+	// back no other.
+	Target func(p Params) string
 	// Run carries out one job whose params passed Check. It may be called
 	// from many goroutines at once. An error is classified by [Retryable];
 	// wrap it with [Permanent] to stop retries.

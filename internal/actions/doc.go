@@ -28,11 +28,14 @@
 // bot, so it skips the ledger (a repeat after a crash would repeat a log
 // line), and a copy delivered again in the same process, after its ack was
 // lost, is found among the ids of the jobs finished lately and acknowledged
-// without a second run. Every other job goes to one of the lane's workers;
-// while jobs wait for a worker, the fetcher fetches no more than the workers
-// can start, so jobs waiting for the Comm100 budget stay in JetStream. One
-// goroutine reports InProgress three times per AckWait on every job held,
-// waiting for a worker or in one. For each job a worker (deliver.go):
+// without a second run. Every other job goes to one of the lane's workers,
+// but the jobs of one outside system (an http.request's host) take at most
+// half of them: that system's further jobs wait, parked in the lane, for
+// one of its own to end (see [lane]). While jobs wait for a worker, the
+// fetcher fetches no more than the workers can start, so jobs waiting for
+// the Comm100 budget stay in JetStream. One goroutine reports InProgress
+// three times per AckWait on every job held, parked, waiting for a worker
+// or in one. For each job a worker (deliver.go):
 //
 //  1. looks the job up in the [Ledger] (the jobs_done
 //     bucket): a job that already succeeded is acknowledged without running

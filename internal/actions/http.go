@@ -86,6 +86,13 @@ func httpAction() *Action {
 			{Name: "headers", Type: objectType, Doc: "request headers"},
 			{Name: "body", Type: anyType, Doc: "an object or list is sent as JSON, a string as is"},
 		},
+		// Each host has its own limiter (HTTPCaller.limiter).
+		Target: func(p Params) string {
+			if u, err := url.Parse(p.String("url")); err == nil {
+				return u.Host
+			}
+			return ""
+		},
 		Run: func(ctx context.Context, rt *Runtime, p Params) (Result, error) {
 			return rt.HTTP.do(ctx, p)
 		},

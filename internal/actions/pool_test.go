@@ -1032,3 +1032,109 @@ func TestPoolKeepsAttemptsWhileTheDiskIsFull(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolOneHostHoldsHalfTheWorkers: http.request jobs to a host over its
+// budget wait for it in at most half of a lane's workers; a job to another
+// host, queued behind them, runs at once.
+func TestPoolOneHostHoldsHalfTheWorkers(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var slowCalls atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { slowCalls.Add(1) }))
+	defer slow.Close()
+	var otherAt atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherAt.Store(time.Now().UnixNano())
+	}))
+	defer other.Close()
+	rt := b.runtime(nil)
+	// One call a minute to each host: the first job to slow spends it,
+	// the others wait.
+	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
+	b.startPool(Config{Workers: 2}, rt, poolOpts{})
+	for i := range 4 {
+		b.publish(request("slow-"+string(rune('a'+i)), slow.URL))
+	}
+	waitFor(t, "the first call to the slow host", 10*time.Second, func() bool { return slowCalls.Load() == 1 })
+	queued := time.Now()
+	b.publish(request("other", other.URL))
+	waitFor(t, "the call to the other host", 10*time.Second, func() bool { return otherAt.Load() != 0 })
+	t.Logf("other host called %s after its job was queued, behind 3 jobs waiting for their host's budget",
+		time.Unix(0, otherAt.Load()).Sub(queued).Round(time.Millisecond))
+	if n := slowCalls.Load(); n != 1 {
+		t.Errorf("%d calls to the slow host, want 1 within its budget", n)
+	}
+}
+
+// request is an http.request job to url.
+func request(id, url string) *job.Job {
+	return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "http.request",
+		Params: map[string]any{"url": url}, Created: time.Now().UTC()}
+}
+
+// TestPoolParkedJobsRunInTurn: the jobs of a host that waits for its turn
+// are each carried out once, the urgent one first; a stopping pool hands
+// back those still parked at once.
+func TestPoolParkedJobsRunInTurn(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var mu sync.Mutex
+	var order []string
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		order = append(order, r.URL.Query().Get("job"))
+		mu.Unlock()
+	}))
+	defer host.Close()
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 1, 300*time.Millisecond, 5*time.Second)
+	_, stop := b.startPool(Config{Workers: 2}, rt, poolOpts{})
+	for i := range 4 {
+		id := string(rune('a' + i))
+		b.publish(request(id, host.URL+"?job="+id))
+	}
+	urgent := request("urgent", host.URL+"?job=urgent")
+	urgent.Priority = "high"
+	b.publish(urgent)
+	waitFor(t, "every call", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 5
+	})
+	time.Sleep(500 * time.Millisecond) // a second run would have come by now
+	mu.Lock()
+	got := slices.Clone(order)
+	mu.Unlock()
+	// "a" is called first, "b" waits in the limiter and the rest are
+	// parked when "urgent" arrives.
+	if len(got) != 5 || slices.Index(got, "urgent") > 2 {
+		t.Errorf("calls %v: want each job once, the urgent one among the first three", got)
+	}
+
+	stop()
+	// Jobs in hand but not handed back would come back after the AckWait.
+	long := func(p *Pool) { p.ackWait = time.Minute }
+	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
+	_, stop = b.startPool(Config{Workers: 2}, rt, poolOpts{tune: long})
+	for i := range 4 {
+		id := "later-" + string(rune('a'+i))
+		b.publish(request(id, host.URL+"?job="+id))
+	}
+	waitFor(t, "the first call of the second pool", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 6
+	})
+	// One job waits in the host's limiter, two are parked.
+	waitFor(t, "every job in hand", 10*time.Second, func() bool {
+		return b.consumer(bus.WorkerConsumer).NumAckPending == 3
+	})
+	stop()
+	rt.HTTP = NewHTTPCaller(nil, 10, time.Minute, 5*time.Second)
+	b.startPool(Config{Workers: 2}, rt, poolOpts{tune: long})
+	waitFor(t, "the jobs handed back by the stopped pool", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 9
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,14 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // http.request, an event.emit or a schedule.cancel queued behind a thousand
 // tickets runs at once.
 //
+// Within a lane, the jobs of one outside system ([Action.Target]: the host
+// of an http.request) hold at most share of its workers, half of them; the
+// lane's other jobs of that system wait for one of those to end, parked in
+// the lane's room (the fetcher goes on fetching), while its workers carry
+// out everyone else's. A host over its dispatch.http_rate_limit, or one that
+// answers slowly, thus holds back no other host, nor the log, event.emit
+// and schedule.cancel jobs, unless the parked jobs fill the lane's room.
+//
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
 // It is not the consumer of a pool with one lane (bus.OneLaneConsumer),
@@ -111,15 +120,22 @@ type lane struct {
 	// another lane takes them.
 	skip    string
 	workers int
-	slots   chan struct{} // one per job taken by a worker or waiting for one
+	slots   chan struct{} // one per job taken by a worker, waiting for one, or parked
 	freed   chan struct{} // a worker finished a job
 	queue   *waiting      // jobs fetched for its workers, not taken yet
+	// share is how many jobs of one target may be in queue or with a
+	// worker at once.
+	share int
+
+	mu     sync.Mutex
+	busy   map[string]int    // target → its jobs in queue or with a worker
+	parked map[string][]task // target → its jobs waiting for their turn, in the order fetched
 }
 
 // newLanes returns the pool's lanes, with workers workers each.
 func newLanes(workers int) [2]*lane {
 	mk := func(consumer, filter, skip string) *lane {
-		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers,
+		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, share: max(1, workers/2),
 			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting()}
 	}
 	return [2]*lane{
@@ -132,6 +148,61 @@ func newLanes(workers int) [2]*lane {
 // cheapInHand for the jobs its fetcher carries out at once as they arrive
 // (see [Pool.quick]). It is its consumer's MaxAckPending.
 func (l *lane) capacity() int { return cap(l.slots) }
+
+// admit reports whether t may go to the workers now. If its target has its
+// share of them already, t is parked until one of those ends (see next).
+func (l *lane) admit(t task) bool {
+	if t.target == "" {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.busy[t.target] < l.share {
+		if l.busy == nil {
+			l.busy = map[string]int{}
+		}
+		l.busy[t.target]++
+		return true
+	}
+	if l.parked == nil {
+		l.parked = map[string][]task{}
+	}
+	l.parked[t.target] = append(l.parked[t.target], t)
+	return false
+}
+
+// next is told that a worker is done with t. It returns the parked job that
+// takes t's turn: of the same target, the most urgent (job.Rank), then the
+// first fetched. A job is parked only while one of its target is in queue
+// or with a worker, so every parked job is reached, on a stop too (the
+// workers hand back what they take then).
+func (l *lane) next(t task) (task, bool) {
+	if t.target == "" {
+		return task{}, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.parked[t.target]
+	if len(q) == 0 {
+		if l.busy[t.target]--; l.busy[t.target] <= 0 {
+			delete(l.busy, t.target)
+		}
+		return task{}, false
+	}
+	i := 0
+	for k := range q {
+		if job.Rank(q[k].job.Priority) < job.Rank(q[i].job.Priority) {
+			i = k
+		}
+	}
+	n := q[i]
+	if q = slices.Delete(q, i, i+1); len(q) == 0 {
+		delete(l.parked, t.target)
+	} else {
+		l.parked[t.target] = q
+	}
+	return n, true
+}
 
 // NewPool returns a pool. limiter may be nil when rt.Comm100 is nil (dry
 // run). reg may be nil to leave the metrics unregistered.
@@ -190,6 +261,9 @@ func (p *Pool) Run(ctx context.Context) error {
 					p.deliver(ctx, t.msg, t.job)
 					p.held.remove(t.msg)
 					<-l.slots
+					if n, ok := l.next(t); ok {
+						l.queue.push(n) // in its slot, taken when it was parked
+					}
 					select {
 					case l.freed <- struct{}{}:
 					default:
@@ -242,8 +316,9 @@ func JobsWaiting(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 
 // task is a job handed to a worker.
 type task struct {
-	msg jetstream.Msg
-	job *job.Job
+	msg    jetstream.Msg
+	job    *job.Job
+	target string // see [Action.Target]
 }
 
 // setup opens the ledger, the consumer and the stream.
@@ -406,11 +481,17 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 	}
 	l.slots <- struct{}{} // never blocks: fetched no more than the free slots
 	p.held.add(msg)
-	l.queue.push(task{msg: msg, job: j})
+	t := task{msg: msg, job: j}
+	if act, ok := p.catalog.Lookup(j.Action); ok && act.Target != nil {
+		t.target = act.Target(Params(j.Params))
+	}
+	if l.admit(t) {
+		l.queue.push(t)
+	}
 }
 
-// held is the set of jobs that wait for a worker or are in a worker's
-// hands. One goroutine reports progress on all of them (see report).
+// held is the set of jobs that are parked, wait for a worker or are in a
+// worker's hands. One goroutine reports progress on all of them (see report).
 type held struct {
 	mu   sync.Mutex
 	msgs map[jetstream.Msg]struct{}

@@ -24,7 +24,7 @@ func newWaiting() *waiting {
 	return w
 }
 
-// push adds a task. It must not be called after close.
+// push adds a task. After close, only a worker that pops again may push.
 func (w *waiting) push(t task) {
 	r := job.Rank(t.job.Priority)
 	w.mu.Lock()
