@@ -17,6 +17,8 @@ type metrics struct {
 	attempts *prometheus.CounterVec
 	pauses   prometheus.Counter
 	record   prometheus.Histogram
+	// parked counts the jobs parked in the lanes (see lane.admit).
+	parked prometheus.Gauge
 }
 
 // gauges are the counts the pool's gauges read when scraped; nil ones are
@@ -49,11 +51,15 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 			Help:    "Time from a successful action's answer to its record in the jobs_done bucket: the window in which a crash could repeat the action.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bot_jobs_parked",
+			Help: "Jobs this replica holds for an outside host whose jobs already take half of a lane's workers, until one of those ends.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	cs := []prometheus.Collector{m.jobs, m.attempts, m.pauses, m.record}
+	cs := []prometheus.Collector{m.jobs, m.attempts, m.pauses, m.record, m.parked}
 	if g.dead != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "bot_dlq_jobs", Help: "Jobs in the dead-letter stream (-1 when NATS cannot tell).",

@@ -1051,7 +1051,8 @@ func TestPoolOneHostHoldsHalfTheWorkers(t *testing.T) {
 	// One call a minute to each host: the first job to slow spends it,
 	// the others wait.
 	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
-	b.startPool(Config{Workers: 2}, rt, poolOpts{})
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{Workers: 2}, rt, poolOpts{reg: reg})
 	for i := range 4 {
 		b.publish(request("slow-"+string(rune('a'+i)), slow.URL))
 	}
@@ -1063,6 +1064,10 @@ func TestPoolOneHostHoldsHalfTheWorkers(t *testing.T) {
 		time.Unix(0, otherAt.Load()).Sub(queued).Round(time.Millisecond))
 	if n := slowCalls.Load(); n != 1 {
 		t.Errorf("%d calls to the slow host, want 1 within its budget", n)
+	}
+	// One waits in the host's limiter, the other two are parked.
+	if n := gauge(t, reg, "bot_jobs_parked"); n != 2 {
+		t.Errorf("bot_jobs_parked = %v, want 2", n)
 	}
 }
 

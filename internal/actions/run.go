@@ -130,13 +130,17 @@ type lane struct {
 	mu     sync.Mutex
 	busy   map[string]int    // target → its jobs in queue or with a worker
 	parked map[string][]task // target → its jobs waiting for their turn, in the order fetched
+	// counted counts the parked jobs of every lane (bot_jobs_parked).
+	counted prometheus.Gauge
 }
 
-// newLanes returns the pool's lanes, with workers workers each.
-func newLanes(workers int) [2]*lane {
+// newLanes returns the pool's lanes, with workers workers each, that count
+// the jobs they park in parked.
+func newLanes(workers int, parked prometheus.Gauge) [2]*lane {
 	mk := func(consumer, filter, skip string) *lane {
 		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, share: max(1, workers/2),
-			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting()}
+			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting(),
+			counted: parked}
 	}
 	return [2]*lane{
 		mk(bus.Comm100Consumer, comm100Jobs+">", ""),
@@ -168,6 +172,7 @@ func (l *lane) admit(t task) bool {
 		l.parked = map[string][]task{}
 	}
 	l.parked[t.target] = append(l.parked[t.target], t)
+	l.counted.Inc()
 	return false
 }
 
@@ -196,6 +201,7 @@ func (l *lane) next(t task) (task, bool) {
 		}
 	}
 	n := q[i]
+	l.counted.Dec()
 	if q = slices.Delete(q, i, i+1); len(q) == 0 {
 		delete(l.parked, t.target)
 	} else {
@@ -337,7 +343,7 @@ func (p *Pool) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.lanes = newLanes(p.cfg.Workers)
+	p.lanes = newLanes(p.cfg.Workers, p.metrics.parked)
 	for _, l := range p.lanes {
 		if _, err := p.consumer(ctx, l); err != nil {
 			return err
