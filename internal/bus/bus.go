@@ -199,6 +199,17 @@ type Bus struct {
 	restarting atomic.Bool // Run's check is starting JetStream again
 	// checkStore is storeErr, but in tests.
 	checkStore func(*server.Server) error
+	// probe is Ready's check of the embedded server under way, nil if
+	// none: later calls wait for its answer rather than start another.
+	probeMu sync.Mutex
+	probe   *probe
+}
+
+// probe is one check of the embedded server: err is its answer once done
+// is closed.
+type probe struct {
+	done chan struct{}
+	err  error
 }
 
 // Batches reports whether the publishers should commit messages that arrive

@@ -42,13 +42,12 @@ func (b *Bus) Ready(ctx context.Context) error {
 	if srv := b.srv.Load(); srv != nil {
 		// The server answers at once unless a stream's lock is held; one
 		// held for good must not hold /readyz too (see Run). The check
-		// left waiting then waits for good, one per call until Run has
-		// found the server stuck (a minute of probes).
-		answer := make(chan error, 1)
-		go func() { answer <- b.checkStore(srv) }()
+		// left waiting then waits for good, and every call until Run has
+		// found the server stuck waits for that same check.
+		c := b.probing(srv)
 		select {
-		case err := <-answer:
-			return err
+		case <-c.done:
+			return c.err
 		case <-ctx.Done():
 			return fmt.Errorf("the embedded NATS server does not answer: %w", ctx.Err())
 		}
@@ -61,6 +60,25 @@ func (b *Bus) Ready(ctx context.Context) error {
 		return &StoreError{Cause: fmt.Sprintf("the account's JetStream store is full (%d of %d bytes)", info.Store, max), full: true}
 	}
 	return nil
+}
+
+// probing returns the check of srv under way, or starts one.
+func (b *Bus) probing(srv *server.Server) *probe {
+	b.probeMu.Lock()
+	defer b.probeMu.Unlock()
+	if b.probe != nil {
+		return b.probe
+	}
+	c := &probe{done: make(chan struct{})}
+	b.probe = c
+	go func() {
+		c.err = b.checkStore(srv)
+		b.probeMu.Lock()
+		b.probe = nil
+		b.probeMu.Unlock()
+		close(c.done)
+	}()
+	return c
 }
 
 // storeErr is what keeps the embedded server from storing, nil if nothing.

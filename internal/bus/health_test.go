@@ -462,13 +462,21 @@ func TestStuckServer(t *testing.T) {
 }
 
 // TestReadyDoesNotWaitForAStuckServer: before Run has taken the server for
-// stuck, Ready answers within its context all the same.
+// stuck, Ready answers within its context all the same, and the calls after
+// the first wait for its check instead of leaving one more behind each.
 func TestReadyDoesNotWaitForAStuckServer(t *testing.T) {
-	b, _, _ := stuckBus(t, nil)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	if err := b.Ready(ctx); err == nil || !strings.Contains(err.Error(), "does not answer") {
-		t.Errorf("Ready: %v, want the server not answering", err)
+	entered := make(chan struct{}, 10)
+	b, _, _ := stuckBus(t, entered)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		if err := b.Ready(ctx); err == nil || !strings.Contains(err.Error(), "does not answer") {
+			t.Errorf("Ready: %v, want the server not answering", err)
+		}
+		cancel()
+	}
+	// The calls after the first wait for its check, which waits for good.
+	if n := len(entered); n != 1 {
+		t.Errorf("%d checks of the server under way, want 1", n)
 	}
 }
 
