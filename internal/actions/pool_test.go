@@ -1033,10 +1033,10 @@ func TestPoolKeepsAttemptsWhileTheDiskIsFull(t *testing.T) {
 	}
 }
 
-// TestPoolOneHostHoldsHalfTheWorkers: http.request jobs to a host over its
-// budget wait for it in at most half of a lane's workers; a job to another
-// host, queued behind them, runs at once.
-func TestPoolOneHostHoldsHalfTheWorkers(t *testing.T) {
+// TestPoolOneHostLeavesWorkersToOthers: http.request jobs to a host over
+// its budget wait for it in at most their share of a lane's workers; a job
+// to another host, queued behind them, runs at once.
+func TestPoolOneHostLeavesWorkersToOthers(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
 	var slowCalls atomic.Int32
@@ -1052,11 +1052,17 @@ func TestPoolOneHostHoldsHalfTheWorkers(t *testing.T) {
 	// the others wait.
 	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
 	reg := prometheus.NewRegistry()
-	b.startPool(Config{Workers: 2}, rt, poolOpts{reg: reg})
+	// Of 3 workers, jobs with a target take 2 at most, 1 of one target.
+	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: reg})
 	for i := range 4 {
 		b.publish(request("slow-"+string(rune('a'+i)), slow.URL))
 	}
 	waitFor(t, "the first call to the slow host", 10*time.Second, func() bool { return slowCalls.Load() == 1 })
+	// The first job acknowledged: the next one waits for the host's
+	// budget, the others are parked.
+	waitFor(t, "the other jobs in hand", 10*time.Second, func() bool {
+		return b.consumer(bus.WorkerConsumer).NumAckPending == 3
+	})
 	queued := time.Now()
 	b.publish(request("other", other.URL))
 	waitFor(t, "the call to the other host", 10*time.Second, func() bool { return otherAt.Load() != 0 })
@@ -1106,13 +1112,21 @@ func TestPoolParkedJobsRunInTurn(t *testing.T) {
 		defer mu.Unlock()
 		return len(order) == 5
 	})
+	// A job of the host after the others starts as soon as its budget
+	// allows: none of the host's turns is left taken.
+	b.publish(request("after", host.URL+"?job=after"))
+	waitFor(t, "the call of the job after", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 6
+	})
 	time.Sleep(500 * time.Millisecond) // a second run would have come by now
 	mu.Lock()
 	got := slices.Clone(order)
 	mu.Unlock()
 	// "a" is called first, "b" waits in the limiter and the rest are
 	// parked when "urgent" arrives.
-	if len(got) != 5 || slices.Index(got, "urgent") > 2 {
+	if len(got) != 6 || slices.Index(got, "urgent") > 2 {
 		t.Errorf("calls %v: want each job once, the urgent one among the first three", got)
 	}
 
@@ -1128,7 +1142,7 @@ func TestPoolParkedJobsRunInTurn(t *testing.T) {
 	waitFor(t, "the first call of the second pool", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(order) == 6
+		return len(order) == 7
 	})
 	// One job waits in the host's limiter, two are parked.
 	waitFor(t, "every job in hand", 10*time.Second, func() bool {
@@ -1140,6 +1154,54 @@ func TestPoolParkedJobsRunInTurn(t *testing.T) {
 	waitFor(t, "the jobs handed back by the stopped pool", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(order) == 9
+		return len(order) == 10
 	})
+}
+
+// TestPoolTargetsShareTheWorkers: of 4 workers, jobs with a target take 3
+// at most, 2 of one target; calls to one host go 2 at a time, to two hosts
+// 3 at a time, and a job without a target still finds a worker.
+func TestPoolTargetsShareTheWorkers(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var now, most atomic.Int32
+	var done atomic.Int32
+	release := make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		now.Add(-1)
+		done.Add(1)
+	})
+	a, c := httptest.NewServer(slow), httptest.NewServer(slow)
+	defer a.Close()
+	defer c.Close()
+	free := sync.OnceFunc(func() { close(release) })
+	defer free() // before the servers close
+	var seen observed
+	b.startPool(Config{Workers: 4}, b.runtime(nil), poolOpts{tune: seen.tune})
+	for i := range 4 {
+		b.publish(request("a-"+string(rune('a'+i)), a.URL))
+	}
+	waitFor(t, "the calls to one host", 10*time.Second, func() bool { return now.Load() >= 2 })
+	time.Sleep(200 * time.Millisecond) // a third call would have come by now
+	if n := most.Load(); n != 2 {
+		t.Errorf("%d calls to one host at once, want 2", n)
+	}
+	for i := range 2 {
+		b.publish(request("c-"+string(rune('a'+i)), c.URL))
+	}
+	waitFor(t, "a call to the other host", 10*time.Second, func() bool { return now.Load() >= 3 })
+	time.Sleep(200 * time.Millisecond)
+	if n := most.Load(); n != 3 {
+		t.Errorf("%d calls at once, want 3: a worker is kept for jobs without a target", n)
+	}
+	// An event.emit, without a target, takes the last worker.
+	b.publish(&job.Job{ID: "emit/r/0", EventID: "emit", Rule: "r", Action: "event.emit",
+		Params: map[string]any{"type": "test.emitted", "data": map[string]any{}}, Created: time.Now().UTC()})
+	waitFor(t, "the event.emit job", 10*time.Second, func() bool { return slices.Contains(seen.list(), "emit/r/0") })
+	free()
+	waitFor(t, "every call", 10*time.Second, func() bool { return done.Load() == 6 })
 }

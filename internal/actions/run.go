@@ -96,13 +96,17 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // http.request, an event.emit or a schedule.cancel queued behind a thousand
 // tickets runs at once.
 //
-// Within a lane, the jobs of one outside system ([Action.Target]: the host
-// of an http.request) hold at most share of its workers, half of them; the
-// lane's other jobs of that system wait for one of those to end, parked in
-// the lane's room (the fetcher goes on fetching), while its workers carry
-// out everyone else's. A host over its dispatch.http_rate_limit, or one that
-// answers slowly, thus holds back no other host, nor the log, event.emit
-// and schedule.cancel jobs, unless the parked jobs fill the lane's room.
+// Within a lane, jobs with a target ([Action.Target]: the host of an
+// http.request) take at most all its workers but one (mostTargeted), so that the
+// log, event.emit and schedule.cancel jobs always find one; and the jobs of
+// one target take at most half of those (share, at least one), so that
+// another target finds some too. A job over either bound waits, parked in
+// the lane's room (the fetcher goes on fetching), until a job with a target
+// ends; the most urgent, then the first fetched, goes next. A host over its
+// dispatch.http_rate_limit, or one that answers slowly, thus holds back no
+// job without a target, and leaves other hosts a worker or more, unless the
+// parked jobs fill the lane's room. With 4 workers: one host takes 2, two
+// hosts take 2 and 1, a third waits for one of theirs.
 //
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
@@ -123,13 +127,15 @@ type lane struct {
 	slots   chan struct{} // one per job taken by a worker, waiting for one, or parked
 	freed   chan struct{} // a worker finished a job
 	queue   *waiting      // jobs fetched for its workers, not taken yet
-	// share is how many jobs of one target may be in queue or with a
-	// worker at once.
-	share int
+	// mostTargeted is how many jobs with a target may be in queue or with
+	// a worker at once, share how many of one target.
+	mostTargeted, share int
 
-	mu     sync.Mutex
-	busy   map[string]int    // target → its jobs in queue or with a worker
-	parked map[string][]task // target → its jobs waiting for their turn, in the order fetched
+	mu       sync.Mutex
+	targeted int               // jobs with a target in queue or with a worker
+	busy     map[string]int    // target → its jobs in queue or with a worker
+	parked   map[string][]task // target → its jobs waiting for their turn, in the order fetched
+	stopped  bool              // parked jobs go to the workers, which hand them back
 	// counted counts the parked jobs of every lane (bot_jobs_parked).
 	counted prometheus.Gauge
 }
@@ -138,7 +144,8 @@ type lane struct {
 // the jobs they park in parked.
 func newLanes(workers int, parked prometheus.Gauge) [2]*lane {
 	mk := func(consumer, filter, skip string) *lane {
-		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, share: max(1, workers/2),
+		most := max(1, workers-1)
+		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, mostTargeted: most, share: (most + 1) / 2,
 			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting(),
 			counted: parked}
 	}
@@ -153,19 +160,17 @@ func newLanes(workers int, parked prometheus.Gauge) [2]*lane {
 // (see [Pool.quick]). It is its consumer's MaxAckPending.
 func (l *lane) capacity() int { return cap(l.slots) }
 
-// admit reports whether t may go to the workers now. If its target has its
-// share of them already, t is parked until one of those ends (see next).
+// admit reports whether t may go to the workers now. If jobs with a target
+// are at their most, or t's target has its share, t is parked until a job with
+// a target ends (see next).
 func (l *lane) admit(t task) bool {
 	if t.target == "" {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.busy[t.target] < l.share {
-		if l.busy == nil {
-			l.busy = map[string]int{}
-		}
-		l.busy[t.target]++
+	if l.stopped || l.fitsLocked(t.target) {
+		l.startLocked(t.target)
 		return true
 	}
 	if l.parked == nil {
@@ -176,24 +181,47 @@ func (l *lane) admit(t task) bool {
 	return false
 }
 
+func (l *lane) fitsLocked(target string) bool {
+	return l.targeted < l.mostTargeted && l.busy[target] < l.share
+}
+
+func (l *lane) startLocked(target string) {
+	if l.busy == nil {
+		l.busy = map[string]int{}
+	}
+	l.busy[target]++
+	l.targeted++
+}
+
 // next is told that a worker is done with t. It returns the parked job that
-// takes t's turn: of the same target, the most urgent (job.Rank), then the
-// first fetched. A job is parked only while one of its target is in queue
-// or with a worker, so every parked job is reached, on a stop too (the
-// workers hand back what they take then).
+// takes t's place: of t's target if it may start, else of another target
+// that may, the most urgent (job.Rank), then the first fetched. A job is
+// parked only while jobs with a target are in queue or with a worker, and
+// each that ends lets in the next that fits, so every parked job is reached.
 func (l *lane) next(t task) (task, bool) {
 	if t.target == "" {
 		return task{}, false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	q := l.parked[t.target]
-	if len(q) == 0 {
-		if l.busy[t.target]--; l.busy[t.target] <= 0 {
-			delete(l.busy, t.target)
-		}
-		return task{}, false
+	if l.busy[t.target]--; l.busy[t.target] <= 0 {
+		delete(l.busy, t.target)
 	}
+	l.targeted--
+	target := t.target
+	if len(l.parked[target]) == 0 || !l.fitsLocked(target) {
+		target = ""
+		for k, q := range l.parked {
+			if len(q) > 0 && l.fitsLocked(k) {
+				target = k
+				break
+			}
+		}
+		if target == "" {
+			return task{}, false
+		}
+	}
+	q := l.parked[target]
 	i := 0
 	for k := range q {
 		if job.Rank(q[k].job.Priority) < job.Rank(q[i].job.Priority) {
@@ -201,13 +229,35 @@ func (l *lane) next(t task) (task, bool) {
 		}
 	}
 	n := q[i]
-	l.counted.Dec()
 	if q = slices.Delete(q, i, i+1); len(q) == 0 {
-		delete(l.parked, t.target)
+		delete(l.parked, target)
 	} else {
-		l.parked[t.target] = q
+		l.parked[target] = q
 	}
+	l.counted.Dec()
+	l.startLocked(target)
 	return n, true
+}
+
+// stop hands every parked job to the workers, which hand them back at
+// once: the lane stops.
+func (l *lane) stop() {
+	l.mu.Lock()
+	l.stopped = true
+	parked := l.parked
+	l.parked = nil
+	for target, q := range parked {
+		for range q {
+			l.counted.Dec()
+			l.startLocked(target)
+		}
+	}
+	l.mu.Unlock()
+	for _, q := range parked {
+		for _, t := range q {
+			l.queue.push(t)
+		}
+	}
 }
 
 // NewPool returns a pool. limiter may be nil when rt.Comm100 is nil (dry
@@ -279,6 +329,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		fetchers.Go(func() {
 			p.fetch(ctx, l)
+			l.stop()
 			l.queue.close()
 		})
 	}
@@ -477,8 +528,10 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 	if ctx.Err() != nil {
 		// Fetched as the pool stops: hand it back for the next start, or
 		// another replica. Not at once: the pull still open would take it
-		// again, over and over, until the pull ends.
-		_ = msg.NakWithDelay(p.fetchWait)
+		// again, over and over, until the pull ends; and not before it
+		// ends, or the job would come back to this pull, which no one
+		// reads any more, and wait out its AckWait.
+		_ = msg.NakWithDelay(2 * p.fetchWait)
 		p.metrics.jobs.WithLabelValues(j.Action, "handed_back").Inc()
 		return
 	}

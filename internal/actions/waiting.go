@@ -10,7 +10,8 @@ import (
 // most urgent first: priority high, then normal, then low (job.Rank), each
 // in the order fetched. The limiter orders the calls of the workers by
 // priority; waiting orders the jobs behind them, so a high job fetched
-// behind a hundred normal ones is the next a worker takes.
+// behind a hundred normal ones is the next a worker takes (a job parked for
+// its host's turn goes in when the turn comes: see lane.next).
 type waiting struct {
 	mu     sync.Mutex
 	more   sync.Cond // signalled on a push and on close
