@@ -30,9 +30,9 @@
 // lost, is found among the ids of the jobs finished lately and acknowledged
 // without a second run. Every other job goes to one of the lane's workers,
 // but the jobs to outside systems (http.request) take at most all of them
-// but one, and the jobs to one system (a host) half of those: the jobs over
-// these bounds wait, parked in the lane, for one of them to end (see
-// [lane]). While jobs wait for a worker, the
+// but one, and the jobs to one system (a host) half of those, rounded up:
+// the jobs over these bounds wait, parked in the lane, for one of them to
+// end (see [lane]). While jobs wait for a worker, the
 // fetcher fetches no more than the workers can start, so jobs waiting for
 // the Comm100 budget stay in JetStream. One goroutine reports InProgress
 // three times per AckWait on every job held, parked, waiting for a worker

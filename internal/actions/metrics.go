@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 		}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bot_jobs_parked",
-			Help: "Jobs to an outside host this replica holds back while such jobs take all of a lane's workers but one, or that host has half of those, until one of them ends.",
+			Help: "Jobs to an outside host this replica holds back while such jobs take all of a lane's workers but one, or that host has half of those (rounded up), until one of them ends.",
 		}),
 	}
 	if reg == nil {

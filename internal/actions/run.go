@@ -97,16 +97,18 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // tickets runs at once.
 //
 // Within a lane, jobs with a target ([Action.Target]: the host of an
-// http.request) take at most all its workers but one (mostTargeted), so that the
-// log, event.emit and schedule.cancel jobs always find one; and the jobs of
-// one target take at most half of those (share, at least one), so that
-// another target finds some too. A job over either bound waits, parked in
+// http.request) take at most all its workers but one (mostTargeted, at
+// least one), so that with two workers or more the log, event.emit and
+// schedule.cancel jobs always find one; and the jobs of one target at most
+// half of those, rounded up (share), so that with three workers or more
+// another target finds one too. A job over either bound waits, parked in
 // the lane's room (the fetcher goes on fetching), until a job with a target
-// ends; the most urgent, then the first fetched, goes next. A host over its
-// dispatch.http_rate_limit, or one that answers slowly, thus holds back no
-// job without a target, and leaves other hosts a worker or more, unless the
-// parked jobs fill the lane's room. With 4 workers: one host takes 2, two
-// hosts take 2 and 1, a third waits for one of theirs.
+// ends; then, of the parked jobs that may start, the most urgent, then the
+// first parked, goes next. A host over its dispatch.http_rate_limit, or one
+// that answers slowly, thus holds back neither the jobs without a target
+// nor, for long, the other hosts, unless the parked jobs fill the lane's
+// room. With 4 workers: one host takes 2, two hosts take 2 and 1, and a
+// third host's job waits for the next job with a target to end.
 //
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
@@ -136,6 +138,7 @@ type lane struct {
 	busy     map[string]int    // target → its jobs in queue or with a worker
 	parked   map[string][]task // target → its jobs waiting for their turn, in the order fetched
 	stopped  bool              // parked jobs go to the workers, which hand them back
+	parkings uint64            // jobs parked so far
 	// counted counts the parked jobs of every lane (bot_jobs_parked).
 	counted prometheus.Gauge
 }
@@ -176,6 +179,8 @@ func (l *lane) admit(t task) bool {
 	if l.parked == nil {
 		l.parked = map[string][]task{}
 	}
+	l.parkings++
+	t.parked = l.parkings
 	l.parked[t.target] = append(l.parked[t.target], t)
 	l.counted.Inc()
 	return false
@@ -194,10 +199,12 @@ func (l *lane) startLocked(target string) {
 }
 
 // next is told that a worker is done with t. It returns the parked job that
-// takes t's place: of t's target if it may start, else of another target
-// that may, the most urgent (job.Rank), then the first fetched. A job is
-// parked only while jobs with a target are in queue or with a worker, and
-// each that ends lets in the next that fits, so every parked job is reached.
+// takes t's place: of those that may start now, whatever their target, the
+// most urgent (job.Rank), then the first parked. No parked job may start
+// after any admit or next (one that may is let in), and a job ending frees
+// one place, so one job let in is enough; a job is parked only while jobs
+// with a target are in queue or with a worker, each of which calls next as
+// it ends, so every parked job is reached, in turn.
 func (l *lane) next(t task) (task, bool) {
 	if t.target == "" {
 		return task{}, false
@@ -208,26 +215,21 @@ func (l *lane) next(t task) (task, bool) {
 		delete(l.busy, t.target)
 	}
 	l.targeted--
-	target := t.target
-	if len(l.parked[target]) == 0 || !l.fitsLocked(target) {
-		target = ""
-		for k, q := range l.parked {
-			if len(q) > 0 && l.fitsLocked(k) {
-				target = k
-				break
+	target, i := "", -1
+	for k, q := range l.parked {
+		if !l.fitsLocked(k) {
+			continue
+		}
+		for n := range q {
+			if i < 0 || before(q[n], l.parked[target][i]) {
+				target, i = k, n
 			}
 		}
-		if target == "" {
-			return task{}, false
-		}
+	}
+	if i < 0 {
+		return task{}, false
 	}
 	q := l.parked[target]
-	i := 0
-	for k := range q {
-		if job.Rank(q[k].job.Priority) < job.Rank(q[i].job.Priority) {
-			i = k
-		}
-	}
 	n := q[i]
 	if q = slices.Delete(q, i, i+1); len(q) == 0 {
 		delete(l.parked, target)
@@ -237,6 +239,14 @@ func (l *lane) next(t task) (task, bool) {
 	l.counted.Dec()
 	l.startLocked(target)
 	return n, true
+}
+
+// before reports whether parked job a goes before parked job b.
+func before(a, b task) bool {
+	if ra, rb := job.Rank(a.job.Priority), job.Rank(b.job.Priority); ra != rb {
+		return ra < rb
+	}
+	return a.parked < b.parked
 }
 
 // stop hands every parked job to the workers, which hand them back at
@@ -376,6 +386,7 @@ type task struct {
 	msg    jetstream.Msg
 	job    *job.Job
 	target string // see [Action.Target]
+	parked uint64 // its place among the jobs its lane parked, 0 if none
 }
 
 // setup opens the ledger, the consumer and the stream.

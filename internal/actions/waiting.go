@@ -11,7 +11,7 @@ import (
 // in the order fetched. The limiter orders the calls of the workers by
 // priority; waiting orders the jobs behind them, so a high job fetched
 // behind a hundred normal ones is the next a worker takes (a job parked for
-// its host's turn goes in when the turn comes: see lane.next).
+// its host goes in when a place comes: see lane.next).
 type waiting struct {
 	mu     sync.Mutex
 	more   sync.Cond // signalled on a push and on close

@@ -1,0 +1,148 @@
+package actions
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/comm100bot/bot/internal/job"
+)
+
+// countingGauge is a gauge that keeps its value where the test reads it.
+type countingGauge struct {
+	prometheus.Gauge
+	n int
+}
+
+func (g *countingGauge) Inc() { g.n++ }
+func (g *countingGauge) Dec() { g.n-- }
+
+// checkLane fails unless the lane's counts agree with the jobs running (in
+// queue or with a worker) and parked, and no parked job could start.
+func checkLane(t *testing.T, l *lane, g *countingGauge, running []task) {
+	t.Helper()
+	sum, parked, targeted := 0, 0, 0
+	for _, n := range l.busy {
+		sum += n
+	}
+	for _, q := range l.parked {
+		parked += len(q)
+	}
+	for _, r := range running {
+		if r.target != "" {
+			targeted++
+		}
+	}
+	if sum != l.targeted || targeted != l.targeted {
+		t.Fatalf("targeted %d, busy %d in all, %d running with a target", l.targeted, sum, targeted)
+	}
+	if g.n != parked {
+		t.Fatalf("gauge %d, %d parked", g.n, parked)
+	}
+	if l.stopped {
+		return
+	}
+	if l.targeted > l.mostTargeted {
+		t.Fatalf("%d running with a target, %d at most", l.targeted, l.mostTargeted)
+	}
+	for k, n := range l.busy {
+		if n > l.share {
+			t.Fatalf("%d running to %s, its share is %d", n, k, l.share)
+		}
+	}
+	for k, q := range l.parked {
+		if len(q) > 0 && l.fitsLocked(k) {
+			t.Fatalf("a job to %s is parked but could start", k)
+		}
+	}
+}
+
+// TestLaneAdmitsAndReleasesInTurn drives a lane's admissions with random
+// jobs and ends, stops included: the counts always agree, no parked job
+// could start, and once every job has ended none is left parked.
+func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
+	ranks := []string{"high", "", "low"}
+	for seed := range uint64(3000) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		g := &countingGauge{}
+		l := newLanes(1+r.IntN(6), g)[1]
+		var running []task
+		jobs, ended := 0, 0
+		end := func(i int) {
+			tk := running[i]
+			running = append(running[:i], running[i+1:]...)
+			ended++
+			if n, ok := l.next(tk); ok {
+				running = append(running, n)
+			}
+		}
+		stopAt := -1
+		if r.IntN(3) == 0 {
+			stopAt = r.IntN(60)
+		}
+		for step := range 60 {
+			if step == stopAt {
+				l.stop()
+				for l.queue.len() > 0 {
+					tk, _ := l.queue.pop()
+					running = append(running, tk)
+				}
+			}
+			// After a stop the fetcher takes no more jobs.
+			if (stopAt < 0 || step < stopAt) && (len(running) == 0 || r.IntN(2) == 0) {
+				target := ""
+				if r.IntN(5) > 0 {
+					target = fmt.Sprint("host-", r.IntN(4))
+				}
+				jobs++
+				tk := task{job: &job.Job{ID: fmt.Sprint(jobs), Priority: ranks[r.IntN(3)]}, target: target}
+				if l.admit(tk) {
+					running = append(running, tk)
+				}
+			} else if len(running) > 0 {
+				end(r.IntN(len(running)))
+			}
+			checkLane(t, l, g, running)
+		}
+		for len(running) > 0 {
+			end(0)
+			checkLane(t, l, g, running)
+		}
+		if len(l.parked) != 0 || ended != jobs || l.targeted != 0 || len(l.busy) != 0 {
+			t.Fatalf("seed %d: parked %v left, %d of %d jobs ended, %d running with a target", seed, l.parked, ended, jobs, l.targeted)
+		}
+	}
+}
+
+// TestLaneLetsInTheFirstParked: a job parked for its host goes before the
+// jobs of busier hosts parked after it, however many they are.
+func TestLaneLetsInTheFirstParked(t *testing.T) {
+	to := func(host, priority string) task {
+		return task{job: &job.Job{ID: host, Priority: priority}, target: host}
+	}
+	for range 20 { // the parked jobs are kept by host, in a map
+		l := newLanes(4, &countingGauge{})[1] // 3 with a target at most, 2 to one host
+		running := []task{to("a", ""), to("a", ""), to("b", "")}
+		for _, tk := range running {
+			if !l.admit(tk) {
+				t.Fatalf("job to %s parked", tk.target)
+			}
+		}
+		if l.admit(to("c", "")) {
+			t.Fatal("a fourth job with a target admitted")
+		}
+		// Jobs to a and b keep coming, each parked behind its host's own.
+		l.admit(to("a", ""))
+		l.admit(to("b", "high"))
+		n, ok := l.next(running[0]) // a job to a ends
+		if !ok || n.target != "b" {
+			t.Fatalf("let in %+v, want the urgent job to b", n)
+		}
+		n, ok = l.next(running[1]) // another job to a ends
+		if !ok || n.target != "c" {
+			t.Fatalf("let in %+v, want the job to c, parked before the one to a", n)
+		}
+	}
+}
