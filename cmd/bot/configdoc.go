@@ -42,7 +42,7 @@ var configDocs = map[string]string{
 	"comm100.rate_limit.per":         "window of the Comm100 budget",
 	"comm100.rate_limit.shared":      "one budget, kept in NATS, for every replica that names the same comm100.rate_limit.budget",
 	"comm100.rate_limit.budget":      "name of the Comm100 budget in NATS (default the site id; unshared on an external NATS, the host name is appended)",
-	"dispatch.workers":               "jobs carried out at once in each of the pool's two lanes (Comm100 actions, the others)",
+	"dispatch.workers":               "jobs carried out at once in each of the pool's two lanes (Comm100 actions, the others; http.request jobs take all but one, one host half of those)",
 	"dispatch.max_attempts":          "cap on the attempts of one job; 0 = until dispatch.retry_for",
 	"dispatch.retry_for":             "retry horizon of a failing job",
 	"dispatch.retry_in_process":      "how long transient failures are retried before the job goes back to JetStream",
