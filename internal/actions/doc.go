@@ -16,12 +16,12 @@
 // job's record in the ledger (below). ACTIONS remembers message ids for
 // seconds only. The [Pool] has two lanes, each a durable consumer with a
 // fetcher and dispatch.workers workers of its own: "comm100-workers" takes
-// the Comm100 jobs (actions.run.comm100.>), "workers" every job and passes
+// the Comm100 jobs (actions.run.comm100.>), "other-workers" every job and passes
 // over the Comm100 ones, so that a job waiting for the Comm100 budget holds
 // back no other job. A lane's fetcher pulls jobs in batches
-// sized to the room it has (one per worker plus a batch of cheap jobs: the
-// consumer's MaxAckPending, so JetStream never hands the lane more than it
-// can watch). A cheap job, one
+// sized to the room it has (one per worker plus a batch of cheap jobs;
+// with the parked jobs below, the consumer's MaxAckPending, so JetStream
+// never hands the lane more than it can watch). A cheap job, one
 // of a dry run or a "log" job that emits no completion event, and not a
 // delayed one (it may have been cancelled), is carried out by the fetcher as
 // it arrives (quick.go): it changes nothing outside the

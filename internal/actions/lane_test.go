@@ -41,6 +41,27 @@ func checkLane(t *testing.T, l *lane, g *countingGauge, running []task) {
 	if g.n != parked {
 		t.Fatalf("gauge %d, %d parked", g.n, parked)
 	}
+	// Every job running or parked holds a slot, but those parked
+	// without one, or handed to the workers by stop without one.
+	slots := 0
+	for _, r := range running {
+		if !r.slotless {
+			slots++
+		}
+	}
+	slotless := 0
+	for _, q := range l.parked {
+		for _, p := range q {
+			if p.slotless {
+				slotless++
+			} else {
+				slots++
+			}
+		}
+	}
+	if len(l.slots) != slots || l.slotless != slotless || slotless > l.parkRoom {
+		t.Fatalf("%d slots taken, %d held; %d parked without one, %d counted, room for %d", len(l.slots), slots, slotless, l.slotless, l.parkRoom)
+	}
 	if l.stopped {
 		return
 	}
@@ -68,13 +89,14 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		g := &countingGauge{}
 		l := newLanes(1+r.IntN(6), g)[1]
+		l.parkRoom = r.IntN(4) // the room's bound is reached too
 		var running []task
 		jobs, ended := 0, 0
 		end := func(i int) {
 			tk := running[i]
 			running = append(running[:i], running[i+1:]...)
 			ended++
-			if n, ok := l.next(tk); ok {
+			if n, ok := l.done(tk); ok {
 				running = append(running, n)
 			}
 		}
@@ -98,6 +120,7 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 				}
 				jobs++
 				tk := task{job: &job.Job{ID: fmt.Sprint(jobs), Priority: ranks[r.IntN(3)]}, target: target}
+				l.slots <- struct{}{} // as the fetcher takes it
 				if l.admit(tk) {
 					running = append(running, tk)
 				}
@@ -110,7 +133,7 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 			end(0)
 			checkLane(t, l, g, running)
 		}
-		if len(l.parked) != 0 || ended != jobs || l.targeted != 0 || len(l.busy) != 0 {
+		if len(l.parked) != 0 || ended != jobs || l.targeted != 0 || len(l.busy) != 0 || len(l.slots) != 0 {
 			t.Fatalf("seed %d: parked %v left, %d of %d jobs ended, %d running with a target", seed, l.parked, ended, jobs, l.targeted)
 		}
 	}
@@ -125,17 +148,21 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 	for range 20 { // the parked jobs are kept by host, in a map
 		l := newLanes(4, &countingGauge{})[1] // 3 with a target at most, 2 to one host
 		running := []task{to("a", ""), to("a", ""), to("b", "")}
+		admit := func(tk task) bool {
+			l.slots <- struct{}{}
+			return l.admit(tk)
+		}
 		for _, tk := range running {
-			if !l.admit(tk) {
+			if !admit(tk) {
 				t.Fatalf("job to %s parked", tk.target)
 			}
 		}
-		if l.admit(to("c", "")) {
+		if admit(to("c", "")) {
 			t.Fatal("a fourth job with a target admitted")
 		}
 		// Jobs to a and b keep coming, each parked behind its host's own.
-		l.admit(to("a", ""))
-		l.admit(to("b", "high"))
+		admit(to("a", ""))
+		admit(to("b", "high"))
 		n, ok := l.next(running[0]) // a job to a ends
 		if !ok || n.target != "b" {
 			t.Fatalf("let in %+v, want the urgent job to b", n)

@@ -1205,3 +1205,33 @@ func TestPoolTargetsShareTheWorkers(t *testing.T) {
 	free()
 	waitFor(t, "every call", 10*time.Second, func() bool { return done.Load() == 6 })
 }
+
+// TestPoolParkedJobsLeaveTheFetchRoom: more jobs to a host over its budget
+// than a lane fetches at once do not stop the lane's fetcher: a job to
+// another host stored behind them is fetched and runs.
+func TestPoolParkedJobsLeaveTheFetchRoom(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var otherAt atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer slow.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherAt.Store(time.Now().UnixNano())
+	}))
+	defer other.Close()
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
+	reg := prometheus.NewRegistry()
+	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: reg})
+	const many = cheapInHand + 50
+	for i := range many {
+		b.publish(request(fmt.Sprint("slow-", i), slow.URL))
+	}
+	b.publish(request("other", other.URL))
+	waitFor(t, "the call to the other host", 20*time.Second, func() bool { return otherAt.Load() != 0 })
+	// The first job to the slow host is done, the next waits for its
+	// budget, the others are parked.
+	if n := gauge(t, reg, "bot_jobs_parked"); n != many-2 {
+		t.Errorf("bot_jobs_parked = %v, want %d", n, many-2)
+	}
+}

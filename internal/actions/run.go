@@ -102,13 +102,15 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // schedule.cancel jobs always find one; and the jobs of one target at most
 // half of those, rounded up (share), so that with three workers or more
 // another target finds one too. A job over either bound waits, parked in
-// the lane's room (the fetcher goes on fetching), until a job with a target
+// the lane (the first parkInHand of them give their slot back, so that the
+// fetcher goes on fetching for the free workers), until a job with a target
 // ends; then, of the parked jobs that may start, the most urgent, then the
 // first parked, goes next. A host over its dispatch.http_rate_limit, or one
 // that answers slowly, thus holds back neither the jobs without a target
 // nor, for long, the other hosts, unless the parked jobs fill the lane's
-// room. With 4 workers: one host takes 2, two hosts take 2 and 1, and a
-// third host's job waits for the next job with a target to end.
+// room and their own (cheapInHand and parkInHand). With 4 workers: one host
+// takes 2, two hosts take 2 and 1, and a third host's job waits for the
+// next job with a target to end.
 //
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
@@ -126,7 +128,7 @@ type lane struct {
 	// another lane takes them.
 	skip    string
 	workers int
-	slots   chan struct{} // one per job taken by a worker, waiting for one, or parked
+	slots   chan struct{} // one per job taken by a worker, waiting for one, or parked with a slot
 	freed   chan struct{} // a worker finished a job
 	queue   *waiting      // jobs fetched for its workers, not taken yet
 	// mostTargeted is how many jobs with a target may be in queue or with
@@ -139,6 +141,9 @@ type lane struct {
 	parked   map[string][]task // target → its jobs waiting for their turn, in the order fetched
 	stopped  bool              // parked jobs go to the workers, which hand them back
 	parkings uint64            // jobs parked so far
+	// parkRoom is how many parked jobs may give up their slot, so that
+	// the fetcher goes on fetching; slotless is how many have.
+	parkRoom, slotless int
 	// counted counts the parked jobs of every lane (bot_jobs_parked).
 	counted prometheus.Gauge
 }
@@ -146,22 +151,24 @@ type lane struct {
 // newLanes returns the pool's lanes, with workers workers each, that count
 // the jobs they park in parked.
 func newLanes(workers int, parked prometheus.Gauge) [2]*lane {
-	mk := func(consumer, filter, skip string) *lane {
+	mk := func(consumer, filter, skip string, parkRoom int) *lane {
 		most := max(1, workers-1)
 		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, mostTargeted: most, share: (most + 1) / 2,
 			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting(),
-			counted: parked}
+			counted: parked, parkRoom: parkRoom}
 	}
 	return [2]*lane{
-		mk(bus.Comm100Consumer, comm100Jobs+">", ""),
-		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs),
+		// No Comm100 action has a target.
+		mk(bus.Comm100Consumer, comm100Jobs+">", "", 0),
+		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs, parkInHand),
 	}
 }
 
 // capacity is how many jobs the lane holds at most: one per worker, plus
 // cheapInHand for the jobs its fetcher carries out at once as they arrive
-// (see [Pool.quick]). It is its consumer's MaxAckPending.
-func (l *lane) capacity() int { return cap(l.slots) }
+// (see [Pool.quick]), plus the parked jobs that gave up their slot. It is
+// its consumer's MaxAckPending.
+func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
 
 // admit reports whether t may go to the workers now. If jobs with a target
 // are at their most, or t's target has its share, t is parked until a job with
@@ -181,6 +188,13 @@ func (l *lane) admit(t task) bool {
 	}
 	l.parkings++
 	t.parked = l.parkings
+	if l.slotless < l.parkRoom {
+		// Its slot goes back to the fetcher: jobs for free workers may
+		// come in behind it.
+		<-l.slots
+		t.slotless = true
+		l.slotless++
+	}
 	l.parked[t.target] = append(l.parked[t.target], t)
 	l.counted.Inc()
 	return false
@@ -237,8 +251,27 @@ func (l *lane) next(t task) (task, bool) {
 		l.parked[target] = q
 	}
 	l.counted.Dec()
+	if n.slotless {
+		l.slotless--
+	}
 	l.startLocked(target)
 	return n, true
+}
+
+// done is told that a worker is done with t: it frees t's slot, or hands
+// it to the parked job it lets in (see next) if that job gave its own up.
+// It returns that job, for the workers.
+func (l *lane) done(t task) (task, bool) {
+	n, ok := l.next(t)
+	switch {
+	case t.slotless:
+		// Handed to the workers by stop: no slot, and nothing parked.
+	case ok && n.slotless:
+		n.slotless = false
+	default:
+		<-l.slots
+	}
+	return n, ok
 }
 
 // before reports whether parked job a goes before parked job b.
@@ -255,7 +288,7 @@ func (l *lane) stop() {
 	l.mu.Lock()
 	l.stopped = true
 	parked := l.parked
-	l.parked = nil
+	l.parked, l.slotless = nil, 0
 	for target, q := range parked {
 		for range q {
 			l.counted.Dec()
@@ -326,9 +359,8 @@ func (p *Pool) Run(ctx context.Context) error {
 				for t, ok := l.queue.pop(); ok; t, ok = l.queue.pop() {
 					p.deliver(ctx, t.msg, t.job)
 					p.held.remove(t.msg)
-					<-l.slots
-					if n, ok := l.next(t); ok {
-						l.queue.push(n) // in its slot, taken when it was parked
+					if n, ok := l.done(t); ok {
+						l.queue.push(n)
 					}
 					select {
 					case l.freed <- struct{}{}:
@@ -362,8 +394,12 @@ func (p *Pool) Run(ctx context.Context) error {
 }
 
 // cheapInHand is how many jobs beyond one per worker a lane fetches at
-// once: the size of a batch of cheap jobs.
-const cheapInHand = 256
+// once: the size of a batch of cheap jobs. parkInHand is how many parked
+// jobs the lane of the other jobs holds beyond those (see lane.admit).
+const (
+	cheapInHand = 256
+	parkInHand  = 1024
+)
 
 // JobsWaiting returns how many jobs the pool's consumers have still to
 // finish: not delivered yet, or delivered and not acknowledged. A Comm100
@@ -387,6 +423,9 @@ type task struct {
 	job    *job.Job
 	target string // see [Action.Target]
 	parked uint64 // its place among the jobs its lane parked, 0 if none
+	// slotless is set while it holds none of its lane's slots: parked
+	// when the lane's park room had space (see lane.admit).
+	slotless bool
 }
 
 // setup opens the ledger, the consumer and the stream.
