@@ -45,8 +45,11 @@ func checkLane(t *testing.T, l *lane, g *countingGauge, running []task) {
 	// without one, or handed to the workers by stop without one.
 	slots := 0
 	for _, r := range running {
-		if !r.slotless {
+		switch {
+		case !r.slotless:
 			slots++
+		case !l.stopped:
+			t.Fatalf("job %s with a worker holds no slot", r.job.ID)
 		}
 	}
 	slotless := 0
@@ -61,6 +64,9 @@ func checkLane(t *testing.T, l *lane, g *countingGauge, running []task) {
 	}
 	if len(l.slots) != slots || l.slotless != slotless || slotless > l.parkRoom {
 		t.Fatalf("%d slots taken, %d held; %d parked without one, %d counted, room for %d", len(l.slots), slots, slotless, l.slotless, l.parkRoom)
+	}
+	if !l.stopped && slotless < l.parkRoom && parked > slotless {
+		t.Fatalf("%d parked jobs hold a slot, and the park room has space", parked-slotless)
 	}
 	if l.stopped {
 		return
@@ -171,5 +177,34 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 		if !ok || n.target != "c" {
 			t.Fatalf("let in %+v, want the job to c, parked before the one to a", n)
 		}
+	}
+}
+
+// TestLaneGivesBackTheSlotsOfLateParkedJobs: once the park room has space
+// again, a job parked with its slot gives it back, so the fetcher may fetch
+// again after one job ends, not after all those parked without a slot.
+func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
+	l := newLanes(3, &countingGauge{})[1] // 2 with a target at most, 1 to one host
+	l.slots, l.parkRoom = make(chan struct{}, 4), 2
+	var running []task
+	for i := range 6 {
+		tk := task{job: &job.Job{ID: fmt.Sprint(i)}, target: "host"}
+		if len(l.slots) == cap(l.slots) {
+			t.Fatalf("no room for job %d", i)
+		}
+		l.slots <- struct{}{}
+		if l.admit(tk) {
+			running = append(running, tk)
+		}
+	}
+	// 1 running, 2 parked without a slot, 3 parked with one: no room.
+	if len(l.slots) != cap(l.slots) || len(running) != 1 {
+		t.Fatalf("%d slots of %d taken, %d running", len(l.slots), cap(l.slots), len(running))
+	}
+	if _, ok := l.done(running[0]); !ok {
+		t.Fatal("no parked job let in")
+	}
+	if room := cap(l.slots) - len(l.slots); room != 1 {
+		t.Errorf("room for %d jobs after a job ended, want 1", room)
 	}
 }

@@ -253,9 +253,29 @@ func (l *lane) next(t task) (task, bool) {
 	l.counted.Dec()
 	if n.slotless {
 		l.slotless--
+		l.giveBackLocked()
 	}
 	l.startLocked(target)
 	return n, true
+}
+
+// giveBackLocked has a parked job that holds a slot give it back, if the
+// park room has space for it: else the fetcher would wait for every
+// slotless job to be let in before it may fetch again.
+func (l *lane) giveBackLocked() {
+	if l.slotless >= l.parkRoom {
+		return
+	}
+	for target, q := range l.parked {
+		for i := range q {
+			if !q[i].slotless {
+				<-l.slots // its own: never blocks
+				l.parked[target][i].slotless = true
+				l.slotless++
+				return
+			}
+		}
+	}
 }
 
 // done is told that a worker is done with t: it frees t's slot, or hands
