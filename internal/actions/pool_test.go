@@ -1039,40 +1039,26 @@ func TestPoolKeepsAttemptsWhileTheDiskIsFull(t *testing.T) {
 func TestPoolOneHostLeavesWorkersToOthers(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
-	var slowCalls atomic.Int32
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { slowCalls.Add(1) }))
-	defer slow.Close()
-	var otherAt atomic.Int64
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		otherAt.Store(time.Now().UnixNano())
-	}))
-	defer other.Close()
-	rt := b.runtime(nil)
-	// One call a minute to each host: the first job to slow spends it,
-	// the others wait.
-	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
-	reg := prometheus.NewRegistry()
-	// Of 3 workers, jobs with a target take 2 at most, 1 of one target.
-	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: reg})
+	h := startTwoHosts(t, b)
 	for i := range 4 {
-		b.publish(request("slow-"+string(rune('a'+i)), slow.URL))
+		b.publish(request("slow-"+string(rune('a'+i)), h.slow.URL))
 	}
-	waitFor(t, "the first call to the slow host", 10*time.Second, func() bool { return slowCalls.Load() == 1 })
+	waitFor(t, "the first call to the slow host", 10*time.Second, func() bool { return h.slowCalls.Load() == 1 })
 	// The first job acknowledged: the next one waits for the host's
 	// budget, the others are parked.
 	waitFor(t, "the other jobs in hand", 10*time.Second, func() bool {
 		return b.consumer(bus.WorkerConsumer).NumAckPending == 3
 	})
 	queued := time.Now()
-	b.publish(request("other", other.URL))
-	waitFor(t, "the call to the other host", 10*time.Second, func() bool { return otherAt.Load() != 0 })
+	b.publish(request("other", h.other.URL))
+	waitFor(t, "the call to the other host", 10*time.Second, func() bool { return h.otherAt.Load() != 0 })
 	t.Logf("other host called %s after its job was queued, behind 3 jobs waiting for their host's budget",
-		time.Unix(0, otherAt.Load()).Sub(queued).Round(time.Millisecond))
-	if n := slowCalls.Load(); n != 1 {
+		time.Unix(0, h.otherAt.Load()).Sub(queued).Round(time.Millisecond))
+	if n := h.slowCalls.Load(); n != 1 {
 		t.Errorf("%d calls to the slow host, want 1 within its budget", n)
 	}
 	// One waits in the host's limiter, the other two are parked.
-	if n := gauge(t, reg, "bot_jobs_parked"); n != 2 {
+	if n := gauge(t, h.reg, "bot_jobs_parked"); n != 2 {
 		t.Errorf("bot_jobs_parked = %v, want 2", n)
 	}
 }
@@ -1212,24 +1198,40 @@ func TestPoolTargetsShareTheWorkers(t *testing.T) {
 func TestPoolParkedJobsLeaveTheFetchRoom(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
-	var otherAt atomic.Int64
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer slow.Close()
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		otherAt.Store(time.Now().UnixNano())
-	}))
-	defer other.Close()
-	rt := b.runtime(nil)
-	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
-	reg := prometheus.NewRegistry()
-	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: reg})
+	h := startTwoHosts(t, b)
 	const many = cheapInHand + 50
 	for i := range many {
-		b.publish(request(fmt.Sprint("slow-", i), slow.URL))
+		b.publish(request(fmt.Sprint("slow-", i), h.slow.URL))
 	}
-	b.publish(request("other", other.URL))
-	waitFor(t, "the call to the other host", 20*time.Second, func() bool { return otherAt.Load() != 0 })
+	b.publish(request("other", h.other.URL))
+	waitFor(t, "the call to the other host", 20*time.Second, func() bool { return h.otherAt.Load() != 0 })
 	// The first job to the slow host is done, the next waits for its
 	// budget, the others are parked.
-	waitFor(t, "every job but two parked", 10*time.Second, func() bool { return gauge(t, reg, "bot_jobs_parked") == many-2 })
+	waitFor(t, "every job but two parked", 10*time.Second, func() bool { return gauge(t, h.reg, "bot_jobs_parked") == many-2 })
+}
+
+// twoHosts are two outside hosts and a pool that calls them.
+type twoHosts struct {
+	slow, other *httptest.Server
+	slowCalls   atomic.Int32 // calls to slow
+	otherAt     atomic.Int64 // when other was called, in Unix nanoseconds
+	reg         *prometheus.Registry
+}
+
+// startTwoHosts starts the hosts, and a pool of 3 workers that may call
+// each host once a minute: the first job to slow spends it, the others
+// wait. Of the 3 workers, jobs with a target take 2 at most, 1 of one
+// target.
+func startTwoHosts(t *testing.T, b *bench) *twoHosts {
+	h := &twoHosts{reg: prometheus.NewRegistry()}
+	h.slow = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.slowCalls.Add(1) }))
+	t.Cleanup(h.slow.Close)
+	h.other = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.otherAt.Store(time.Now().UnixNano())
+	}))
+	t.Cleanup(h.other.Close)
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
+	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: h.reg})
+	return h
 }
