@@ -136,11 +136,9 @@ type lane struct {
 	mostTargeted, share int
 
 	mu       sync.Mutex
-	targeted int               // jobs with a target in queue or with a worker
-	busy     map[string]int    // target → its jobs in queue or with a worker
-	parked   map[string][]task // target → its jobs waiting for their turn, in the order fetched
-	stopped  bool              // parked jobs go to the workers, which hand them back
-	parkings uint64            // jobs parked so far
+	targeted int            // jobs with a target in queue or with a worker
+	busy     map[string]int // target → its jobs in queue or with a worker
+	parked   []task         // jobs waiting for their turn, in the order parked
 	// parkRoom is how many parked jobs may give up their slot, so that
 	// the fetcher goes on fetching; slotless is how many have.
 	parkRoom, slotless int
@@ -179,15 +177,10 @@ func (l *lane) admit(t task) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stopped || l.fitsLocked(t.target) {
+	if l.fitsLocked(t.target) {
 		l.startLocked(t.target)
 		return true
 	}
-	if l.parked == nil {
-		l.parked = map[string][]task{}
-	}
-	l.parkings++
-	t.parked = l.parkings
 	if l.slotless < l.parkRoom {
 		// Its slot goes back to the fetcher: jobs for free workers may
 		// come in behind it.
@@ -195,7 +188,7 @@ func (l *lane) admit(t task) bool {
 		t.slotless = true
 		l.slotless++
 	}
-	l.parked[t.target] = append(l.parked[t.target], t)
+	l.parked = append(l.parked, t)
 	l.counted.Inc()
 	return false
 }
@@ -229,33 +222,24 @@ func (l *lane) next(t task) (task, bool) {
 		delete(l.busy, t.target)
 	}
 	l.targeted--
-	target, i := "", -1
+	// The first parked of the most urgent that may start.
+	i := -1
 	for k, q := range l.parked {
-		if !l.fitsLocked(k) {
-			continue
-		}
-		for n := range q {
-			if i < 0 || before(q[n], l.parked[target][i]) {
-				target, i = k, n
-			}
+		if l.fitsLocked(q.target) && (i < 0 || job.Rank(q.job.Priority) < job.Rank(l.parked[i].job.Priority)) {
+			i = k
 		}
 	}
 	if i < 0 {
 		return task{}, false
 	}
-	q := l.parked[target]
-	n := q[i]
-	if q = slices.Delete(q, i, i+1); len(q) == 0 {
-		delete(l.parked, target)
-	} else {
-		l.parked[target] = q
-	}
+	n := l.parked[i]
+	l.parked = slices.Delete(l.parked, i, i+1)
 	l.counted.Dec()
 	if n.slotless {
 		l.slotless--
 		l.giveBackLocked()
 	}
-	l.startLocked(target)
+	l.startLocked(n.target)
 	return n, true
 }
 
@@ -266,14 +250,12 @@ func (l *lane) giveBackLocked() {
 	if l.slotless >= l.parkRoom {
 		return
 	}
-	for target, q := range l.parked {
-		for i := range q {
-			if !q[i].slotless {
-				<-l.slots // its own: never blocks
-				l.parked[target][i].slotless = true
-				l.slotless++
-				return
-			}
+	for i := range l.parked {
+		if !l.parked[i].slotless {
+			<-l.slots // its own: never blocks
+			l.parked[i].slotless = true
+			l.slotless++
+			return
 		}
 	}
 }
@@ -294,32 +276,19 @@ func (l *lane) done(t task) (task, bool) {
 	return n, ok
 }
 
-// before reports whether parked job a goes before parked job b.
-func before(a, b task) bool {
-	if ra, rb := job.Rank(a.job.Priority), job.Rank(b.job.Priority); ra != rb {
-		return ra < rb
-	}
-	return a.parked < b.parked
-}
-
 // stop hands every parked job to the workers, which hand them back at
 // once: the lane stops.
 func (l *lane) stop() {
 	l.mu.Lock()
-	l.stopped = true
 	parked := l.parked
 	l.parked, l.slotless = nil, 0
-	for target, q := range parked {
-		for range q {
-			l.counted.Dec()
-			l.startLocked(target)
-		}
+	for _, t := range parked {
+		l.counted.Dec()
+		l.startLocked(t.target)
 	}
 	l.mu.Unlock()
-	for _, q := range parked {
-		for _, t := range q {
-			l.queue.push(t)
-		}
+	for _, t := range parked {
+		l.queue.push(t)
 	}
 }
 
@@ -442,7 +411,6 @@ type task struct {
 	msg    jetstream.Msg
 	job    *job.Job
 	target string // see [Action.Target]
-	parked uint64 // its place among the jobs its lane parked, 0 if none
 	// slotless is set while it holds none of its lane's slots: parked
 	// when the lane's park room had space (see lane.admit).
 	slotless bool
