@@ -313,6 +313,18 @@ func ticketJob(id string) *job.Job {
 	}
 }
 
+// logJob is a "log" job whose message is id.
+func logJob(id string) *job.Job {
+	return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "log",
+		Params: map[string]any{"message": id}, Created: time.Now().UTC()}
+}
+
+// request is an http.request job to url.
+func request(id, url string) *job.Job {
+	return &job.Job{ID: id + "/r/0", EventID: id, Rule: "r", Action: "http.request",
+		Params: map[string]any{"url": url}, Created: time.Now().UTC()}
+}
+
 // calls counts the simulator's calls to method path that were answered status.
 func calls(reqs []comm100test.Request, method, path string, status int) int {
 	n := 0

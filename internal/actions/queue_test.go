@@ -113,8 +113,6 @@ func TestQueueStoresAJobOnce(t *testing.T) {
 	}
 }
 
-// TestQueueStoresADelayedJobOnce: a copy of a delayed job is refused while
-// its schedule waits.
 // publishDelayed queues a log job an hour ahead, under key chat-1.
 func publishDelayed(t *testing.T, b *bench) *job.Job {
 	t.Helper()
@@ -126,6 +124,8 @@ func publishDelayed(t *testing.T, b *bench) *job.Job {
 	return j
 }
 
+// TestQueueStoresADelayedJobOnce: a copy of a delayed job is refused while
+// its schedule waits.
 func TestQueueStoresADelayedJobOnce(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -227,11 +227,7 @@ func TestCancelReadsThroughTheLeader(t *testing.T) {
 	if _, err := b.js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	j := &job.Job{ID: "e/r/0", EventID: "e", Rule: "r", Action: "log", Key: "chat-1",
-		RunAt: time.Now().Add(time.Hour), Created: time.Now()}
-	if err := b.queue.Publish(ctx, j); err != nil {
-		t.Fatal(err)
-	}
+	j := publishDelayed(t, b)
 	var settled []string
 	n, err := b.queue.Cancel(ctx, "chat-1", func(_ context.Context, id string) error {
 		settled = append(settled, id)
