@@ -463,7 +463,7 @@ func (s *clusterSetup) tryBot(t testing.TB, name string) (*clusterBot, error) {
 func waitWorking(t testing.TB, js jetstream.JetStream, bots int) {
 	t.Helper()
 	eventually(t, "every bot's pool to pull jobs", 30*time.Second, func() bool {
-		for _, name := range []string{bus.WorkerConsumer, bus.Comm100Consumer} {
+		for _, name := range bus.PoolConsumers {
 			c, err := js.Consumer(t.Context(), bus.ActionsStream, name)
 			if err != nil {
 				return false
@@ -704,8 +704,16 @@ func runClusterScenario(t *testing.T, sc clusterScenario) {
 		state = fmt.Sprintf("consumer %s/%s: %d pending, %d waiting for an ack", stream, consumer, info.NumPending, info.NumAckPending)
 		return info.NumPending == 0 && info.NumAckPending == 0
 	}
+	drained := func() bool {
+		for _, name := range bus.PoolConsumers {
+			if !idle(bus.ActionsStream, name) {
+				return false
+			}
+		}
+		return idle(bus.EventsStream, bus.RulesConsumer)
+	}
 	deadline := time.Now().Add(sc.drainWithin)
-	for !idle(bus.EventsStream, bus.RulesConsumer) || !idle(bus.ActionsStream, bus.WorkerConsumer) || !idle(bus.ActionsStream, bus.Comm100Consumer) {
+	for !drained() {
 		if time.Now().After(deadline) {
 			t.Fatalf("still not idle after %s: %s", sc.drainWithin, state)
 		}

@@ -303,21 +303,23 @@ func TestUpgradeFromOnePoolLane(t *testing.T) {
 	a, stop := runBot(t, store, simArgs...)
 	stop()
 	// What the earlier version left: its consumer, and a job it had not run.
-	b, err := bus.Open(t.Context(), bus.Config{StoreDir: store, Listen: "127.0.0.1:-1"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.JS.CreateOrUpdateConsumer(t.Context(), bus.ActionsStream, jetstream.ConsumerConfig{
-		Durable: bus.OneLaneConsumer, FilterSubject: job.RunSubjectPrefix + ">", AckPolicy: jetstream.AckExplicitPolicy,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	j := job.Job{ID: "old/r/0", EventID: "old", Rule: "r", Action: "comm100.ticket.create",
-		Params: map[string]any{"subject": "left waiting"}, Created: time.Now()}
-	if err := (&actions.Queue{JS: b.JS}).Publish(t.Context(), &j); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
+	func() {
+		b, err := bus.Open(t.Context(), bus.Config{StoreDir: store, Listen: "127.0.0.1:-1"}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if _, err := b.JS.CreateOrUpdateConsumer(t.Context(), bus.ActionsStream, jetstream.ConsumerConfig{
+			Durable: bus.OneLaneConsumer, FilterSubject: job.RunSubjectPrefix + ">", AckPolicy: jetstream.AckExplicitPolicy,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		j := job.Job{ID: "old/r/0", EventID: "old", Rule: "r", Action: "comm100.ticket.create",
+			Params: map[string]any{"subject": "left waiting"}, Created: time.Now()}
+		if err := (&actions.Queue{JS: b.JS}).Publish(t.Context(), &j); err != nil {
+			t.Fatal(err)
+		}
+	}()
 
 	a, stop = runBot(t, store, simArgs...)
 	defer stop()

@@ -156,7 +156,12 @@ func waitIdle(t *testing.T, a *app) {
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumWaiting > 0
 	}
 	waitFor(t, "the rules and workers to be idle", 10*time.Second, func() bool {
-		return idle(bus.EventsStream, bus.RulesConsumer) && idle(bus.ActionsStream, bus.WorkerConsumer) && idle(bus.ActionsStream, bus.Comm100Consumer)
+		for _, name := range bus.PoolConsumers {
+			if !idle(bus.ActionsStream, name) {
+				return false
+			}
+		}
+		return idle(bus.EventsStream, bus.RulesConsumer)
 	})
 }
 

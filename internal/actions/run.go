@@ -396,7 +396,7 @@ const (
 // passed over it; zero is exact.
 func JobsWaiting(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 	var n uint64
-	for _, name := range []string{bus.Comm100Consumer, bus.WorkerConsumer} {
+	for _, name := range bus.PoolConsumers {
 		w, err := bus.Waiting(ctx, js, bus.ActionsStream, name)
 		if err != nil {
 			return 0, err

@@ -163,6 +163,10 @@ const (
 	EvaluateAtHeader = "Bot-Evaluate-At"
 )
 
+// PoolConsumers are the pool's consumers of ACTIONS, one for each of its
+// lanes.
+var PoolConsumers = [...]string{Comm100Consumer, WorkerConsumer}
+
 // Bus is a connection to JetStream, and the embedded server when there is one.
 type Bus struct {
 	Conn *nats.Conn
