@@ -240,13 +240,14 @@ func TestPoolRemovesTheJobsOfBothLanes(t *testing.T) {
 	s := b.sim(comm100test.Config{}, 100, time.Minute)
 	var seen observed
 	p, _ := b.startPool(Config{}, s.rt, poolOpts{limiter: s.limiter, tune: seen.tune})
-	logJob := func(id string) *job.Job {
+	// The log job of the same event as a ticket job: its second action.
+	logAfter := func(id string) *job.Job {
 		return &job.Job{ID: id + "/r/1", EventID: id, Rule: "r", Action: "log",
 			Params: map[string]any{"message": "seen " + id}, Created: time.Now().UTC()}
 	}
 	for i := range 5 {
 		id := "both-" + string(rune('a'+i))
-		b.publish(ticketJob(id), logJob(id))
+		b.publish(ticketJob(id), logAfter(id))
 	}
 	waitFor(t, "every job", 10*time.Second, func() bool { return len(seen.list()) == 10 && b.idle() })
 	if n := calls(s.Requests(), "POST", ticketsPath, http.StatusCreated); n != 5 {
@@ -254,11 +255,12 @@ func TestPoolRemovesTheJobsOfBothLanes(t *testing.T) {
 	}
 	b.waitRemoved(0)
 	for i := range 3 {
-		b.publish(logJob("later-" + string(rune('a'+i))))
+		b.publish(logAfter("later-" + string(rune('a'+i))))
 	}
 	waitFor(t, "the later log jobs", 10*time.Second, func() bool { return len(seen.list()) == 13 && b.idle() })
 	b.waitRemoved(0)
-	// Not by deletes one by one: the purge's floor is past them.
+	// And the purge's floor has reached the last job: neither lane holds
+	// it back.
 	stream, err := b.js.Stream(t.Context(), bus.ActionsStream)
 	if err != nil {
 		t.Fatal(err)
