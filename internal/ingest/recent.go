@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,26 +36,37 @@ import (
 // the same moment, before either has seen the other's.
 type RecentIDs struct {
 	window time.Duration
-	now    func() time.Time
-	hash   idhash.Hasher
+	// span is how long a generation of ids covers: an eighth of window.
+	span time.Duration
+	now  func() time.Time
+	hash idhash.Hasher
 	// quiet is how long Follow waits for an id (quietFor; shorter in tests).
 	quiet time.Duration
 
 	mu sync.Mutex
-	// cur holds the ids stored since curFrom, prev those of the window
-	// before. At curFrom + window, cur becomes prev and prev is dropped, so
-	// an id is remembered for at least window and at most twice that.
-	cur, prev map[idhash.Sum]struct{}
-	curFrom   time.Time
+	// gens holds the ids by when they were stored, one generation per span,
+	// oldest first. A generation is dropped once its last instant is
+	// window old, so an id is remembered for at least window and at most
+	// window + span: generations as long as the window would hold up to
+	// twice its ids.
+	gens []generation
 
 	behind atomic.Int64 // see Behind
 }
 
-// NewRecentIDs remembers ids for window (at most twice that).
+// generation is the ids stored within one span: from slot*span on (in Unix
+// nanoseconds), for span.
+type generation struct {
+	slot int64
+	ids  map[idhash.Sum]struct{}
+}
+
+// generations is how many spans a window is cut into.
+const generations = 8
+
+// NewRecentIDs remembers ids for window (at most an eighth more).
 func NewRecentIDs(window time.Duration) *RecentIDs {
-	r := &RecentIDs{window: window, now: time.Now, quiet: quietFor, hash: idhash.New()}
-	r.cur, r.prev = map[idhash.Sum]struct{}{}, map[idhash.Sum]struct{}{}
-	r.curFrom = r.now()
+	r := &RecentIDs{window: window, span: max(window/generations, 1), now: time.Now, quiet: quietFor, hash: idhash.New()}
 	r.behind.Store(-1)
 	return r
 }
@@ -62,15 +74,26 @@ func NewRecentIDs(window time.Duration) *RecentIDs {
 // Window is how long an id is remembered, at least.
 func (r *RecentIDs) Window() time.Duration { return r.window }
 
-// rotate moves the generations on to now. r.mu is held.
-func (r *RecentIDs) rotate(now time.Time) {
-	switch age := now.Sub(r.curFrom); {
-	case age >= 2*r.window:
-		r.prev, r.cur = map[idhash.Sum]struct{}{}, map[idhash.Sum]struct{}{}
-		r.curFrom = now
-	case age >= r.window:
-		r.prev, r.cur = r.cur, make(map[idhash.Sum]struct{}, len(r.cur))
-		r.curFrom = r.curFrom.Add(r.window)
+// slot is the number of the span that holds t.
+func (r *RecentIDs) slot(t time.Time) int64 {
+	ns, span := t.UnixNano(), int64(r.span)
+	if ns < 0 {
+		return (ns - span + 1) / span
+	}
+	return ns / span
+}
+
+// expire drops the generations that ended window ago or earlier. r.mu is
+// held.
+func (r *RecentIDs) expire(now time.Time) {
+	oldest := r.slot(now.Add(-r.window)) // a generation before it has ended
+	n := 0
+	for n < len(r.gens) && r.gens[n].slot < oldest {
+		n++
+	}
+	if n > 0 {
+		clear(r.gens[:n])
+		r.gens = append(r.gens[:0], r.gens[n:]...)
 	}
 }
 
@@ -79,12 +102,13 @@ func (r *RecentIDs) Seen(id string) bool {
 	h := r.hash.Of(id)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rotate(r.now())
-	if _, ok := r.cur[h]; ok {
-		return true
+	r.expire(r.now())
+	for i := len(r.gens) - 1; i >= 0; i-- {
+		if _, ok := r.gens[i].ids[h]; ok {
+			return true
+		}
 	}
-	_, ok := r.prev[h]
-	return ok
+	return false
 }
 
 // Add records that an event with this id was stored at the time at.
@@ -93,23 +117,37 @@ func (r *RecentIDs) Add(id string, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	r.rotate(now)
-	switch {
-	case now.Sub(at) >= r.window:
-		// Out of the window already.
-	case !at.Before(r.curFrom):
-		r.cur[h] = struct{}{}
-	default:
-		r.prev[h] = struct{}{}
+	r.expire(now)
+	if now.Sub(at) >= r.window {
+		return // out of the window already
 	}
+	slot := r.slot(at)
+	i := len(r.gens)
+	for i > 0 && r.gens[i-1].slot >= slot {
+		i--
+	}
+	if i == len(r.gens) || r.gens[i].slot != slot {
+		// A new generation, made at the size of the last one, which the
+		// rate most likely fills again.
+		size := 0
+		if n := len(r.gens); n > 0 {
+			size = len(r.gens[n-1].ids)
+		}
+		r.gens = slices.Insert(r.gens, i, generation{slot: slot, ids: make(map[idhash.Sum]struct{}, size)})
+	}
+	r.gens[i].ids[h] = struct{}{}
 }
 
 // Len is how many ids are remembered.
 func (r *RecentIDs) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rotate(r.now())
-	return len(r.cur) + len(r.prev)
+	r.expire(r.now())
+	n := 0
+	for _, g := range r.gens {
+		n += len(g.ids)
+	}
+	return n
 }
 
 // Behind is how many events were stored that Follow had not read, when it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -17,13 +18,12 @@ import (
 )
 
 // TestRecentIDsWindow: an id is remembered for at least the window and
-// forgotten by twice the window; an id stored before the window began (read
-// from the stream late) is not remembered at all.
+// forgotten by the window and an eighth; an id stored before the window began
+// (read from the stream late) is not remembered at all.
 func TestRecentIDsWindow(t *testing.T) {
 	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := NewRecentIDs(time.Minute)
 	r.now = func() time.Time { return clock }
-	r.curFrom = clock
 	at := func(d time.Duration) { clock = clock.Add(d) }
 
 	at(30 * time.Second)
@@ -42,9 +42,9 @@ func TestRecentIDsWindow(t *testing.T) {
 		t.Error("a forgotten within the window")
 	}
 	r.Add("b", clock)
-	at(31 * time.Second) // 120s from the start: a's generation is dropped
+	at(8*time.Second + time.Millisecond) // a is 67.501s old: past the window and its eighth
 	if r.Seen("a") || r.Seen("earlier") {
-		t.Error("a or earlier remembered after twice the window")
+		t.Error("a or earlier remembered after the window and an eighth")
 	}
 	if !r.Seen("b") {
 		t.Error("b forgotten within the window")
@@ -55,6 +55,51 @@ func TestRecentIDsWindow(t *testing.T) {
 	at(10 * time.Minute) // a long quiet spell
 	if r.Seen("b") || r.Len() != 0 {
 		t.Errorf("b remembered after a long quiet spell (%d ids)", r.Len())
+	}
+}
+
+// TestRecentIDsKeepTheWindowAndLittleMore adds ids at random times around a
+// moving clock, some of them late, and checks every one against its age:
+// remembered while younger than the window, forgotten once older than the
+// window and an eighth, and no more ids held than that span takes.
+func TestRecentIDsKeepTheWindowAndLittleMore(t *testing.T) {
+	const window = 8 * time.Second
+	rng := rand.New(rand.NewPCG(7, 11))
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 123, time.UTC)
+	r := NewRecentIDs(window)
+	r.now = func() time.Time { return clock }
+	added := map[string]time.Time{}
+	for i := range 20000 {
+		clock = clock.Add(time.Duration(rng.IntN(int(5 * time.Millisecond))))
+		// Most ids are stored now; some are read late, up to past the window.
+		stored := clock
+		if rng.IntN(4) == 0 {
+			stored = clock.Add(-time.Duration(rng.Int64N(int64(window + time.Second))))
+		}
+		id := fmt.Sprint("id-", i)
+		r.Add(id, stored)
+		if clock.Sub(stored) < window {
+			added[id] = stored
+		}
+		if i%97 != 0 {
+			continue
+		}
+		held := 0
+		for id, stored := range added {
+			switch age := clock.Sub(stored); {
+			case age < window && !r.Seen(id):
+				t.Fatalf("%s forgotten at %s old", id, age)
+			case age > window+window/8 && r.Seen(id):
+				t.Fatalf("%s remembered at %s old", id, age)
+			case age > window+window/8:
+				delete(added, id)
+			default:
+				held++
+			}
+		}
+		if got := r.Len(); got > held {
+			t.Fatalf("Len %d; only %d ids were stored within the window and its eighth", got, held)
+		}
 	}
 }
 
