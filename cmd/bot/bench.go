@@ -34,7 +34,9 @@ func benchCommand() *command {
 		summary: "load-test a bot (or one started in-process) and report its figures",
 		long: `Posts real-shaped webhooks, each with a unique id, to a bot and reports
 throughput, latency percentiles, refusals, the rules' and the pool's rates,
-the end-to-end latency (webhook accepted -> job done) and the peak RSS.
+the end-to-end latency (webhook accepted -> job done), and the resident
+memory: sampled through each bot run's load (its highest in the second and
+in the last quarter say whether it still grows) and at its peak.
 
 Without --url it starts a bot in this process: an embedded NATS server in a
 temporary directory, the rules of --rules (plus a generic source "bench" and
@@ -106,7 +108,7 @@ func benchCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 	fs.StringVar(&o.RulesDir, "rules", "./rules", "in-process bot only: directory of the rules to load (the bench source's rule is added)")
 	fs.IntVar(&o.ExtraRules, "extra-rules", 0, "in-process bot only: add this many rules that never match (1% of them candidates for the posted events)")
 	fs.DurationVar(&o.Drain, "drain", 2*time.Minute, "after each run, wait at most this long for the rules and the pool to finish the backlog")
-	fs.IntVar(&o.PID, "pid", 0, "with --url: process id of the bot, whose peak RSS (VmHWM) is reported")
+	fs.IntVar(&o.PID, "pid", 0, "with --url: process id of the bot, whose resident memory is sampled and whose peak RSS (VmHWM) is reported")
 	fs.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bot runs' load phases to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (taken after the bot runs) to this file")
@@ -233,6 +235,21 @@ type benchRun struct {
 	// Collector is what Go's collector did during the load, in-process
 	// runs only.
 	Collector *collectorStats `json:"collector,omitempty"`
+	// RSS is the resident memory of the bot's process during the load (of
+	// this whole process in-process, of --pid with --url).
+	RSS *rssStats `json:"rss,omitempty"`
+}
+
+// rssPID is the process whose memory the bot runs watch: this one for the
+// in-process bot, --pid with --url; "" for none.
+func rssPID(o benchOptions) string {
+	switch {
+	case o.URL == "":
+		return "self"
+	case o.PID != 0:
+		return strconv.Itoa(o.PID)
+	}
+	return ""
 }
 
 // collectorStats is what Go's collector did in this whole process (the load
@@ -504,11 +521,8 @@ func runBench(ctx context.Context, o benchOptions, progress io.Writer) (*benchRe
 		}
 		rep.Pairs = floorPairs(rep.Runs)
 	}
-	switch {
-	case o.URL == "":
-		rep.PeakRSS = peakRSS("self")
-	case o.PID != 0:
-		rep.PeakRSS = peakRSS(strconv.Itoa(o.PID))
+	if pid := rssPID(o); pid != "" {
+		rep.PeakRSS = peakRSS(pid)
 	}
 	// Last: reading the trace must not count in the profile or the RSS.
 	if o.Trace != "" {
@@ -653,22 +667,7 @@ func writeAllocProfile(path string) error {
 }
 
 // peakRSS reads VmHWM of /proc/<pid>/status in bytes; 0 if it cannot.
-func peakRSS(pid string) int64 {
-	data, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v)
-			if len(f) == 2 && f[1] == "kB" {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n * 1024
-			}
-		}
-	}
-	return 0
-}
+func peakRSS(pid string) int64 { return procStatusBytes(pid, "VmHWM:") }
 
 // benchRunOnce sends webhooks to t for o.Duration, then, for a bot, waits for
 // the backlog to drain. rec, if not nil, records the load alone.
@@ -700,8 +699,15 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 	if err := rec.start(ctx); err != nil {
 		return run, err
 	}
+	var stopRSS func() []rssSample
+	if pid := rssPID(o); run.Target == "bot" && pid != "" {
+		stopRSS = watchRSS(pid, rssInterval(o.Duration))
+	}
 	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
 	rec.stop()
+	if stopRSS != nil {
+		run.RSS = summarizeRSS(stopRSS(), res.elapsed)
+	}
 	if gcBefore != nil {
 		run.Collector = collectorSince(gcBefore)
 	}
@@ -1022,6 +1028,11 @@ func (r *benchReport) print(w io.Writer) {
 			fmt.Fprintf(w, "%s run %d: Go collector (this process): %d cycles (%.1f/s), %.1f%% of the CPUs' capacity, %.0f MB live after the last (%.0f MB that can hold pointers); %.1f KB allocated per request\n",
 				run.Target, run.Run, c.Cycles, float64(c.Cycles)/run.Seconds, 100*c.CPUShare, float64(c.LiveHeap)/(1<<20),
 				float64(c.ScanHeap)/(1<<20), float64(c.Allocated)/1000/float64(max(run.Requests, 1)))
+		}
+	}
+	for _, run := range r.Runs {
+		if run.RSS != nil {
+			run.RSS.print(w, run.Run, r.RSSOf)
 		}
 	}
 	for _, run := range r.Runs {

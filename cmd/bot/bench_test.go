@@ -93,6 +93,42 @@ func TestBenchInProcess(t *testing.T) {
 	if rep.PeakRSS <= 0 {
 		t.Errorf("peak RSS: %d", rep.PeakRSS)
 	}
+	// The bot run's memory was sampled through its load (a second: every
+	// 50 ms), the floor's not.
+	if r := rep.Runs[1].RSS; r == nil || r.Samples < 10 || r.Max <= 0 || r.Max > rep.PeakRSS ||
+		r.SecondQuarter <= 0 || r.LastQuarter <= 0 || r.SecondQuarter > r.Max || r.LastQuarter > r.Max {
+		t.Errorf("bot run's RSS %+v: want samples through its load, none above the peak %d", r, rep.PeakRSS)
+	}
+	if r := rep.Runs[0].RSS; r != nil {
+		t.Errorf("floor run's RSS %+v: want none", r)
+	}
+}
+
+// The memory samples of a load are summed up by quarter: the first is the
+// warm-up, the second and the last say whether it still grows.
+func TestSummarizeRSS(t *testing.T) {
+	if s := summarizeRSS(nil, time.Minute); s != nil {
+		t.Errorf("no samples: %+v, want none", s)
+	}
+	var samples []rssSample
+	for i, mb := range []int64{50, 90, 100, 120, 110, 105, 130, 125} { // one every 10 s of 80 s
+		samples = append(samples, rssSample{at: time.Duration(i)*10*time.Second + 5*time.Second, bytes: mb << 20})
+	}
+	got := summarizeRSS(samples, 80*time.Second)
+	want := rssStats{Samples: 8, Max: 130 << 20, SecondQuarter: 120 << 20, LastQuarter: 130 << 20}
+	if *got != want {
+		t.Errorf("got %+v, want %+v", *got, want)
+	}
+	// A sample taken as the load ended counts in the last quarter.
+	got = summarizeRSS(append(samples, rssSample{at: 81 * time.Second, bytes: 140 << 20}), 80*time.Second)
+	if got.LastQuarter != 140<<20 {
+		t.Errorf("last quarter %d, want the late sample's %d", got.LastQuarter, 140<<20)
+	}
+	var out bytes.Buffer
+	want.print(&out, 2, "pid 42")
+	if line := "bot run 2: RSS during the load (pid 42): up to 130 MB; highest in its second quarter 120 MB, in its last 130 MB (8 samples)\n"; out.String() != line {
+		t.Errorf("got %q, want %q", out.String(), line)
+	}
 }
 
 func TestBenchText(t *testing.T) {
