@@ -1227,3 +1227,64 @@ func startTwoHosts(t *testing.T, b *bench) *twoHosts {
 	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: h.reg})
 	return h
 }
+
+// TestPoolHandsBackJobsWithNoRoom: jobs to a host beyond what the lane
+// holds (running, parked) go back to ACTIONS as delayed jobs, spaced by the
+// host's budget, instead of filling the lane: a job to another host runs at
+// once, the lane never parks more than its room, and every job to the busy
+// host is carried out once, in its turn.
+func TestPoolHandsBackJobsWithNoRoom(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	var last atomic.Int64 // when the busy host was last called, in Unix nanoseconds
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.URL.Query().Get("job")]++
+		mu.Unlock()
+		last.Store(time.Now().UnixNano())
+	}))
+	t.Cleanup(busy.Close)
+	var otherAt atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		otherAt.Store(time.Now().UnixNano())
+	}))
+	t.Cleanup(other.Close)
+	reg := prometheus.NewRegistry()
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 100, time.Second, 5*time.Second) // a call every 10 ms to each host
+	const room = 4
+	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: reg, tune: func(p *Pool) { p.parkRoom = room }})
+
+	// More than the lane fetches at once: without handing jobs back, the
+	// job to the other host would wait for most of these.
+	const many = cheapInHand + 50
+	for i := range many {
+		b.publish(request(fmt.Sprint("busy-", i), busy.URL+"?job="+fmt.Sprint(i)))
+	}
+	b.publish(request("other", other.URL))
+	mostParked := 0.0
+	waitFor(t, "every job to the busy host carried out", 20*time.Second, func() bool {
+		mostParked = max(mostParked, gauge(t, reg, "bot_jobs_parked"))
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls) == many
+	})
+	time.Sleep(300 * time.Millisecond) // thirty turns of the host: no call comes twice
+	mu.Lock()
+	for id, n := range calls {
+		if n != 1 {
+			t.Errorf("job %s carried out %d times", id, n)
+		}
+	}
+	mu.Unlock()
+	if at := otherAt.Load(); at == 0 || at >= last.Load() {
+		t.Errorf("the job to the other host ran at %d, not before the busy host's last job (%d)", at, last.Load())
+	}
+	handed := jobsMetric(t, reg, "http.request", "requeued")
+	if handed == 0 || mostParked > room {
+		t.Errorf("%d jobs handed back, at most %g parked; want some handed back and at most %d parked", handed, mostParked, room)
+	}
+	t.Logf("%d of %d jobs handed back for later, at most %g parked", handed, many, mostParked)
+}
