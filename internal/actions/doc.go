@@ -32,8 +32,7 @@
 // but the jobs to outside systems (http.request) take at most all of them
 // but one, and the jobs to one system (a host) half of those, rounded up:
 // the jobs over these bounds wait, parked in the lane, for one of them to
-// end, and past a bound of parked jobs go back to ACTIONS as delayed jobs,
-// each due in its host's turn (see [lane]). While jobs wait for a worker, the
+// end (see [lane]). While jobs wait for a worker, the
 // fetcher fetches no more than the workers can start, so jobs waiting for
 // the Comm100 budget stay in JetStream. One goroutine reports InProgress
 // three times per AckWait on every job held, parked, waiting for a worker

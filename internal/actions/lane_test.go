@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -91,10 +90,10 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 	for seed := range uint64(3000) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		g := &countingGauge{}
-		l := newLanes(1+r.IntN(6), parkInHand, g)[1]
+		l := newLanes(1+r.IntN(6), g)[1]
 		l.parkRoom = r.IntN(4) // the room's bound is reached too
 		var running []task
-		jobs, ended, requeued := 0, 0, 0
+		jobs, ended := 0, 0
 		end := func(i int) {
 			tk := running[i]
 			running = append(running[:i], running[i+1:]...)
@@ -124,26 +123,8 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 				jobs++
 				tk := task{job: &job.Job{ID: fmt.Sprint(jobs), Priority: ranks[r.IntN(3)]}, target: target}
 				l.slots <- struct{}{} // as the fetcher takes it
-				switch l.admit(tk) {
-				case admitted:
+				if l.admit(tk) {
 					running = append(running, tk)
-				case overflow:
-					if l.slotless < l.parkRoom || l.parkRoom == 0 {
-						t.Fatalf("seed %d: job %s is overflow, with %d of %d parked without a slot", seed, tk.job.ID, l.slotless, l.parkRoom)
-					}
-					if r.IntN(2) == 0 {
-						<-l.slots // handed back to ACTIONS, as the pool does
-						requeued++
-						break
-					}
-					// It could not be handed back; a job may have ended
-					// since admit, as in the pool.
-					if len(running) > 0 && r.IntN(2) == 0 {
-						end(r.IntN(len(running)))
-					}
-					if l.park(tk) {
-						running = append(running, tk)
-					}
 				}
 			} else if len(running) > 0 {
 				end(r.IntN(len(running)))
@@ -154,8 +135,8 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 			end(0)
 			checkLane(t, l, g, running, stopAt >= 0)
 		}
-		if len(l.parked) != 0 || ended+requeued != jobs || l.targeted != 0 || len(l.busy) != 0 || len(l.slots) != 0 {
-			t.Fatalf("seed %d: parked %v left, %d of %d jobs ended, %d handed back, %d running with a target", seed, l.parked, ended, jobs, requeued, l.targeted)
+		if len(l.parked) != 0 || ended != jobs || l.targeted != 0 || len(l.busy) != 0 || len(l.slots) != 0 {
+			t.Fatalf("seed %d: parked %v left, %d of %d jobs ended, %d running with a target", seed, l.parked, ended, jobs, l.targeted)
 		}
 	}
 }
@@ -166,11 +147,11 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 	to := func(host, priority string) task {
 		return task{job: &job.Job{ID: host, Priority: priority}, target: host}
 	}
-	l := newLanes(4, parkInHand, &countingGauge{})[1] // 3 with a target at most, 2 to one host
+	l := newLanes(4, &countingGauge{})[1] // 3 with a target at most, 2 to one host
 	running := []task{to("a", ""), to("a", ""), to("b", "")}
 	admit := func(tk task) bool {
 		l.slots <- struct{}{}
-		return l.admit(tk) == admitted
+		return l.admit(tk)
 	}
 	for _, tk := range running {
 		if !admit(tk) {
@@ -194,11 +175,10 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 }
 
 // TestLaneGivesBackTheSlotsOfLateParkedJobs: once the park room has space
-// again, a job parked with its slot (an overflow job that could not be
-// handed back) gives it back, so the fetcher may fetch again after one job
-// ends, not after all those parked without a slot.
+// again, a job parked with its slot gives it back, so the fetcher may fetch
+// again after one job ends, not after all those parked without a slot.
 func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
-	l := newLanes(3, parkInHand, &countingGauge{})[1] // 2 with a target at most, 1 to one host
+	l := newLanes(3, &countingGauge{})[1] // 2 with a target at most, 1 to one host
 	l.slots, l.parkRoom = make(chan struct{}, 4), 2
 	var running []task
 	for i := range 6 {
@@ -207,15 +187,8 @@ func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
 			t.Fatalf("no room for job %d", i)
 		}
 		l.slots <- struct{}{}
-		switch v := l.admit(tk); {
-		case v == admitted:
+		if l.admit(tk) {
 			running = append(running, tk)
-		case v == overflow && i >= 3:
-			if l.park(tk) {
-				t.Fatalf("overflow job %d admitted", i)
-			}
-		case v != parked:
-			t.Fatalf("job %d: verdict %d", i, v)
 		}
 	}
 	// 1 running, 2 parked without a slot, 3 parked with one: no room.
@@ -227,36 +200,5 @@ func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
 	}
 	if room := cap(l.slots) - len(l.slots); room != 1 {
 		t.Errorf("room for %d jobs after a job ended, want 1", room)
-	}
-}
-
-// TestLaneSpacesTheJobsItHandsBack: an overflow job comes back after the
-// jobs to its target that the lane holds, and those handed back before it,
-// one per turn of the target's budget; another target's turns are its own.
-func TestLaneSpacesTheJobsItHandsBack(t *testing.T) {
-	l := newLanes(3, parkInHand, &countingGauge{})[1] // 2 with a target at most, 1 to one host
-	l.parkRoom = 2
-	for i := range 3 { // 1 running, 2 parked
-		l.slots <- struct{}{}
-		if v := l.admit(task{job: &job.Job{ID: fmt.Sprint(i)}, target: "crm"}); v == overflow {
-			t.Fatalf("job %d overflow", i)
-		}
-	}
-	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	for i, want := range []time.Duration{4 * time.Second, 5 * time.Second, 6 * time.Second} {
-		if at := l.requeueAt("crm", now, time.Second); !at.Equal(now.Add(want)) {
-			t.Errorf("job %d to crm back at +%s, want +%s", i, at.Sub(now), want)
-		}
-	}
-	if at := l.requeueAt("shop", now, time.Second); !at.Equal(now.Add(time.Second)) {
-		t.Errorf("job to shop back at +%s, want +1s", at.Sub(now))
-	}
-	// Later, with the turns handed out still to come, the next goes after them.
-	if at := l.requeueAt("crm", now.Add(2*time.Second), time.Second); !at.Equal(now.Add(7 * time.Second)) {
-		t.Errorf("later job to crm back at +%s, want +7s", at.Sub(now))
-	}
-	// Once they have come, the count starts from the jobs held again.
-	if at := l.requeueAt("crm", now.Add(time.Minute), time.Second); !at.Equal(now.Add(time.Minute + 4*time.Second)) {
-		t.Errorf("job to crm a minute later back at +%s, want +1m4s", at.Sub(now))
 	}
 }

@@ -11,7 +11,7 @@ import (
 // metrics are the pool's Prometheus metrics.
 type metrics struct {
 	// jobs counts finished deliveries by action and outcome: done, dry_run,
-	// duplicate, cancelled, retry_later, handed_back, requeued, claimed, dead.
+	// duplicate, cancelled, retry_later, handed_back, claimed, dead.
 	jobs *prometheus.CounterVec
 	// attempts counts attempts by action and result: ok, transient, permanent.
 	attempts *prometheus.CounterVec
@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bot_jobs_total",
-			Help: "Jobs finished, by action and outcome (done, dry_run, duplicate, cancelled, retry_later, handed_back, requeued, claimed, dead).",
+			Help: "Jobs finished, by action and outcome (done, dry_run, duplicate, cancelled, retry_later, handed_back, claimed, dead).",
 		}, []string{"action", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bot_job_attempts_total",

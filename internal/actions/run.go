@@ -60,9 +60,6 @@ type Pool struct {
 	// sweepMost bounds the sequences one removal covers.
 	sweepEvery time.Duration
 	sweepMost  uint64
-	// parkRoom is how many parked jobs the other jobs' lane holds without
-	// their slot (parkInHand; fewer in tests).
-	parkRoom int
 
 	// MayRemove, if set before Run, reports whether finished jobs may be
 	// removed from ACTIONS now; nil: always. A removal writes a tombstone
@@ -108,15 +105,12 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // the lane (the first parkInHand of them give their slot back, so that the
 // fetcher goes on fetching for the free workers), until a job with a target
 // ends; then, of the parked jobs that may start, the most urgent, then the
-// first parked, goes next. Once parkInHand jobs are parked, a job over
-// the bounds is handed back to ACTIONS as a delayed job instead (see
-// Pool.requeue), due after the jobs of its target that the lane holds and
-// those handed back before it, one per turn of the target's budget
-// (requeueAt): a burst of any size to one host does not fill the lane. A
-// host over its dispatch.http_rate_limit, or one that answers slowly, thus
-// holds back neither the jobs without a target nor, for long, the other
-// hosts. With 4 workers: one host takes 2, two hosts take 2 and 1, and a
-// third host's job waits for the next job with a target to end.
+// first parked, goes next. A host over its dispatch.http_rate_limit, or one
+// that answers slowly, thus holds back neither the jobs without a target
+// nor, for long, the other hosts, unless the parked jobs fill the lane's
+// room and their own (cheapInHand and parkInHand). With 4 workers: one host
+// takes 2, two hosts take 2 and 1, and a third host's job waits for the
+// next job with a target to end.
 //
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
@@ -148,17 +142,13 @@ type lane struct {
 	// parkRoom is how many parked jobs may give up their slot, so that
 	// the fetcher goes on fetching; slotless is how many have.
 	parkRoom, slotless int
-	// turns is when the last job handed back for each target comes back
-	// (see requeueAt).
-	turns map[string]time.Time
 	// counted counts the parked jobs of every lane (bot_jobs_parked).
 	counted prometheus.Gauge
 }
 
 // newLanes returns the pool's lanes, with workers workers each, that count
-// the jobs they park in parked; the other jobs' lane parks parkRoom jobs
-// without their slot.
-func newLanes(workers, parkRoom int, parked prometheus.Gauge) [2]*lane {
+// the jobs they park in parked.
+func newLanes(workers int, parked prometheus.Gauge) [2]*lane {
 	mk := func(consumer, filter, skip string, parkRoom int) *lane {
 		most := max(1, workers-1)
 		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, mostTargeted: most, share: (most + 1) / 2,
@@ -168,7 +158,7 @@ func newLanes(workers, parkRoom int, parked prometheus.Gauge) [2]*lane {
 	return [2]*lane{
 		// No Comm100 action has a target.
 		mk(bus.Comm100Consumer, comm100Jobs+">", "", 0),
-		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs, parkRoom),
+		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs, parkInHand),
 	}
 }
 
@@ -178,56 +168,19 @@ func newLanes(workers, parkRoom int, parked prometheus.Gauge) [2]*lane {
 // its consumer's MaxAckPending.
 func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
 
-// verdict is what admit decides for a job.
-type verdict int
-
-const (
-	// admitted: the job goes to the workers now.
-	admitted verdict = iota
-	// parked: the job waits in the lane for its turn (see next).
-	parked
-	// overflow: the job's turn is not near, and the park room is full.
-	// The caller hands it back to ACTIONS as a delayed job (requeueAt
-	// says when), or, failing that, parks it with its slot (park).
-	overflow
-)
-
-// admit decides whether t may go to the workers now. If jobs with a target
-// are at their most, or t's target has its share, t is parked until a job
-// with a target ends (see next), or, when the park room is full, is
-// overflow.
-func (l *lane) admit(t task) verdict {
+// admit reports whether t may go to the workers now. If jobs with a target
+// are at their most, or t's target has its share, t is parked until a job with
+// a target ends (see next).
+func (l *lane) admit(t task) bool {
 	if t.target == "" {
-		return admitted
+		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fitsLocked(t.target) {
-		l.startLocked(t.target)
-		return admitted
-	}
-	if l.slotless >= l.parkRoom && l.parkRoom > 0 {
-		return overflow
-	}
-	l.parkLocked(t)
-	return parked
-}
-
-// park parks t, an overflow job that could not be handed back: it keeps its
-// slot unless the park room has space again. It reports true if t may go to
-// the workers after all, a job with a target having ended meanwhile.
-func (l *lane) park(t task) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fitsLocked(t.target) {
 		l.startLocked(t.target)
 		return true
 	}
-	l.parkLocked(t)
-	return false
-}
-
-func (l *lane) parkLocked(t task) {
 	if l.slotless < l.parkRoom {
 		// Its slot goes back to the fetcher: jobs for free workers may
 		// come in behind it.
@@ -237,42 +190,8 @@ func (l *lane) parkLocked(t task) {
 	}
 	l.parked = append(l.parked, t)
 	l.counted.Inc()
+	return false
 }
-
-// requeueAt is when an overflow job to target should come back: after the
-// jobs to target parked in the lane and those handed back before it, one
-// every every (the target's budget: dispatch.http_rate_limit).
-func (l *lane) requeueAt(target string, now time.Time, every time.Duration) time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ahead := l.busy[target]
-	for _, q := range l.parked {
-		if q.target == target {
-			ahead++
-		}
-	}
-	at := now.Add(time.Duration(ahead+1) * every)
-	if last := l.turns[target]; last.After(at.Add(-every)) {
-		at = last.Add(every)
-	}
-	if l.turns == nil {
-		l.turns = map[string]time.Time{}
-	}
-	if len(l.turns) >= maxTurns {
-		// Forget the targets whose turns have all come.
-		for k, last := range l.turns {
-			if last.Before(now) {
-				delete(l.turns, k)
-			}
-		}
-	}
-	l.turns[target] = at
-	return at
-}
-
-// maxTurns is how many targets' last turns a lane keeps before it forgets
-// those that have passed.
-const maxTurns = 1024
 
 func (l *lane) fitsLocked(target string) bool {
 	return l.targeted < l.mostTargeted && l.busy[target] < l.share
@@ -389,7 +308,6 @@ func NewPool(cfg Config, js jetstream.JetStream, catalog *Catalog, rt *Runtime, 
 		ackWait:     5 * time.Second,
 		fetchWait:   time.Second,
 		sweepEvery:  time.Second,
-		parkRoom:    parkInHand,
 		sweepMost:   sweepPurged,
 		recordRetry: Backoff{Base: 50 * time.Millisecond, Max: 2 * time.Second},
 		recordGrace: 10 * time.Second,
@@ -514,7 +432,7 @@ func (p *Pool) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.lanes = newLanes(p.cfg.Workers, p.parkRoom, p.metrics.parked)
+	p.lanes = newLanes(p.cfg.Workers, p.metrics.parked)
 	for _, l := range p.lanes {
 		if _, err := p.consumer(ctx, l); err != nil {
 			return err
@@ -664,68 +582,9 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 	if act, ok := p.catalog.Lookup(j.Action); ok && act.Target != nil {
 		t.target = act.Target(Params(j.Params))
 	}
-	switch l.admit(t) {
-	case admitted:
+	if l.admit(t) {
 		l.queue.push(t)
-	case overflow:
-		if p.requeue(ctx, msg, j, l.requeueAt(t.target, p.now(), p.turn())) {
-			p.held.remove(msg)
-			<-l.slots
-			return
-		}
-		if ctx.Err() != nil {
-			// The pool stops, and its lanes may have handed their parked
-			// jobs back already: hand this one back too (see above).
-			_ = msg.NakWithDelay(2 * p.fetchWait)
-			p.held.remove(msg)
-			<-l.slots
-			return
-		}
-		if l.park(t) {
-			l.queue.push(t)
-		}
 	}
-}
-
-// turn is the pace of a target's budget: the time between two calls to one
-// host (dispatch.http_rate_limit).
-func (p *Pool) turn() time.Duration {
-	if h := p.rt.HTTP; h != nil && h.calls > 0 {
-		return h.per / time.Duration(h.calls)
-	}
-	return p.cfg.HTTPRateLimit.Per / time.Duration(max(p.cfg.HTTPRateLimit.Calls, 1))
-}
-
-// requeue hands a job that found no room in its lane back to ACTIONS as a
-// delayed job due at, and acknowledges the copy in hand. The delayed copy
-// keeps the job's id (the ledger and the claims know it by that), its key
-// (a schedule.cancel of the key cancels it, as any delayed job of the key)
-// and everything else but its due time. It reports false, leaving the job in
-// hand, if the delayed copy could not be stored.
-func (p *Pool) requeue(ctx context.Context, msg jetstream.Msg, j *job.Job, at time.Time) bool {
-	later := *j
-	later.RunAt = at
-	m, err := jobMsg(&later)
-	if err == nil {
-		// The schedule's subject is the job's own and must be empty
-		// (jobMsg), which keeps a retry from storing it twice; the job's
-		// message id is its first copy's, which the stream still knows.
-		m.Header.Del(jetstream.MsgIDHeader)
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = p.js.PublishMsg(pctx, m)
-		cancel()
-		if AlreadyStored(err) {
-			err = nil // another replica handed a copy back: it is waiting
-		}
-	}
-	if err != nil {
-		p.log.Warn("job with no room in its lane not handed back; it waits in hand", append(jobAttrs(j), "err", err)...)
-		return false
-	}
-	p.log.Debug("job with no room in its lane handed back for later", append(jobAttrs(j), "run_at", at)...)
-	p.metrics.jobs.WithLabelValues(j.Action, "requeued").Inc()
-	p.finish(msg, msg.Ack())
-	return true
 }
 
 // held is the set of jobs that are parked, wait for a worker or are in a
