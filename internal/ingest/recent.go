@@ -74,7 +74,9 @@ func NewRecentIDs(window time.Duration) *RecentIDs {
 // Window is how long an id is remembered, at least.
 func (r *RecentIDs) Window() time.Duration { return r.window }
 
-// slot is the number of the span that holds t.
+// slot is the number of the span that holds t. Spans follow the wall clock:
+// should it jump forward, the generations it skips go early, as the ids
+// they hold are then older by that clock.
 func (r *RecentIDs) slot(t time.Time) int64 {
 	ns, span := t.UnixNano(), int64(r.span)
 	if ns < 0 {
@@ -91,10 +93,7 @@ func (r *RecentIDs) expire(now time.Time) {
 	for n < len(r.gens) && r.gens[n].slot < oldest {
 		n++
 	}
-	if n > 0 {
-		clear(r.gens[:n])
-		r.gens = append(r.gens[:0], r.gens[n:]...)
-	}
+	r.gens = slices.Delete(r.gens, 0, n) // zeroes the tail: no dropped map stays reachable
 }
 
 // Seen reports whether an event with this id was stored within the window.
@@ -120,6 +119,12 @@ func (r *RecentIDs) Add(id string, at time.Time) {
 	r.expire(now)
 	if now.Sub(at) >= r.window {
 		return // out of the window already
+	}
+	// A time ahead of this clock (another server's, read from the stream)
+	// counts as now: the event was stored about now, and an id kept by a
+	// time far ahead would be kept for as long.
+	if at.After(now) {
+		at = now
 	}
 	slot := r.slot(at)
 	i := len(r.gens)

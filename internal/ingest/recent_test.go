@@ -42,15 +42,15 @@ func TestRecentIDsWindow(t *testing.T) {
 		t.Error("a forgotten within the window")
 	}
 	r.Add("b", clock)
-	at(8*time.Second + time.Millisecond) // a is 67.501s old: past the window and its eighth
+	at(8*time.Second + 501*time.Millisecond) // a is 67.501s old: past the window and its eighth
+	if got := r.Len(); got != 1 {
+		t.Errorf("Len %d, want 1", got)
+	}
 	if r.Seen("a") || r.Seen("earlier") {
 		t.Error("a or earlier remembered after the window and an eighth")
 	}
 	if !r.Seen("b") {
 		t.Error("b forgotten within the window")
-	}
-	if got := r.Len(); got != 1 {
-		t.Errorf("Len %d, want 1", got)
 	}
 	at(10 * time.Minute) // a long quiet spell
 	if r.Seen("b") || r.Len() != 0 {
@@ -100,6 +100,27 @@ func TestRecentIDsKeepTheWindowAndLittleMore(t *testing.T) {
 		if got := r.Len(); got > held {
 			t.Fatalf("Len %d; only %d ids were stored within the window and its eighth", got, held)
 		}
+		if n := len(r.gens); n > generations+2 {
+			t.Fatalf("%d generations for a window of %d", n, generations)
+		}
+	}
+}
+
+// TestRecentIDsFromAClockAhead: an id stored by a server whose clock is
+// ahead counts as stored now: remembered for the window, then forgotten,
+// not kept for as long as that clock is ahead.
+func TestRecentIDsFromAClockAhead(t *testing.T) {
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := NewRecentIDs(time.Minute)
+	r.now = func() time.Time { return clock }
+	r.Add("ahead", clock.Add(time.Hour))
+	clock = clock.Add(59 * time.Second)
+	if !r.Seen("ahead") {
+		t.Error("an id from a clock ahead forgotten within the window")
+	}
+	clock = clock.Add(9 * time.Second)
+	if r.Seen("ahead") || r.Len() != 0 || len(r.gens) != 0 {
+		t.Errorf("an id from a clock ahead kept past the window and its eighth (%d ids, %d generations)", r.Len(), len(r.gens))
 	}
 }
 
