@@ -704,10 +704,12 @@ func benchRunOnce(ctx context.Context, o benchOptions, client *http.Client, t be
 		stopRSS = watchRSS(pid, rssInterval(o.Duration))
 	}
 	res := drive(ctx, o, client, t.BaseURL(), gen, tap != nil && run.Target == "bot", progress, label)
-	rec.stop()
 	if stopRSS != nil {
+		// Before the recorder stops: writing a profile or fetching a
+		// trace is not the load.
 		run.RSS = summarizeRSS(stopRSS(), res.elapsed)
 	}
+	rec.stop()
 	if gcBefore != nil {
 		run.Collector = collectorSince(gcBefore)
 	}

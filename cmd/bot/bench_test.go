@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/trace"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,23 +112,36 @@ func TestSummarizeRSS(t *testing.T) {
 		t.Errorf("no samples: %+v, want none", s)
 	}
 	var samples []rssSample
-	for i, mb := range []int64{50, 90, 100, 120, 110, 105, 130, 125} { // one every 10 s of 80 s
+	// One every 10 s of 80 s, each quarter's highest apart: a warm-up
+	// spike in the first, and the third above the second.
+	for i, mb := range []int64{50, 140, 100, 120, 110, 135, 130, 115} {
 		samples = append(samples, rssSample{at: time.Duration(i)*10*time.Second + 5*time.Second, bytes: mb << 20})
 	}
+	// On a quarter's first instant: it belongs to that quarter.
+	samples = append(samples, rssSample{at: 20 * time.Second, bytes: 121 << 20}, rssSample{at: 60 * time.Second, bytes: 131 << 20})
 	got := summarizeRSS(samples, 80*time.Second)
-	want := rssStats{Samples: 8, Max: 130 << 20, SecondQuarter: 120 << 20, LastQuarter: 130 << 20}
+	want := rssStats{Samples: 10, Max: 140 << 20, SecondQuarter: 121 << 20, LastQuarter: 131 << 20}
 	if *got != want {
 		t.Errorf("got %+v, want %+v", *got, want)
 	}
 	// A sample taken as the load ended counts in the last quarter.
-	got = summarizeRSS(append(samples, rssSample{at: 81 * time.Second, bytes: 140 << 20}), 80*time.Second)
-	if got.LastQuarter != 140<<20 {
-		t.Errorf("last quarter %d, want the late sample's %d", got.LastQuarter, 140<<20)
+	got = summarizeRSS(append(samples, rssSample{at: 81 * time.Second, bytes: 150 << 20}), 80*time.Second)
+	if got.LastQuarter != 150<<20 {
+		t.Errorf("last quarter %d, want the late sample's %d", got.LastQuarter, 150<<20)
 	}
 	var out bytes.Buffer
 	want.print(&out, 2, "pid 42")
-	if line := "bot run 2: RSS during the load (pid 42): up to 130 MB; highest in its second quarter 120 MB, in its last 130 MB (8 samples)\n"; out.String() != line {
+	if line := "bot run 2: RSS during the load (pid 42): up to 140 MB; highest in its second quarter 121 MB, in its last 131 MB (10 samples)\n"; out.String() != line {
 		t.Errorf("got %q, want %q", out.String(), line)
+	}
+	// A second a sample in long loads; 20 samples in short ones, down to 10 ms apart.
+	for d, want := range map[time.Duration]time.Duration{
+		10 * time.Minute: time.Second, 20 * time.Second: time.Second, 10 * time.Second: 500 * time.Millisecond,
+		time.Second: 50 * time.Millisecond, 100 * time.Millisecond: 10 * time.Millisecond,
+	} {
+		if got := rssInterval(d); got != want {
+			t.Errorf("a load of %s sampled every %s, want %s", d, got, want)
+		}
 	}
 }
 
@@ -138,10 +152,12 @@ func TestBenchText(t *testing.T) {
 			{Target: "bot", Run: 1, Requests: 60000, Accepted: 59990, Seconds: 10, RPS: 5999, Latency: latency{P50: 9, P99: 30, P999: 40},
 				Refused:   map[string]int64{"503": 10},
 				Collector: &collectorStats{Cycles: 22, CPUShare: 0.071, LiveHeap: 98 << 20, ScanHeap: 40 << 20, Allocated: 3_000_000_000},
+				RSS:       &rssStats{Samples: 10, Max: 300 << 20, SecondQuarter: 250 << 20, LastQuarter: 260 << 20},
 				Pipeline: &pipelineStats{RulesRate: 5900, PoolRate: 11800, EventsBacklog: 100, JobsBacklog: 40,
 					Events: 59990, Jobs: 119980, DrainSeconds: 0.4, Drained: true, EndToEnd: &latency{N: 119980, P50: 12, P99: 50},
 					Batches: []batchUse{{Stream: "ACTIONS", Batches: 100, Batched: 8000, Alone: 200}, {Stream: "EVENTS", Batches: 50, Batched: 1500, Alone: 150}}}},
 		}}
+	rep.RSSOf = "this process"
 	rep.Bot = summarizeRuns(rep.Runs, "bot")
 	f := summarizeRuns(rep.Runs, "floor")
 	rep.Floor = &f
@@ -155,6 +171,7 @@ func TestBenchText(t *testing.T) {
 		"batches during the load: ACTIONS 100 (80.0 messages each), 2% of its messages one by one; EVENTS 50 (30.0 messages each), 9% of its messages one by one\n",
 		"bot/floor: 0.86 of the floor's req/s, 1.20x its p99",
 		"bot run 1: Go collector (this process): 22 cycles (2.2/s), 7.1% of the CPUs' capacity, 98 MB live after the last (40 MB that can hold pointers); 50.0 KB allocated per request",
+		"bot run 1: RSS during the load (this process): up to 300 MB; highest in its second quarter 250 MB, in its last 260 MB (10 samples)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
@@ -247,7 +264,8 @@ func TestBenchAgainstARunningBot(t *testing.T) {
 	traceFile := filepath.Join(t.TempDir(), "bot.trace")
 	err := run(t.Context(), []string{"bench", "--json", "--url", "http://" + a.Addr(),
 		"--admin-url", "http://" + a.AdminAddr(), "--duration", "1s", "--connections", "2",
-		"--drain", "60s", "--rules", "../../rules", "--trace", traceFile}, nil, &out, &errs)
+		"--drain", "60s", "--rules", "../../rules", "--trace", traceFile,
+		"--pid", strconv.Itoa(os.Getpid())}, nil, &out, &errs) // the bot runs in this process
 	if err != nil {
 		t.Fatalf("bot bench: %v\n%s", err, errs.String())
 	}
@@ -261,6 +279,9 @@ func TestBenchAgainstARunningBot(t *testing.T) {
 	r := rep.Runs[0]
 	if r.Collector != nil {
 		t.Errorf("collector figures %+v for a bot in another process", r.Collector)
+	}
+	if r.RSS == nil || r.RSS.Samples < 10 || r.RSS.Max <= 0 || rep.PeakRSS < r.RSS.Max || rep.RSSOf != "pid "+strconv.Itoa(os.Getpid()) {
+		t.Errorf("memory of --pid: run %+v, peak %d of %q; want samples through the load, under the peak", r.RSS, rep.PeakRSS, rep.RSSOf)
 	}
 	// The running bot's own trace, fetched from its admin listener.
 	if tr := rep.Trace; tr == nil || tr.File != traceFile || tr.Seconds < 0.5 || tr.Seconds > 3 {
