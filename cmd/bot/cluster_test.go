@@ -31,13 +31,13 @@ import (
 // it is cut: then its listener and every connection close at once, as when
 // a host dies or a cable is pulled. restore listens on the same address again.
 type tcpProxy struct {
-	target string
-	addr   string
+	addr string
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	target string // "" until known: connections are closed until then
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
 func newTCPProxy(t testing.TB, target string) *tcpProxy {
@@ -71,8 +71,22 @@ func (p *tcpProxy) serve(ln net.Listener) {
 	})
 }
 
+// setTarget sets where the proxy forwards to.
+func (p *tcpProxy) setTarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+}
+
 func (p *tcpProxy) pipe(c net.Conn) {
-	d, err := net.DialTimeout("tcp", p.target, time.Second)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	if target == "" {
+		c.Close() // a route dialling before its peer started tries again
+		return
+	}
+	d, err := net.DialTimeout("tcp", target, time.Second)
 	if err != nil {
 		c.Close()
 		return
@@ -125,16 +139,6 @@ func (p *tcpProxy) restore(t testing.TB) {
 
 func (p *tcpProxy) url() string { return "nats://" + p.addr }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // natsCluster is a 3-node NATS JetStream cluster on loopback, each node
 // with its own store. The routes between nodes go through proxies, so that
 // a node can be lost abruptly: its peers see its routes drop without a word
@@ -156,15 +160,17 @@ type natsNode struct {
 func startNATSCluster(t testing.TB, size int) *natsCluster {
 	t.Helper()
 	c := &natsCluster{t: t, links: map[[2]int]*tcpProxy{}}
-	routePorts := make([]int, size)
 	for i := range size {
-		routePorts[i] = freePort(t)
-		c.nodes = append(c.nodes, &natsNode{name: fmt.Sprintf("n%d", i+1), clientPort: freePort(t)})
+		c.nodes = append(c.nodes, &natsNode{name: fmt.Sprintf("n%d", i+1)})
 	}
+	// The routes go through proxies, which learn their targets once the
+	// nodes listen: each node takes ports of its own choosing, none that
+	// another process could take between a test picking it and the node
+	// listening on it.
 	for i := range size {
 		for j := range size {
 			if i != j {
-				c.links[[2]int{i, j}] = newTCPProxy(t, fmt.Sprintf("127.0.0.1:%d", routePorts[j]))
+				c.links[[2]int{i, j}] = newTCPProxy(t, "")
 			}
 		}
 	}
@@ -179,9 +185,9 @@ func startNATSCluster(t testing.TB, size int) *natsCluster {
 			}
 		}
 		n.opts = server.Options{
-			ServerName: n.name, Host: "127.0.0.1", Port: n.clientPort,
+			ServerName: n.name, Host: "127.0.0.1", Port: server.RANDOM_PORT,
 			JetStream: true, StoreDir: dirs[i], NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "bot", Host: "127.0.0.1", Port: routePorts[i], NoAdvertise: true},
+			Cluster: server.ClusterOpts{Name: "bot", Host: "127.0.0.1", Port: server.RANDOM_PORT, NoAdvertise: true},
 			Routes:  routes,
 		}
 	}
@@ -218,6 +224,19 @@ func (c *natsCluster) start(i int) {
 		c.t.Logf("nats node %s took %s to start", n.name, took.Round(time.Millisecond))
 	}
 	n.srv = srv
+	// Started again (revive), the node listens where it did: its clients
+	// and its peers' proxies know those ports.
+	if addr, ok := srv.Addr().(*net.TCPAddr); ok {
+		n.clientPort, n.opts.Port = addr.Port, addr.Port
+	}
+	if addr := srv.ClusterAddr(); addr != nil {
+		n.opts.Cluster.Port = addr.Port
+		for k, p := range c.links {
+			if k[1] == i {
+				p.setTarget(addr.String())
+			}
+		}
+	}
 }
 
 // waitJetStream waits until the cluster can place a stream on all its
