@@ -33,10 +33,7 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		return
 	}
 	defer p.inHand.release(j.ID)
-	var delivered uint64 = 1
-	if meta, err := msg.Metadata(); err == nil {
-		delivered = meta.NumDelivered
-	}
+	delivered := deliveries(msg)
 
 	if p.settled(ctx, log, msg, &j, delivered, nil) {
 		return

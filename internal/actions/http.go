@@ -49,6 +49,12 @@ func (h *HTTPCaller) limiter(host string) *Limiter {
 	return l
 }
 
+// interval is the least time between two calls to one host that the
+// budget allows on average.
+func (h *HTTPCaller) interval() time.Duration {
+	return h.per / time.Duration(max(h.calls, 1))
+}
+
 // Pause stops the calls to host until t, as the host asked with Retry-After.
 // Other hosts' calls go on.
 func (h *HTTPCaller) Pause(host string, t time.Time) { h.limiter(host).Pause(t) }

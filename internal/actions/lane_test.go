@@ -2,8 +2,11 @@ package actions
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,9 +23,9 @@ func (g *countingGauge) Inc() { g.n++ }
 func (g *countingGauge) Dec() { g.n-- }
 
 // checkLane fails unless the lane's counts agree with the jobs running (in
-// queue or with a worker) and parked, and no parked job could start (unless
-// the lane was stopped).
-func checkLane(t *testing.T, l *lane, g *countingGauge, running []task, stopped bool) {
+// queue or with a worker), parked and leaving, and no parked job could start
+// (unless the lane was stopped).
+func checkLane(t *testing.T, l *lane, g *countingGauge, running, leaving []task, stopped bool) {
 	t.Helper()
 	sum, parked, targeted := 0, len(l.parked), 0
 	for _, n := range l.busy {
@@ -51,7 +54,7 @@ func checkLane(t *testing.T, l *lane, g *countingGauge, running []task, stopped 
 		}
 	}
 	slotless := 0
-	for _, p := range l.parked {
+	for _, p := range append(slices.Clip(l.parked), leaving...) {
 		if p.slotless {
 			slotless++
 		} else {
@@ -59,10 +62,16 @@ func checkLane(t *testing.T, l *lane, g *countingGauge, running []task, stopped 
 		}
 	}
 	if len(l.slots) != slots || l.slotless != slotless || slotless > l.parkRoom {
-		t.Fatalf("%d slots taken, %d held; %d parked without one, %d counted, room for %d", len(l.slots), slots, slotless, l.slotless, l.parkRoom)
+		t.Fatalf("%d slots taken, %d held; %d parked or leaving without one, %d counted, room for %d", len(l.slots), slots, slotless, l.slotless, l.parkRoom)
 	}
-	if !stopped && slotless < l.parkRoom && parked > slotless {
-		t.Fatalf("%d parked jobs hold a slot, and the park room has space", parked-slotless)
+	withSlot := 0
+	for _, p := range l.parked {
+		if !p.slotless {
+			withSlot++
+		}
+	}
+	if !stopped && slotless < l.parkRoom && withSlot > 0 {
+		t.Fatalf("%d parked jobs hold a slot, and the park room has space", withSlot)
 	}
 	if stopped {
 		return
@@ -83,17 +92,22 @@ func checkLane(t *testing.T, l *lane, g *countingGauge, running []task, stopped 
 }
 
 // TestLaneAdmitsAndReleasesInTurn drives a lane's admissions with random
-// jobs and ends, stops included: the counts always agree, no parked job
-// could start, and once every job has ended none is left parked.
+// jobs and ends, stops included, jobs leaving the lane when its park room is
+// full and coming back: the counts always agree, no parked job could start,
+// a job that leaves is never more urgent than one that stays, the parked
+// jobs hold no more slots than the jobs still leaving, and once every job has
+// ended or left none is left parked.
 func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 	ranks := []string{"high", "", "low"}
 	for seed := range uint64(3000) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		g := &countingGauge{}
-		l := newLanes(1+r.IntN(6), g)[1]
-		l.parkRoom = r.IntN(4) // the room's bound is reached too
-		var running []task
-		jobs, ended := 0, 0
+		now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+		// The room's bound is reached too.
+		l := newLanes(1+r.IntN(6), r.IntN(4), g, func() time.Time { return now })[1]
+		leave := r.IntN(3) > 0 // else jobs park with their slot past the room
+		var running, leaving []task
+		jobs, ended, left := 0, 0, 0
 		end := func(i int) {
 			tk := running[i]
 			running = append(running[:i], running[i+1:]...)
@@ -102,11 +116,18 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 				running = append(running, n)
 			}
 		}
+		gone := func(i int) { // stored again for later, as the pool does
+			tk := leaving[i]
+			leaving = append(leaving[:i], leaving[i+1:]...)
+			left++
+			l.left(tk)
+		}
 		stopAt := -1
 		if r.IntN(3) == 0 {
 			stopAt = r.IntN(60)
 		}
 		for step := range 60 {
+			now = now.Add(time.Duration(r.IntN(100)) * time.Millisecond)
 			if step == stopAt {
 				l.stop()
 				for l.queue.len() > 0 {
@@ -115,7 +136,8 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 				}
 			}
 			// After a stop the fetcher takes no more jobs.
-			if (stopAt < 0 || step < stopAt) && (len(running) == 0 || r.IntN(2) == 0) {
+			switch {
+			case (stopAt < 0 || step < stopAt) && (len(running) == 0 || r.IntN(2) == 0):
 				target := ""
 				if r.IntN(5) > 0 {
 					target = fmt.Sprint("host-", r.IntN(4))
@@ -123,22 +145,68 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 				jobs++
 				tk := task{job: &job.Job{ID: fmt.Sprint(jobs), Priority: ranks[r.IntN(3)]}, target: target}
 				l.slots <- struct{}{} // as the fetcher takes it
-				if l.admit(tk) {
+				ok, out := l.admit(&tk, leave)
+				if ok {
 					running = append(running, tk)
 				}
-			} else if len(running) > 0 {
+				if out != nil {
+					if !leave || l.slotless < l.parkRoom {
+						t.Fatalf("seed %d: job %s left the lane, with %d of %d parked without a slot", seed, out.job.ID, l.slotless, l.parkRoom)
+					}
+					for _, p := range l.parked {
+						if job.Rank(p.job.Priority) > job.Rank(out.job.Priority) {
+							t.Fatalf("seed %d: a %q job left, a %q one stays", seed, out.job.Priority, p.job.Priority)
+						}
+					}
+					if !out.backAt.After(now) {
+						t.Fatalf("seed %d: job %s back at %s, now is %s", seed, out.job.ID, out.backAt, now)
+					}
+					leaving = append(leaving, *out)
+				}
+			case len(leaving) > 0 && r.IntN(2) == 0:
+				gone(r.IntN(len(leaving)))
+			case len(running) > 0:
 				end(r.IntN(len(running)))
 			}
-			checkLane(t, l, g, running, stopAt >= 0 && step >= stopAt)
+			stopped := stopAt >= 0 && step >= stopAt
+			checkLane(t, l, g, running, leaving, stopped)
+			if withSlot := len(l.parked) - (l.slotless - slotlessOf(leaving)); leave && !stopped && withSlot > len(leaving) {
+				t.Fatalf("seed %d: %d parked jobs hold a slot, %d leaving", seed, withSlot, len(leaving))
+			}
 		}
-		for len(running) > 0 {
-			end(0)
-			checkLane(t, l, g, running, stopAt >= 0)
+		for len(running) > 0 || len(leaving) > 0 {
+			if len(leaving) > 0 {
+				gone(0)
+			} else {
+				end(0)
+			}
+			checkLane(t, l, g, running, leaving, stopAt >= 0)
 		}
-		if len(l.parked) != 0 || ended != jobs || l.targeted != 0 || len(l.busy) != 0 || len(l.slots) != 0 {
-			t.Fatalf("seed %d: parked %v left, %d of %d jobs ended, %d running with a target", seed, l.parked, ended, jobs, l.targeted)
+		if len(l.parked) != 0 || ended+left != jobs || l.targeted != 0 || len(l.busy) != 0 || len(l.slots) != 0 || l.slotless != 0 {
+			t.Fatalf("seed %d: parked %v left, %d of %d jobs ended and %d left, %d running with a target", seed, l.parked, ended, jobs, left, l.targeted)
+		}
+		l.pruneLocked()
+		for h := range maps.Keys(l.ended) {
+			if !l.back[h].After(now) {
+				t.Fatalf("seed %d: kept when %s's jobs ended, with nothing to come", seed, h)
+			}
+		}
+		for h, at := range l.back {
+			if !at.After(now) {
+				t.Fatalf("seed %d: kept when %s's last job comes back, %s, at %s", seed, h, at, now)
+			}
 		}
 	}
+}
+
+func slotlessOf(ts []task) int {
+	n := 0
+	for _, t := range ts {
+		if t.slotless {
+			n++
+		}
+	}
+	return n
 }
 
 // TestLaneLetsInTheFirstParked: a job parked for its host goes before the
@@ -147,11 +215,12 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 	to := func(host, priority string) task {
 		return task{job: &job.Job{ID: host, Priority: priority}, target: host}
 	}
-	l := newLanes(4, &countingGauge{})[1] // 3 with a target at most, 2 to one host
+	l := newLanes(4, parkInHand, &countingGauge{}, time.Now)[1] // 3 with a target at most, 2 to one host
 	running := []task{to("a", ""), to("a", ""), to("b", "")}
 	admit := func(tk task) bool {
 		l.slots <- struct{}{}
-		return l.admit(tk)
+		ok, _ := l.admit(&tk, true)
+		return ok
 	}
 	for _, tk := range running {
 		if !admit(tk) {
@@ -178,8 +247,8 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 // again, a job parked with its slot gives it back, so the fetcher may fetch
 // again after one job ends, not after all those parked without a slot.
 func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
-	l := newLanes(3, &countingGauge{})[1] // 2 with a target at most, 1 to one host
-	l.slots, l.parkRoom = make(chan struct{}, 4), 2
+	l := newLanes(3, 2, &countingGauge{}, time.Now)[1] // 2 with a target at most, 1 to one host
+	l.slots = make(chan struct{}, 4)
 	var running []task
 	for i := range 6 {
 		tk := task{job: &job.Job{ID: fmt.Sprint(i)}, target: "host"}
@@ -187,7 +256,7 @@ func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
 			t.Fatalf("no room for job %d", i)
 		}
 		l.slots <- struct{}{}
-		if l.admit(tk) {
+		if ok, _ := l.admit(&tk, false); ok {
 			running = append(running, tk)
 		}
 	}
@@ -200,5 +269,64 @@ func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
 	}
 	if room := cap(l.slots) - len(l.slots); room != 1 {
 		t.Errorf("room for %d jobs after a job ended, want 1", room)
+	}
+}
+
+// TestLaneSpacesTheJobsThatLeave: a job that leaves the lane comes back
+// after the jobs to its target that the lane holds and those that left
+// before it, one per turn of the target: the time between its jobs' ends,
+// counted to now (a target that stalls has longer turns), and no less
+// than its budget's; another target's turns are its own.
+func TestLaneSpacesTheJobsThatLeave(t *testing.T) {
+	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	now := start
+	l := newLanes(3, 1, &countingGauge{}, func() time.Time { return now })[1] // 2 with a target at most, 1 to one host
+	to := func(host string) *task { return &task{job: &job.Job{ID: host}, target: host} }
+	admit := func(tk *task) *task {
+		t.Helper()
+		l.slots <- struct{}{}
+		_, out := l.admit(tk, true)
+		if out != nil {
+			l.left(*out)
+		}
+		return out
+	}
+	// Jobs to crm end half a second apart, one always parked behind the
+	// one running.
+	running := to("crm")
+	admit(running)
+	admit(to("crm"))
+	for i := range 5 {
+		now = start.Add(time.Duration(i) * 500 * time.Millisecond)
+		n, ok := l.done(*running)
+		if !ok {
+			t.Fatalf("end %d: no parked job let in", i)
+		}
+		running = &n
+		if out := admit(to("crm")); out != nil {
+			t.Fatalf("end %d: a job left with room to park", i)
+		}
+	}
+	// The park room is full: the next ones leave, 0.4s apart (2s over 5
+	// ends), after the one running and the one parked.
+	for i, want := range []time.Duration{3200 * time.Millisecond, 3600 * time.Millisecond, 4000 * time.Millisecond} {
+		if out := admit(to("crm")); out == nil || !out.backAt.Equal(start.Add(want)) {
+			t.Fatalf("job %d to crm back at %v, want +%s", i, out, want)
+		}
+	}
+	// Another host's first turn is the least one, after its job running.
+	admit(to("shop"))
+	if out := admit(to("shop")); out == nil || !out.backAt.Equal(now.Add(2*leastTurn)) {
+		t.Fatalf("job to shop back at %v, want +%s", out, 2*leastTurn)
+	}
+	// Ten seconds on, with no end since: turns of 2.4s (12s over 5 ends).
+	now = now.Add(10 * time.Second)
+	if out := admit(to("crm")); out == nil || !out.backAt.Equal(now.Add(3*2400*time.Millisecond)) {
+		t.Fatalf("job to crm after a stall back at %v, want +7.2s", out)
+	}
+	// A budget of one call a minute: turns of a minute at least.
+	l.minTurn = time.Minute
+	if out := admit(to("crm")); out == nil || !out.backAt.Equal(now.Add(3*time.Minute)) {
+		t.Fatalf("job to crm under its budget back at %v, want +3m", out)
 	}
 }

@@ -11,7 +11,8 @@ import (
 // metrics are the pool's Prometheus metrics.
 type metrics struct {
 	// jobs counts finished deliveries by action and outcome: done, dry_run,
-	// duplicate, cancelled, retry_later, handed_back, claimed, dead.
+	// duplicate, cancelled, retry_later, handed_back, claimed, rescheduled,
+	// dead.
 	jobs *prometheus.CounterVec
 	// attempts counts attempts by action and result: ok, transient, permanent.
 	attempts *prometheus.CounterVec
@@ -36,7 +37,7 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	m := &metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bot_jobs_total",
-			Help: "Jobs finished, by action and outcome (done, dry_run, duplicate, cancelled, retry_later, handed_back, claimed, dead).",
+			Help: "Jobs finished, by action and outcome (done, dry_run, duplicate, cancelled, retry_later, handed_back, claimed, rescheduled, dead).",
 		}, []string{"action", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bot_job_attempts_total",
@@ -67,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	}
 	if g.scheduled != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time (-1 when NATS cannot tell).",
+			Name: "bot_scheduled_jobs", Help: "Delayed jobs waiting for their time, and jobs waiting for their host's turn (-1 when NATS cannot tell).",
 		}, countGauge(g.scheduled)))
 	}
 	if g.waiting != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -1226,4 +1227,187 @@ func startTwoHosts(t *testing.T, b *bench) *twoHosts {
 	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
 	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: h.reg})
 	return h
+}
+
+// TestPoolJobsLeaveAFullLane: jobs to a host beyond what the lane holds
+// (running, parked) leave it, stored again in ACTIONS to come back in the
+// host's turn, instead of filling the lane: a job to another host stored
+// behind them runs at once, the lane never parks more than its room, and
+// every job to the busy host is carried out once.
+func TestPoolJobsLeaveAFullLane(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	h := startBusyHost(t, b, 32, nil)
+	// More than the lane fetches at once: were they all kept, the job to
+	// the other host would wait for most of them.
+	const many = cheapInHand + 50
+	for i := range many {
+		b.publish(request(fmt.Sprint("busy-", i), h.busy.URL+"?job="+fmt.Sprint(i)))
+	}
+	b.publish(request("other", h.other.URL))
+	mostParked := 0.0
+	waitFor(t, "every job to the busy host carried out", 30*time.Second, func() bool {
+		mostParked = max(mostParked, gauge(t, h.reg, "bot_jobs_parked"))
+		return h.called() == many
+	})
+	time.Sleep(300 * time.Millisecond) // thirty turns of the host: no call comes twice
+	for id, n := range h.calls() {
+		if n != 1 {
+			t.Errorf("job %s carried out %d times", id, n)
+		}
+	}
+	if at := h.otherAt.Load(); at == 0 || at >= h.last.Load() {
+		t.Errorf("the job to the other host ran at %d, not before the busy host's last job (%d)", at, h.last.Load())
+	}
+	left := jobsMetric(t, h.reg, "http.request", "rescheduled")
+	if left == 0 || mostParked > 32 {
+		t.Errorf("%d jobs left the lane, at most %g parked; want some left and at most 32 parked", left, mostParked)
+	}
+	t.Logf("%d of %d jobs left the lane for later, at most %g parked", left, many, mostParked)
+}
+
+// TestPoolJobsStayWhileNothingMayBeRemoved: a schedule that fires removes
+// itself, so while the disk is nearly full the jobs past the park room
+// stay in the lane, with their slots, as they did before they could leave.
+func TestPoolJobsStayWhileNothingMayBeRemoved(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	h := startBusyHost(t, b, 4, func(p *Pool) { p.MayRemove = func() bool { return false } })
+	const many = 40
+	for i := range many {
+		b.publish(request(fmt.Sprint("busy-", i), h.busy.URL+"?job="+fmt.Sprint(i)))
+	}
+	mostParked := 0.0
+	waitFor(t, "every job to the busy host carried out", 30*time.Second, func() bool {
+		mostParked = max(mostParked, gauge(t, h.reg, "bot_jobs_parked"))
+		return h.called() == many
+	})
+	if left := jobsMetric(t, h.reg, "http.request", "rescheduled"); left != 0 || mostParked <= 4 {
+		t.Errorf("%d jobs left the lane, at most %g parked; want none left and more than 4 parked", left, mostParked)
+	}
+}
+
+// busyHost is an outside host that the pool may call 100 times a second,
+// another host, and a pool of 3 workers whose lane parks room jobs
+// without a slot.
+type busyHost struct {
+	busy, other *httptest.Server
+	mu          sync.Mutex
+	jobs        map[string]int // calls to busy, by its query's job
+	last        atomic.Int64   // when busy was last called, in Unix nanoseconds
+	otherAt     atomic.Int64   // when other was called, in Unix nanoseconds
+	reg         *prometheus.Registry
+}
+
+func startBusyHost(t *testing.T, b *bench, room int, tune func(*Pool)) *busyHost {
+	h := &busyHost{reg: prometheus.NewRegistry(), jobs: map[string]int{}}
+	h.busy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.jobs[r.URL.Query().Get("job")]++
+		h.mu.Unlock()
+		h.last.Store(time.Now().UnixNano())
+	}))
+	t.Cleanup(h.busy.Close)
+	h.other = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.otherAt.Store(time.Now().UnixNano())
+	}))
+	t.Cleanup(h.other.Close)
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 100, time.Second, 5*time.Second) // a call every 10 ms to each host
+	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: h.reg, tune: func(p *Pool) {
+		p.parkRoom = room
+		if tune != nil {
+			tune(p)
+		}
+	}})
+	return h
+}
+
+func (h *busyHost) called() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.jobs)
+}
+
+func (h *busyHost) calls() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.jobs)
+}
+
+// TestPoolJobBackFromLaterKeepsItsStory: a job stored again for later comes
+// back with its body as it was, so its retries count from when it was first
+// due, and with its deliveries so far, so the worker reads the attempts of
+// its earlier deliveries: a job with two failed attempts, allowed three,
+// fails once more and goes to the DLQ with all three, instead of starting
+// its story again.
+func TestPoolJobBackFromLaterKeepsItsStory(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	ctx := t.Context()
+	var n atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer api.Close()
+	j := request("story", api.URL)
+	b.publish(j)
+	ledger, err := OpenLedger(ctx, b.js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	earlier := []Attempt{{Time: j.Created.Add(time.Second), Delivery: 1, Status: 500}, {Time: j.Created.Add(2 * time.Second), Delivery: 1, Status: 500}}
+	if err := ledger.SaveAttempts(ctx, j.ID, earlier); err != nil {
+		t.Fatal(err)
+	}
+
+	// Take the job in hand as a lane would, and send it out for later.
+	stream, err := b.js.Stream(ctx, bus.ActionsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hand, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "hand", FilterSubject: job.RunSubjectPrefix + ">", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := hand.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Workers: 2, MaxAttempts: 3}
+	rt := b.runtime(nil)
+	reg := prometheus.NewRegistry()
+	p, err := NewPool(cfg, b.js, NewCatalog(), rt, nil, b.log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLanes(cfg.Workers, 1, p.metrics.parked, time.Now)[1]
+	l.slots <- struct{}{}
+	p.reschedule(l, task{msg: msg, job: j, target: "api", backAt: time.Now().Add(300 * time.Millisecond)})
+	p.leaving.Wait()
+	if len(l.slots) != 0 || jobsMetric(t, reg, "http.request", "rescheduled") != 1 {
+		t.Fatalf("%d slots taken after the job left, %d jobs left", len(l.slots), jobsMetric(t, reg, "http.request", "rescheduled"))
+	}
+	waitFor(t, "the copy in hand acknowledged", 5*time.Second, func() bool {
+		info, err := hand.Info(ctx)
+		return err == nil && info.NumAckPending == 0
+	})
+	meta, _ := msg.Metadata()
+	if err := stream.DeleteMsg(ctx, meta.Sequence.Stream); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteConsumer(ctx, "hand"); err != nil {
+		t.Fatal(err)
+	}
+
+	b.startPool(cfg, rt, poolOpts{ledger: ledger})
+	var dead []DeadLetter
+	waitFor(t, "the job in the DLQ", 20*time.Second, func() bool { dead = b.dead(); return len(dead) == 1 })
+	if got := n.Load(); got != 1 {
+		t.Errorf("the host was called %d times, want once", got)
+	}
+	if len(dead[0].Attempts) != 3 || !dead[0].Job.Created.Equal(j.Created) {
+		t.Errorf("dead letter with %d attempts, created %s; want 3, created %s", len(dead[0].Attempts), dead[0].Job.Created, j.Created)
+	}
 }

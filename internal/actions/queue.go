@@ -17,7 +17,10 @@ import (
 
 // ScheduleSubjectPrefix is where delayed jobs wait:
 // actions.sched.<key hash>.<job hash>. The key hash groups the jobs that one
-// schedule.cancel removes.
+// schedule.cancel removes. The jobs that left a lane to come back when their
+// host has room wait on actions.sched.later.<job hash> (see
+// [Pool.reschedule]): no key hashes to "later", so no schedule.cancel
+// removes them.
 const ScheduleSubjectPrefix = "actions.sched."
 
 // Queue puts jobs on the ACTIONS stream: jobs due now on
@@ -89,14 +92,20 @@ func jobMsg(j *job.Job) (*nats.Msg, error) {
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	if !j.RunAt.IsZero() {
 		msg.Subject = ScheduleSubjectPrefix + job.Token(j.Key) + "." + token
-		// RFC 3339 with nanoseconds: the server parses fractions, and
-		// WithScheduleAt would round them away and fire early.
-		msg.Header.Set(jetstream.ScheduleHeader, "@at "+j.RunAt.UTC().Format(time.RFC3339Nano))
-		// The job fired is stored whatever its subject holds: the server
-		// drops the Nats-Expected headers of a schedule when it fires.
-		msg.Header.Set(jetstream.ScheduleTargetHeader, run)
+		setSchedule(msg.Header, j.RunAt, run)
 	}
 	return msg, nil
+}
+
+// setSchedule makes the message carrying h a schedule that fires onto
+// target at at.
+func setSchedule(h nats.Header, at time.Time, target string) {
+	// RFC 3339 with nanoseconds: the server parses fractions, and
+	// WithScheduleAt would round them away and fire early.
+	h.Set(jetstream.ScheduleHeader, "@at "+at.UTC().Format(time.RFC3339Nano))
+	// The job fired is stored whatever its subject holds: the server
+	// drops the Nats-Expected headers of a schedule when it fires.
+	h.Set(jetstream.ScheduleTargetHeader, target)
 }
 
 // AlreadyStored reports whether err is the stream refusing a job because a

@@ -81,6 +81,11 @@ type Pool struct {
 	held   held
 	// lanes are the Comm100 jobs' and the other jobs' (see lane).
 	lanes [2]*lane
+	// parkRoom is how many parked jobs the lane of the other jobs holds
+	// without a slot (0: parkInHand).
+	parkRoom int
+	// leaving counts the jobs being stored again for later (reschedule).
+	leaving sync.WaitGroup
 	// sweeper removes finished jobs from ACTIONS.
 	sweeper *sweeper
 }
@@ -105,12 +110,21 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // the lane (the first parkInHand of them give their slot back, so that the
 // fetcher goes on fetching for the free workers), until a job with a target
 // ends; then, of the parked jobs that may start, the most urgent, then the
-// first parked, goes next. A host over its dispatch.http_rate_limit, or one
-// that answers slowly, thus holds back neither the jobs without a target
-// nor, for long, the other hosts, unless the parked jobs fill the lane's
-// room and their own (cheapInHand and parkInHand). With 4 workers: one host
-// takes 2, two hosts take 2 and 1, and a third host's job waits for the
-// next job with a target to end.
+// first parked, goes next. With 4 workers: one host takes 2, two hosts take
+// 2 and 1, and a third host's job waits for the next job with a target to
+// end.
+//
+// When the park room is full, the least urgent of the job coming in and the
+// parked jobs, the last parked of them, leaves the lane instead: it is
+// stored again in ACTIONS as a schedule that fires onto its run subject when
+// its target should have room (see [Pool.reschedule] and lane.backAtLocked),
+// and the copy in hand is acknowledged once the schedule is stored. A host
+// over its dispatch.http_rate_limit, or one that answers slowly, thus holds
+// back neither the jobs without a target nor, for long, the other hosts,
+// however many jobs it has. While the store's disk is nearly full (no
+// removals: a schedule that fires removes itself), or for a lane without a
+// park room, the job parks with its slot instead, and enough of those fill
+// the lane.
 //
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
@@ -140,25 +154,39 @@ type lane struct {
 	busy     map[string]int // target → its jobs in queue or with a worker
 	parked   []task         // jobs waiting for their turn, in the order parked
 	// parkRoom is how many parked jobs may give up their slot, so that
-	// the fetcher goes on fetching; slotless is how many have.
+	// the fetcher goes on fetching; slotless is how many have, or are
+	// leaving the lane (see admit).
 	parkRoom, slotless int
+	// ended holds when the last jobs to a target ended, and back when
+	// the last job to it that left the lane comes back (see
+	// backAtLocked); both are forgotten once the target has no job in
+	// the lane and none to come back (next, pruneLocked), pruneAt their
+	// size at which pruneLocked runs next.
+	ended   map[string]*recentEnds
+	back    map[string]time.Time
+	pruneAt int
+	now     func() time.Time
+	// minTurn is the least time between two calls to one target that its
+	// budget allows on average (dispatch.http_rate_limit), 0 if unknown.
+	minTurn time.Duration
 	// counted counts the parked jobs of every lane (bot_jobs_parked).
 	counted prometheus.Gauge
 }
 
-// newLanes returns the pool's lanes, with workers workers each, that count
-// the jobs they park in parked.
-func newLanes(workers int, parked prometheus.Gauge) [2]*lane {
+// newLanes returns the pool's lanes, with workers workers each, room for
+// parkRoom parked jobs without a slot in the lane of the other jobs, and the
+// clock now; they count the jobs they park in parked.
+func newLanes(workers, parkRoom int, parked prometheus.Gauge, now func() time.Time) [2]*lane {
 	mk := func(consumer, filter, skip string, parkRoom int) *lane {
 		most := max(1, workers-1)
 		return &lane{consumer: consumer, filter: filter, skip: skip, workers: workers, mostTargeted: most, share: (most + 1) / 2,
 			slots: make(chan struct{}, workers+cheapInHand), freed: make(chan struct{}, 1), queue: newWaiting(),
-			counted: parked, parkRoom: parkRoom}
+			counted: parked, parkRoom: parkRoom, now: now}
 	}
 	return [2]*lane{
 		// No Comm100 action has a target.
 		mk(bus.Comm100Consumer, comm100Jobs+">", "", 0),
-		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs, parkInHand),
+		mk(bus.WorkerConsumer, job.RunSubjectPrefix+">", comm100Jobs, parkRoom),
 	}
 }
 
@@ -170,16 +198,20 @@ func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
 
 // admit reports whether t may go to the workers now. If jobs with a target
 // are at their most, or t's target has its share, t is parked until a job with
-// a target ends (see next).
-func (l *lane) admit(t task) bool {
+// a target ends (see next). If the park room is full and leave is set, the
+// least urgent of t and the parked jobs, the last parked of them (t on a
+// tie), leaves the lane instead: admit returns it, with when it should come
+// back, and it keeps its slot, or its place in the park room, until the
+// pool has stored it again and calls left.
+func (l *lane) admit(t *task, leave bool) (ok bool, out *task) {
 	if t.target == "" {
-		return true
+		return true, nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fitsLocked(t.target) {
 		l.startLocked(t.target)
-		return true
+		return true, nil
 	}
 	if l.slotless < l.parkRoom {
 		// Its slot goes back to the fetcher: jobs for free workers may
@@ -187,10 +219,137 @@ func (l *lane) admit(t task) bool {
 		<-l.slots
 		t.slotless = true
 		l.slotless++
+	} else if leave {
+		v, worst := -1, job.Rank(t.job.Priority)
+		for k := len(l.parked) - 1; k >= 0; k-- {
+			if r := job.Rank(l.parked[k].job.Priority); r > worst {
+				v, worst = k, r
+			}
+		}
+		if v < 0 {
+			out = t
+		} else {
+			o := l.parked[v]
+			out = &o
+			l.parked = slices.Delete(l.parked, v, v+1)
+			l.counted.Dec()
+		}
+		out.backAt = l.backAtLocked(out.target)
+		if out == t {
+			return false, out
+		}
 	}
-	l.parked = append(l.parked, t)
+	l.parked = append(l.parked, *t)
 	l.counted.Inc()
-	return false
+	return false, out
+}
+
+// left is told that t, which admit sent out of the lane, has been stored
+// again or handed back: its slot, or its place in the park room, is free.
+func (l *lane) left(t task) {
+	l.mu.Lock()
+	if t.slotless {
+		l.slotless--
+		l.giveBackLocked()
+	} else {
+		<-l.slots
+	}
+	l.mu.Unlock()
+	select {
+	case l.freed <- struct{}{}:
+	default:
+	}
+}
+
+// leastTurn is the time between two jobs to a target when neither their
+// ends nor a budget say more.
+const leastTurn = 10 * time.Millisecond
+
+// backAtLocked returns when a job to target that leaves the lane now should
+// come back: after the jobs to target that the lane holds and those that
+// left before it, one per turn of the target. A turn is the time between
+// two of its jobs' ends, from the oldest of the last ones to now, and no
+// less than its budget allows (minTurn): a target's jobs leave the lane only
+// while it has all the places it may take, so its ends come at its pace.
+func (l *lane) backAtLocked(target string) time.Time {
+	now := l.now()
+	turn := max(l.minTurn, leastTurn)
+	if e := l.ended[target]; e != nil {
+		turn = max(e.turn(now), turn)
+	}
+	ahead := l.busy[target]
+	for _, q := range l.parked {
+		if q.target == target {
+			ahead++
+		}
+	}
+	at := now.Add(time.Duration(ahead) * turn)
+	if b := l.back[target]; b.After(at) {
+		at = b
+	}
+	at = at.Add(turn)
+	if l.back == nil {
+		l.back = map[string]time.Time{}
+	}
+	l.back[target] = at
+	l.maybePruneLocked()
+	return at
+}
+
+// recentEnds are the times of the last jobs to a target that ended.
+type recentEnds struct {
+	at      [32]time.Time
+	n, next int
+}
+
+func (r *recentEnds) add(t time.Time) {
+	r.at[r.next] = t
+	r.next = (r.next + 1) % len(r.at)
+	r.n = min(r.n+1, len(r.at))
+}
+
+// turn is the time from the oldest end kept to now, over the ends kept.
+func (r *recentEnds) turn(now time.Time) time.Duration {
+	oldest := r.at[(r.next-r.n+len(r.at))%len(r.at)]
+	return now.Sub(oldest) / time.Duration(r.n)
+}
+
+// maybePruneLocked prunes ended and back once they have doubled since the
+// last time: next forgets a target whose last job ends, but not one whose
+// last jobs left the lane.
+func (l *lane) maybePruneLocked() {
+	if n := len(l.ended) + len(l.back); n >= l.pruneAt {
+		l.pruneLocked()
+		l.pruneAt = max(64, 2*(len(l.ended)+len(l.back)))
+	}
+}
+
+// pruneLocked forgets the targets with no job in the lane and none to
+// come back.
+func (l *lane) pruneLocked() {
+	now := l.now()
+	keep := make(map[string]bool, len(l.busy))
+	for target := range l.busy {
+		keep[target] = true
+	}
+	for _, q := range l.parked {
+		keep[q.target] = true
+	}
+	for target, at := range l.back {
+		if at.After(now) {
+			keep[target] = true
+		}
+	}
+	for target := range l.ended {
+		if !keep[target] {
+			delete(l.ended, target)
+		}
+	}
+	for target := range l.back {
+		if !keep[target] {
+			delete(l.back, target)
+		}
+	}
 }
 
 func (l *lane) fitsLocked(target string) bool {
@@ -203,6 +362,24 @@ func (l *lane) startLocked(target string) {
 	}
 	l.busy[target]++
 	l.targeted++
+}
+
+// endedLocked counts t out of its target's jobs, and notes when it ended.
+func (l *lane) endedLocked(t task) {
+	if l.busy[t.target]--; l.busy[t.target] <= 0 {
+		delete(l.busy, t.target)
+	}
+	l.targeted--
+	if l.ended == nil {
+		l.ended = map[string]*recentEnds{}
+	}
+	e := l.ended[t.target]
+	if e == nil {
+		e = &recentEnds{}
+		l.ended[t.target] = e
+	}
+	e.add(l.now())
+	l.maybePruneLocked()
 }
 
 // next is told that a worker is done with t. It returns the parked job that
@@ -218,16 +395,21 @@ func (l *lane) next(t task) (task, bool) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.busy[t.target]--; l.busy[t.target] <= 0 {
-		delete(l.busy, t.target)
-	}
-	l.targeted--
+	l.endedLocked(t)
 	// The first parked of the most urgent that may start.
-	i := -1
+	i, same := -1, 0
 	for k, q := range l.parked {
+		if q.target == t.target {
+			same++
+		}
 		if l.fitsLocked(q.target) && (i < 0 || job.Rank(q.job.Priority) < job.Rank(l.parked[i].job.Priority)) {
 			i = k
 		}
+	}
+	if same == 0 && l.busy[t.target] == 0 && !l.back[t.target].After(l.now()) {
+		// Nothing of the target's is left to learn from or to follow.
+		delete(l.ended, t.target)
+		delete(l.back, t.target)
 	}
 	if i < 0 {
 		return task{}, false
@@ -281,10 +463,13 @@ func (l *lane) done(t task) (task, bool) {
 func (l *lane) stop() {
 	l.mu.Lock()
 	parked := l.parked
-	l.parked, l.slotless = nil, 0
-	for _, t := range parked {
+	l.parked = nil
+	for i := range parked {
 		l.counted.Dec()
-		l.startLocked(t.target)
+		if parked[i].slotless {
+			l.slotless-- // those leaving the lane keep theirs until they have left
+		}
+		l.startLocked(parked[i].target)
 	}
 	l.mu.Unlock()
 	for _, t := range parked {
@@ -368,6 +553,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	helpers.Go(func() { p.sweeper.run(bg, p.log) })
 	fetchers.Wait()
 	workers.Wait()
+	p.leaving.Wait()
 	stopBg()
 	helpers.Wait()
 	// Acks and naks are sent without waiting for an answer: make sure the
@@ -414,6 +600,9 @@ type task struct {
 	// slotless is set while it holds none of its lane's slots: parked
 	// when the lane's park room had space (see lane.admit).
 	slotless bool
+	// backAt is when it should come back if it leaves the lane (see
+	// lane.admit).
+	backAt time.Time
 }
 
 // setup opens the ledger, the consumer and the stream.
@@ -432,7 +621,13 @@ func (p *Pool) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.lanes = newLanes(p.cfg.Workers, p.metrics.parked)
+	if p.parkRoom == 0 {
+		p.parkRoom = parkInHand
+	}
+	p.lanes = newLanes(p.cfg.Workers, p.parkRoom, p.metrics.parked, p.now)
+	if p.rt != nil && p.rt.HTTP != nil {
+		p.lanes[1].minTurn = p.rt.HTTP.interval()
+	}
 	for _, l := range p.lanes {
 		if _, err := p.consumer(ctx, l); err != nil {
 			return err
@@ -582,8 +777,14 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 	if act, ok := p.catalog.Lookup(j.Action); ok && act.Target != nil {
 		t.target = act.Target(Params(j.Params))
 	}
-	if l.admit(t) {
+	// A schedule that fires removes itself: not while removals must wait.
+	leave := t.target != "" && (p.MayRemove == nil || p.MayRemove())
+	ok, out := l.admit(&t, leave)
+	if ok {
 		l.queue.push(t)
+	}
+	if out != nil {
+		p.reschedule(l, *out)
 	}
 }
 
