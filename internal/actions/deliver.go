@@ -105,7 +105,7 @@ func (p *Pool) settled(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	case done:
 		log.Info("job already done; not carried out again")
 		p.metrics.jobs.WithLabelValues(j.Action, "duplicate").Inc()
-		p.complete(ctx, log, msg, j, rec, delivered)
+		p.complete(ctx, log, msg, j, rec, delivered, delivered > 1)
 	default:
 		return false
 	}
@@ -131,6 +131,8 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	rt := *p.rt
 	rt.Log = log
 	rt.cancelled = p.recordCancelled
+	// Only attempts read from the ledger need removing once it is done.
+	recorded := len(history) > 0
 	var started time.Time
 	for try := 1; ; try++ {
 		start := p.now()
@@ -161,7 +163,7 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 		// replica or another, must not find it held and wait out the lease.
 		switch d.Verdict {
 		case Done:
-			p.succeed(ctx, log, msg, j, res, try, delivered, hold)
+			p.succeed(ctx, log, msg, j, res, try, delivered, recorded, hold)
 			return
 		case Retry:
 			log.Warn("attempt failed; retrying", "err", err, "attempt", try, "retry_in", d.Delay.Round(time.Millisecond))
@@ -217,8 +219,9 @@ func (p *Pool) comm100Up(act *Action) {
 }
 
 // succeed records the job as done, emits its result if the rule asked for
-// it, and acknowledges it.
-func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, res Result, tries int, delivered uint64, hold *claimHold) {
+// it, and acknowledges it; recorded says whether attempts of earlier
+// deliveries were read from the ledger (see complete).
+func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, res Result, tries int, delivered uint64, recorded bool, hold *claimHold) {
 	start := p.now()
 	rec := DoneRecord{Result: res, Done: start.UTC()}
 	if err := p.recordDone(ctx, log, j.ID, rec); err != nil {
@@ -233,7 +236,7 @@ func (p *Pool) succeed(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	log.Info("action done", "attempts", tries)
 	p.metrics.jobs.WithLabelValues(j.Action, "done").Inc()
 	p.observe(j)
-	p.complete(ctx, log, msg, j, rec, delivered)
+	p.complete(ctx, log, msg, j, rec, delivered, recorded)
 }
 
 // recordDone stores the record that keeps a redelivered copy of the job from
@@ -269,8 +272,9 @@ func (p *Pool) recordDone(ctx context.Context, log *slog.Logger, jobID string, r
 }
 
 // complete emits the job's completion event if the rule asked for it, then
-// acknowledges the job and removes it.
-func (p *Pool) complete(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, rec DoneRecord, delivered uint64) {
+// acknowledges the job and removes it, and its attempts if recorded says
+// some may be in the ledger.
+func (p *Pool) complete(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, rec DoneRecord, delivered uint64, recorded bool) {
 	// Before the ack: the event's id is fixed, so a repeat is dropped, and
 	// a crash after the ack cannot lose it.
 	if j.Emit && p.rt.Events != nil {
@@ -284,7 +288,7 @@ func (p *Pool) complete(ctx context.Context, log *slog.Logger, msg jetstream.Msg
 		}
 	}
 	p.finish(msg, msg.Ack())
-	if delivered > 1 {
+	if recorded {
 		p.forget(ctx, log, j.ID)
 	}
 }

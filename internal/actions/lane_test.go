@@ -106,6 +106,10 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 		// The room's bound is reached too.
 		l := newLanes(1+r.IntN(6), r.IntN(4), g, func() time.Time { return now })[1]
 		leave := r.IntN(3) > 0 // else jobs park with their slot past the room
+		var mayLeave func() bool
+		if leave {
+			mayLeave = func() bool { return true }
+		}
 		var running, leaving []task
 		jobs, ended, left := 0, 0, 0
 		end := func(i int) {
@@ -145,7 +149,7 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 				jobs++
 				tk := task{job: &job.Job{ID: fmt.Sprint(jobs), Priority: ranks[r.IntN(3)]}, target: target}
 				l.slots <- struct{}{} // as the fetcher takes it
-				ok, out := l.admit(&tk, leave)
+				ok, out := l.admit(&tk, mayLeave)
 				if ok {
 					running = append(running, tk)
 				}
@@ -187,17 +191,19 @@ func TestLaneAdmitsAndReleasesInTurn(t *testing.T) {
 		}
 		l.pruneLocked()
 		for h := range maps.Keys(l.ended) {
-			if !l.back[h].After(now) {
+			if !l.backLocked(h, now) {
 				t.Fatalf("seed %d: kept when %s's jobs ended, with nothing to come", seed, h)
 			}
 		}
 		for h, at := range l.back {
-			if !at.After(now) {
-				t.Fatalf("seed %d: kept when %s's last job comes back, %s, at %s", seed, h, at, now)
+			if !l.backLocked(h, now) {
+				t.Fatalf("seed %d: kept when %s's last jobs come back, %v, at %s", seed, h, at, now)
 			}
 		}
 	}
 }
+
+func yes() bool { return true }
 
 func slotlessOf(ts []task) int {
 	n := 0
@@ -219,7 +225,7 @@ func TestLaneLetsInTheFirstParked(t *testing.T) {
 	running := []task{to("a", ""), to("a", ""), to("b", "")}
 	admit := func(tk task) bool {
 		l.slots <- struct{}{}
-		ok, _ := l.admit(&tk, true)
+		ok, _ := l.admit(&tk, yes)
 		return ok
 	}
 	for _, tk := range running {
@@ -256,7 +262,7 @@ func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
 			t.Fatalf("no room for job %d", i)
 		}
 		l.slots <- struct{}{}
-		if ok, _ := l.admit(&tk, false); ok {
+		if ok, _ := l.admit(&tk, nil); ok {
 			running = append(running, tk)
 		}
 	}
@@ -274,18 +280,18 @@ func TestLaneGivesBackTheSlotsOfLateParkedJobs(t *testing.T) {
 
 // TestLaneSpacesTheJobsThatLeave: a job that leaves the lane comes back
 // after the jobs to its target that the lane holds and those that left
-// before it, one per turn of the target: the time between its jobs' ends,
-// counted to now (a target that stalls has longer turns), and no less
-// than its budget's; another target's turns are its own.
+// before it, but the less urgent ones, one per turn of the target: the time
+// between its jobs' ends, counted to now (a target that stalls has longer
+// turns), and no less than its budget's.
 func TestLaneSpacesTheJobsThatLeave(t *testing.T) {
 	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	now := start
 	l := newLanes(3, 1, &countingGauge{}, func() time.Time { return now })[1] // 2 with a target at most, 1 to one host
-	to := func(host string) *task { return &task{job: &job.Job{ID: host}, target: host} }
+	to := func(priority string) *task { return &task{job: &job.Job{ID: "crm", Priority: priority}, target: "crm"} }
 	admit := func(tk *task) *task {
 		t.Helper()
 		l.slots <- struct{}{}
-		_, out := l.admit(tk, true)
+		_, out := l.admit(tk, yes)
 		if out != nil {
 			l.left(*out)
 		}
@@ -293,9 +299,9 @@ func TestLaneSpacesTheJobsThatLeave(t *testing.T) {
 	}
 	// Jobs to crm end half a second apart, one always parked behind the
 	// one running.
-	running := to("crm")
+	running := to("")
 	admit(running)
-	admit(to("crm"))
+	admit(to(""))
 	for i := range 5 {
 		now = start.Add(time.Duration(i) * 500 * time.Millisecond)
 		n, ok := l.done(*running)
@@ -303,30 +309,85 @@ func TestLaneSpacesTheJobsThatLeave(t *testing.T) {
 			t.Fatalf("end %d: no parked job let in", i)
 		}
 		running = &n
-		if out := admit(to("crm")); out != nil {
+		if out := admit(to("")); out != nil {
 			t.Fatalf("end %d: a job left with room to park", i)
 		}
 	}
 	// The park room is full: the next ones leave, 0.4s apart (2s over 5
 	// ends), after the one running and the one parked.
 	for i, want := range []time.Duration{3200 * time.Millisecond, 3600 * time.Millisecond, 4000 * time.Millisecond} {
-		if out := admit(to("crm")); out == nil || !out.backAt.Equal(start.Add(want)) {
+		if out := admit(to("low")); out == nil || !out.backAt.Equal(start.Add(want)) {
 			t.Fatalf("job %d to crm back at %v, want +%s", i, out, want)
 		}
 	}
-	// Another host's first turn is the least one, after its job running.
-	admit(to("shop"))
-	if out := admit(to("shop")); out == nil || !out.backAt.Equal(now.Add(2*leastTurn)) {
-		t.Fatalf("job to shop back at %v, want +%s", out, 2*leastTurn)
+	// An urgent one stays, and the one parked, less urgent, leaves in
+	// its place: it comes back before the low ones, after the one running.
+	if out := admit(to("high")); out == nil || out.job.Priority != "" || !out.backAt.Equal(start.Add(2800*time.Millisecond)) {
+		t.Fatalf("the job parked left, back at %v, want +2.8s", out)
+	}
+	// The next urgent one comes back after the one running and the one
+	// parked, and before the others.
+	if out := admit(to("high")); out == nil || out.job.Priority != "high" || !out.backAt.Equal(start.Add(3200*time.Millisecond)) {
+		t.Fatalf("urgent job to crm back at %v, want +3.2s", out)
 	}
 	// Ten seconds on, with no end since: turns of 2.4s (12s over 5 ends).
 	now = now.Add(10 * time.Second)
-	if out := admit(to("crm")); out == nil || !out.backAt.Equal(now.Add(3*2400*time.Millisecond)) {
+	if out := admit(to("high")); out == nil || !out.backAt.Equal(now.Add(3*2400*time.Millisecond)) {
 		t.Fatalf("job to crm after a stall back at %v, want +7.2s", out)
 	}
 	// A budget of one call a minute: turns of a minute at least.
 	l.minTurn = time.Minute
-	if out := admit(to("crm")); out == nil || !out.backAt.Equal(now.Add(3*time.Minute)) {
+	if out := admit(to("high")); out == nil || !out.backAt.Equal(now.Add(3*time.Minute)) {
 		t.Fatalf("job to crm under its budget back at %v, want +3m", out)
+	}
+}
+
+// TestLaneChoosesWhoLeaves: of the job coming in and the parked jobs, the
+// least urgent leaves a full lane; of those, one of the target with the
+// most jobs in the lane, since another target's job may start at the next
+// end; of those, the one due last, so that a job coming back from later
+// does not leave again for one due after it.
+func TestLaneChoosesWhoLeaves(t *testing.T) {
+	early := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	l := newLanes(4, 4, &countingGauge{}, time.Now)[1] // 3 with a target at most, 2 to one host
+	n := 0
+	to := func(host, priority string, due time.Time) *task {
+		n++
+		return &task{job: &job.Job{ID: fmt.Sprint(host, "-", n), Priority: priority, Created: due}, target: host}
+	}
+	admit := func(tk *task) *task {
+		t.Helper()
+		l.slots <- struct{}{}
+		_, out := l.admit(tk, yes)
+		return out
+	}
+	parked := func(id string) bool {
+		return slices.ContainsFunc(l.parked, func(q task) bool { return q.job.ID == id })
+	}
+	// Host a: 2 running, 4 parked; b: 1 running. The lane is full.
+	for i := range 6 {
+		if out := admit(to("a", "", early.Add(time.Duration(i)*time.Second))); out != nil {
+			t.Fatalf("job %d to a left", i)
+		}
+	}
+	admit(to("b", "", early))
+	// A job to c, whose host has nothing in the lane, stays; a's last leaves.
+	c := to("c", "", early.Add(time.Hour))
+	if out := admit(c); out == nil || out.job.ID != "a-6" || !parked(c.job.ID) {
+		t.Fatalf("left: %v; want a-6, with the job to c parked", out)
+	}
+	// A low one leaves, however short its host's line.
+	if out := admit(to("c", "low", early)); out == nil || out.job.Priority != "low" {
+		t.Fatalf("left: %v; want the low job", out)
+	}
+	// A job to a due before those parked stays; the one due last leaves.
+	back := to("a", "", early.Add(-time.Minute))
+	if out := admit(back); out == nil || out.job.ID != "a-5" || !parked(back.job.ID) {
+		t.Fatalf("left: %v; want a-5, with the job due first parked", out)
+	}
+	// An urgent job to a stays too.
+	high := to("a", "high", early.Add(time.Hour))
+	if out := admit(high); out == nil || out.job.Priority == "high" || !parked(high.job.ID) {
+		t.Fatalf("left: %v; want a job less urgent", out)
 	}
 }

@@ -1352,6 +1352,8 @@ func TestPoolJobBackFromLaterKeepsItsStory(t *testing.T) {
 	}))
 	defer api.Close()
 	j := request("story", api.URL)
+	j.Key = "order-1"
+	j.Created = time.Now().Add(-time.Hour).UTC() // its retries count from then
 	b.publish(j)
 	ledger, err := OpenLedger(ctx, b.js, time.Hour, 1)
 	if err != nil {
@@ -1386,6 +1388,10 @@ func TestPoolJobBackFromLaterKeepsItsStory(t *testing.T) {
 	l.slots <- struct{}{}
 	p.reschedule(l, task{msg: msg, job: j, target: "api", backAt: time.Now().Add(300 * time.Millisecond)})
 	p.leaving.Wait()
+	// A schedule.cancel of its key leaves it alone: it is due already.
+	if n, err := b.queue.Cancel(ctx, j.Key, nil); err != nil || n != 0 {
+		t.Fatalf("cancel of the job's key removed %d jobs (%v)", n, err)
+	}
 	if len(l.slots) != 0 || jobsMetric(t, reg, "http.request", "rescheduled") != 1 {
 		t.Fatalf("%d slots taken after the job left, %d jobs left", len(l.slots), jobsMetric(t, reg, "http.request", "rescheduled"))
 	}
@@ -1407,7 +1413,86 @@ func TestPoolJobBackFromLaterKeepsItsStory(t *testing.T) {
 	if got := n.Load(); got != 1 {
 		t.Errorf("the host was called %d times, want once", got)
 	}
-	if len(dead[0].Attempts) != 3 || !dead[0].Job.Created.Equal(j.Created) {
-		t.Errorf("dead letter with %d attempts, created %s; want 3, created %s", len(dead[0].Attempts), dead[0].Job.Created, j.Created)
+	if d := dead[0].Job; len(dead[0].Attempts) != 3 || !d.Created.Equal(j.Created) || !d.RunAt.IsZero() {
+		t.Errorf("dead letter with %d attempts, created %s, run at %s; want 3, created %s, not delayed", len(dead[0].Attempts), d.Created, d.RunAt, j.Created)
+	}
+}
+
+// laterJS is the pool's JetStream, with the publishes of the jobs that
+// leave a lane held until release is closed, and the first failing ones
+// failed.
+type laterJS struct {
+	jetstream.JetStream
+	release chan struct{}
+	held    atomic.Int32 // publishes waiting for release
+	failing atomic.Int32 // publishes still to fail
+}
+
+func (l *laterJS) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if strings.HasPrefix(msg.Subject, laterSubjectPrefix) {
+		l.held.Add(1)
+		<-l.release
+		l.held.Add(-1)
+		if l.failing.Add(-1) >= 0 {
+			return nil, errors.New("no responders")
+		}
+	}
+	return l.JetStream.PublishMsg(ctx, msg, opts...)
+}
+
+// TestPoolJobsLeaveWithoutHoldingTheLane: the jobs leaving a full lane are
+// stored without the fetcher waiting for them, so a job to another host
+// runs while their publishes hang; a stopping pool waits for them; and one
+// that cannot be stored is handed back, not acknowledged: every job runs
+// once, the next pool running those handed back.
+func TestPoolJobsLeaveWithoutHoldingTheLane(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	js := &laterJS{JetStream: b.js, release: make(chan struct{})}
+	js.failing.Store(5)
+	h := &busyHost{reg: prometheus.NewRegistry(), jobs: map[string]int{}}
+	h.busy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.jobs[r.URL.Query().Get("job")]++
+		h.mu.Unlock()
+	}))
+	t.Cleanup(h.busy.Close)
+	h.other = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.otherAt.Store(time.Now().UnixNano())
+	}))
+	t.Cleanup(h.other.Close)
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 100, time.Second, 5*time.Second)
+	_, stop := b.startPool(Config{Workers: 3}, rt, poolOpts{js: js, reg: h.reg, tune: func(p *Pool) {
+		p.parkRoom = 4
+		p.fetchWait = 100 * time.Millisecond // so that it stops at once
+	}})
+	release := sync.OnceFunc(func() { close(js.release) })
+	t.Cleanup(release) // before the pool stops, if the test fails
+	const many = 20
+	for i := range many {
+		b.publish(request(fmt.Sprint("busy-", i), h.busy.URL+"?job="+fmt.Sprint(i)))
+	}
+	waitFor(t, "jobs leaving the lane", 10*time.Second, func() bool { return js.held.Load() >= 5 })
+	b.publish(request("other", h.other.URL))
+	waitFor(t, "the job to the other host, while the jobs leaving hang", 10*time.Second, func() bool { return h.otherAt.Load() != 0 })
+
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("the pool stopped before the jobs leaving it were stored")
+	case <-time.After(time.Second):
+	}
+	release()
+	<-stopped
+
+	b.startPool(Config{Workers: 3}, rt, poolOpts{})
+	waitFor(t, "every job to the busy host carried out", 30*time.Second, func() bool { return h.called() == many })
+	time.Sleep(300 * time.Millisecond)
+	for id, n := range h.calls() {
+		if n != 1 {
+			t.Errorf("job %s carried out %d times", id, n)
+		}
 	}
 }

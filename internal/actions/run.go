@@ -114,10 +114,10 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // 2 and 1, and a third host's job waits for the next job with a target to
 // end.
 //
-// When the park room is full, the least urgent of the job coming in and the
-// parked jobs, the last parked of them, leaves the lane instead: it is
-// stored again in ACTIONS as a schedule that fires onto its run subject when
-// its target should have room (see [Pool.reschedule] and lane.backAtLocked),
+// When the park room is full, one of the job coming in and the parked jobs
+// leaves the lane instead (see lane.leaverLocked): it is stored again in
+// ACTIONS as a schedule that fires onto its run subject when its target
+// should have room (see [Pool.reschedule] and lane.backAtLocked),
 // and the copy in hand is acknowledged once the schedule is stored. A host
 // over its dispatch.http_rate_limit, or one that answers slowly, thus holds
 // back neither the jobs without a target nor, for long, the other hosts,
@@ -158,12 +158,12 @@ type lane struct {
 	// leaving the lane (see admit).
 	parkRoom, slotless int
 	// ended holds when the last jobs to a target ended, and back when
-	// the last job to it that left the lane comes back (see
-	// backAtLocked); both are forgotten once the target has no job in
+	// the last job to it of each priority that left the lane comes back
+	// (see backAtLocked); both are forgotten once the target has no job in
 	// the lane and none to come back (next, pruneLocked), pruneAt their
 	// size at which pruneLocked runs next.
 	ended   map[string]*recentEnds
-	back    map[string]time.Time
+	back    map[string][ranks]time.Time
 	pruneAt int
 	now     func() time.Time
 	// minTurn is the least time between two calls to one target that its
@@ -198,12 +198,12 @@ func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
 
 // admit reports whether t may go to the workers now. If jobs with a target
 // are at their most, or t's target has its share, t is parked until a job with
-// a target ends (see next). If the park room is full and leave is set, the
-// least urgent of t and the parked jobs, the last parked of them (t on a
-// tie), leaves the lane instead: admit returns it, with when it should come
+// a target ends (see next). If the park room is full and leave (called only
+// then; nil is no) says so, one of t and the parked jobs leaves the lane
+// instead (see leaverLocked): admit returns it, with when it should come
 // back, and it keeps its slot, or its place in the park room, until the
 // pool has stored it again and calls left.
-func (l *lane) admit(t *task, leave bool) (ok bool, out *task) {
+func (l *lane) admit(t *task, leave func() bool) (ok bool, out *task) {
 	if t.target == "" {
 		return true, nil
 	}
@@ -219,14 +219,8 @@ func (l *lane) admit(t *task, leave bool) (ok bool, out *task) {
 		<-l.slots
 		t.slotless = true
 		l.slotless++
-	} else if leave {
-		v, worst := -1, job.Rank(t.job.Priority)
-		for k := len(l.parked) - 1; k >= 0; k-- {
-			if r := job.Rank(l.parked[k].job.Priority); r > worst {
-				v, worst = k, r
-			}
-		}
-		if v < 0 {
+	} else if leave != nil && leave() {
+		if v := l.leaverLocked(t); v < 0 {
 			out = t
 		} else {
 			o := l.parked[v]
@@ -234,7 +228,7 @@ func (l *lane) admit(t *task, leave bool) (ok bool, out *task) {
 			l.parked = slices.Delete(l.parked, v, v+1)
 			l.counted.Dec()
 		}
-		out.backAt = l.backAtLocked(out.target)
+		out.backAt = l.backAtLocked(out)
 		if out == t {
 			return false, out
 		}
@@ -242,6 +236,40 @@ func (l *lane) admit(t *task, leave bool) (ok bool, out *task) {
 	l.parked = append(l.parked, *t)
 	l.counted.Inc()
 	return false, out
+}
+
+// leaverLocked chooses which of t and the parked jobs leaves a full lane:
+// the least urgent; of those, one whose target has the most jobs in the
+// lane (it waits longest for a place, where a job of another target may
+// start at the next end); of those, the one due last (a job coming back
+// from later stays, and one due after it leaves); and last, the last to
+// come. It returns the parked job's index, or -1 for t.
+func (l *lane) leaverLocked(t *task) int {
+	lines := make(map[string]int, len(l.busy)+1)
+	for target, n := range l.busy {
+		lines[target] = n
+	}
+	for _, q := range l.parked {
+		lines[q.target]++
+	}
+	// before reports whether a should leave rather than b, which came
+	// after it: on a full tie, b leaves.
+	before := func(a, b *task) bool {
+		if ra, rb := job.Rank(a.job.Priority), job.Rank(b.job.Priority); ra != rb {
+			return ra > rb
+		}
+		if la, lb := lines[a.target], lines[b.target]; la != lb {
+			return la > lb
+		}
+		return a.job.Due().After(b.job.Due())
+	}
+	v, w := -1, t
+	for k := len(l.parked) - 1; k >= 0; k-- {
+		if q := &l.parked[k]; before(q, w) {
+			v, w = k, q
+		}
+	}
+	return v
 }
 
 // left is told that t, which admit sent out of the lane, has been stored
@@ -265,36 +293,45 @@ func (l *lane) left(t task) {
 // ends nor a budget say more.
 const leastTurn = 10 * time.Millisecond
 
-// backAtLocked returns when a job to target that leaves the lane now should
-// come back: after the jobs to target that the lane holds and those that
-// left before it, one per turn of the target. A turn is the time between
-// two of its jobs' ends, from the oldest of the last ones to now, and no
-// less than its budget allows (minTurn): a target's jobs leave the lane only
+// backAtLocked returns when t, leaving the lane now, should come back:
+// after the jobs to its target that the lane holds and those that left
+// before it, but those less urgent, one per turn of the target. A turn is
+// the time between two of its jobs' ends (see recentEnds.turn), and no less
+// than its budget allows (minTurn): a target's jobs leave the lane only
 // while it has all the places it may take, so its ends come at its pace.
-func (l *lane) backAtLocked(target string) time.Time {
-	now := l.now()
+func (l *lane) backAtLocked(t *task) time.Time {
+	now, rank := l.now(), job.Rank(t.job.Priority)
 	turn := max(l.minTurn, leastTurn)
-	if e := l.ended[target]; e != nil {
-		turn = max(e.turn(now), turn)
+	if e := l.ended[t.target]; e != nil {
+		if d, ok := e.turn(now, l.busy[t.target] > 0); ok {
+			turn = max(d, turn)
+		}
 	}
-	ahead := l.busy[target]
+	ahead := l.busy[t.target]
 	for _, q := range l.parked {
-		if q.target == target {
+		if q.target == t.target && job.Rank(q.job.Priority) <= rank {
 			ahead++
 		}
 	}
 	at := now.Add(time.Duration(ahead) * turn)
-	if b := l.back[target]; b.After(at) {
-		at = b
+	chains := l.back[t.target]
+	for r := 0; r <= rank; r++ {
+		if chains[r].After(at) {
+			at = chains[r]
+		}
 	}
 	at = at.Add(turn)
+	chains[rank] = at
 	if l.back == nil {
-		l.back = map[string]time.Time{}
+		l.back = map[string][ranks]time.Time{}
 	}
-	l.back[target] = at
+	l.back[t.target] = chains
 	l.maybePruneLocked()
 	return at
 }
+
+// ranks is how many priorities there are (see job.Rank).
+const ranks = 3
 
 // recentEnds are the times of the last jobs to a target that ended.
 type recentEnds struct {
@@ -308,10 +345,21 @@ func (r *recentEnds) add(t time.Time) {
 	r.n = min(r.n+1, len(r.at))
 }
 
-// turn is the time from the oldest end kept to now, over the ends kept.
-func (r *recentEnds) turn(now time.Time) time.Duration {
+// turn is the time between two ends: while the target has jobs running,
+// from the oldest end kept to now over the ends kept, so that a target
+// that stalls has longer turns; else from the oldest to the newest over
+// the gaps between them. It is not known from one end without a job
+// running.
+func (r *recentEnds) turn(now time.Time, running bool) (time.Duration, bool) {
 	oldest := r.at[(r.next-r.n+len(r.at))%len(r.at)]
-	return now.Sub(oldest) / time.Duration(r.n)
+	if running {
+		return now.Sub(oldest) / time.Duration(r.n), true
+	}
+	if r.n < 2 {
+		return 0, false
+	}
+	newest := r.at[(r.next-1+len(r.at))%len(r.at)]
+	return newest.Sub(oldest) / time.Duration(r.n-1), true
 }
 
 // maybePruneLocked prunes ended and back once they have doubled since the
@@ -322,6 +370,17 @@ func (l *lane) maybePruneLocked() {
 		l.pruneLocked()
 		l.pruneAt = max(64, 2*(len(l.ended)+len(l.back)))
 	}
+}
+
+// backLocked reports whether a job to target that left the lane is still
+// to come back after now.
+func (l *lane) backLocked(target string, now time.Time) bool {
+	for _, at := range l.back[target] {
+		if at.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // pruneLocked forgets the targets with no job in the lane and none to
@@ -335,8 +394,8 @@ func (l *lane) pruneLocked() {
 	for _, q := range l.parked {
 		keep[q.target] = true
 	}
-	for target, at := range l.back {
-		if at.After(now) {
+	for target := range l.back {
+		if l.backLocked(target, now) {
 			keep[target] = true
 		}
 	}
@@ -406,7 +465,7 @@ func (l *lane) next(t task) (task, bool) {
 			i = k
 		}
 	}
-	if same == 0 && l.busy[t.target] == 0 && !l.back[t.target].After(l.now()) {
+	if same == 0 && l.busy[t.target] == 0 && !l.backLocked(t.target, l.now()) {
 		// Nothing of the target's is left to learn from or to follow.
 		delete(l.ended, t.target)
 		delete(l.back, t.target)
@@ -778,8 +837,7 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 		t.target = act.Target(Params(j.Params))
 	}
 	// A schedule that fires removes itself: not while removals must wait.
-	leave := t.target != "" && (p.MayRemove == nil || p.MayRemove())
-	ok, out := l.admit(&t, leave)
+	ok, out := l.admit(&t, p.mayLeave)
 	if ok {
 		l.queue.push(t)
 	}
@@ -787,6 +845,11 @@ func (p *Pool) take(ctx context.Context, msg jetstream.Msg, l *lane) {
 		p.reschedule(l, *out)
 	}
 }
+
+// mayLeave reports whether a job may leave a full lane now (see
+// lane.admit): its schedule removes itself as it fires, so not while
+// removals must wait.
+func (p *Pool) mayLeave() bool { return p.MayRemove == nil || p.MayRemove() }
 
 // held is the set of jobs that are parked, wait for a worker or are in a
 // worker's hands. One goroutine reports progress on all of them (see report).
