@@ -1496,3 +1496,30 @@ func TestPoolJobsLeaveWithoutHoldingTheLane(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolOtherJobsPassABurstToOneHost: with the lane's own park room, an
+// event.emit stored behind 2,000 jobs to a host allowed 60 calls a minute
+// runs at once: the jobs past the room left the lane to wait in ACTIONS
+// (before, it waited until the host had worked the lane's backlog down,
+// some twelve minutes).
+func TestPoolOtherJobsPassABurstToOneHost(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(crm.Close)
+	reg := prometheus.NewRegistry()
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 60, time.Minute, 5*time.Second)
+	var seen observed
+	b.startPool(Config{}, rt, poolOpts{reg: reg, tune: seen.tune})
+	const many = 2000
+	for i := range many {
+		b.publish(request(fmt.Sprint("crm-", i), crm.URL))
+	}
+	b.publish(&job.Job{ID: "emit/r/0", EventID: "emit", Rule: "r", Action: "event.emit",
+		Params: map[string]any{"type": "test.emitted", "data": map[string]any{}}, Created: time.Now().UTC()})
+	waitFor(t, "the event.emit job", 20*time.Second, func() bool { return slices.Contains(seen.list(), "emit/r/0") })
+	if parked, left := gauge(t, reg, "bot_jobs_parked"), jobsMetric(t, reg, "http.request", "rescheduled"); parked > parkInHand || left == 0 {
+		t.Errorf("%g jobs parked, %d left the lane; want at most %d parked, some left", parked, left, parkInHand)
+	}
+}
