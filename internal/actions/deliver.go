@@ -66,14 +66,19 @@ func (p *Pool) deliver(ctx context.Context, msg jetstream.Msg, jp *job.Job) {
 		return
 	}
 	var history []Attempt
+	// recorded says whether attempts of earlier deliveries may be in the
+	// ledger, to be removed once the job is done: those read, or any when
+	// they could not be read.
+	recorded := false
 	if delivered > 1 {
 		// Only a job delivered before has a story to read.
 		var err error
 		if history, err = p.ledger.Attempts(ctx, j.ID); err != nil {
 			log.Debug("attempts of earlier deliveries not read", "err", err)
 		}
+		recorded = len(history) > 0 || err != nil
 	}
-	p.attempt(ctx, log, msg, &j, act, delivered, history, hold)
+	p.attempt(ctx, log, msg, &j, act, delivered, history, recorded, hold)
 }
 
 // attempt runs the action until the policy says the delivery is over, and
@@ -119,7 +124,7 @@ func (p *Pool) recordCancelled(ctx context.Context, jobID string) error {
 	return p.ledger.RecordDone(ctx, jobID, DoneRecord{Done: p.now().UTC(), Cancelled: true})
 }
 
-func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, act *Action, delivered uint64, history []Attempt, hold *claimHold) {
+func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg, j *job.Job, act *Action, delivered uint64, history []Attempt, recorded bool, hold *claimHold) {
 	params := Params{jobIDParam: j.ID}
 	for k, v := range j.Params {
 		params[k] = v
@@ -131,8 +136,6 @@ func (p *Pool) attempt(ctx context.Context, log *slog.Logger, msg jetstream.Msg,
 	rt := *p.rt
 	rt.Log = log
 	rt.cancelled = p.recordCancelled
-	// Only attempts read from the ledger need removing once it is done.
-	recorded := len(history) > 0
 	var started time.Time
 	for try := 1; ; try++ {
 		start := p.now()

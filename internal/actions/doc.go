@@ -34,9 +34,10 @@
 // the jobs over these bounds wait, parked in the lane, for one of them to
 // end (see [lane]); past the lane's park room, one of them leaves the
 // lane, stored again as a schedule on "actions.sched.later.<job>" that
-// fires onto its run subject in its host's turn ([Pool.reschedule]). While
-// it waits there its run subject is empty, so a copy of it is not refused:
-// the copy may run first, and the one that fires finds its record. While
+// fires onto its run subject in its host's turn ([Pool.reschedule]). Once
+// the copy acknowledged is removed, its run subject is empty, so a copy of
+// it is not refused: that copy may run first, and the one that fires finds
+// its record. While
 // jobs wait for a worker, the
 // fetcher fetches no more than the workers can start, so jobs waiting for
 // the Comm100 budget stay in JetStream. One goroutine reports InProgress

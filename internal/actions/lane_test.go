@@ -321,14 +321,18 @@ func TestLaneSpacesTheJobsThatLeave(t *testing.T) {
 		}
 	}
 	// An urgent one stays, and the one parked, less urgent, leaves in
-	// its place: it comes back before the low ones, after the one running.
-	if out := admit(to("high")); out == nil || out.job.Priority != "" || !out.backAt.Equal(start.Add(2800*time.Millisecond)) {
-		t.Fatalf("the job parked left, back at %v, want +2.8s", out)
+	// its place: it comes back after the one running and the urgent one,
+	// not after the low ones that left before it.
+	if out := admit(to("high")); out == nil || out.job.Priority != "" || !out.backAt.Equal(start.Add(3200*time.Millisecond)) {
+		t.Fatalf("the job parked left, back at %v, want +3.2s", out)
 	}
 	// The next urgent one comes back after the one running and the one
-	// parked, and before the others.
+	// parked, whatever less urgent ones left before it.
 	if out := admit(to("high")); out == nil || out.job.Priority != "high" || !out.backAt.Equal(start.Add(3200*time.Millisecond)) {
 		t.Fatalf("urgent job to crm back at %v, want +3.2s", out)
+	}
+	if out := admit(to("high")); out == nil || out.job.Priority != "high" || !out.backAt.Equal(start.Add(3600*time.Millisecond)) {
+		t.Fatalf("second urgent job to crm back at %v, want +3.6s, after the first", out)
 	}
 	// Ten seconds on, with no end since: turns of 2.4s (12s over 5 ends).
 	now = now.Add(10 * time.Second)
@@ -389,5 +393,31 @@ func TestLaneChoosesWhoLeaves(t *testing.T) {
 	high := to("a", "high", early.Add(time.Hour))
 	if out := admit(high); out == nil || out.job.Priority == "high" || !parked(high.job.ID) {
 		t.Fatalf("left: %v; want a job less urgent", out)
+	}
+}
+
+// TestRecentEndsTurn: while a target has jobs running, its turn counts to
+// now, so that one that stalls has longer turns; with none running, it is
+// the mean gap between the ends kept, and not known from one end.
+func TestRecentEndsTurn(t *testing.T) {
+	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	var e recentEnds
+	e.add(start)
+	if d, ok := e.turn(start.Add(time.Hour), false); ok {
+		t.Errorf("turn from one end, none running: %s", d)
+	}
+	if d, ok := e.turn(start.Add(3*time.Second), true); !ok || d != 3*time.Second {
+		t.Errorf("turn from one end, one running: %s %v, want 3s", d, ok)
+	}
+	for i := 1; i < 40; i++ { // more than it keeps: the last 32
+		e.add(start.Add(time.Duration(i) * time.Second))
+	}
+	now := start.Add(time.Hour)
+	if d, ok := e.turn(now, false); !ok || d != time.Second {
+		t.Errorf("turn with none running: %s %v, want 1s", d, ok)
+	}
+	oldest := start.Add(8 * time.Second)
+	if d, ok := e.turn(now, true); !ok || d != now.Sub(oldest)/32 {
+		t.Errorf("turn with one running: %s %v, want %s", d, ok, now.Sub(oldest)/32)
 	}
 }

@@ -15,9 +15,10 @@ import (
 const laterSubjectPrefix = ScheduleSubjectPrefix + "later."
 
 // deliveriesHeader carries, on a job stored again for later, how many times
-// it had been delivered: the copy that fires starts counting again, and the
-// worker adds these (see deliveries), so that the job's attempts are read
-// and its retries go on growing.
+// it had been delivered before the delivery in which it left (that one ran
+// nothing): the copy that fires starts counting again, and the worker adds
+// these (see deliveries), so that the job's attempts are read and its
+// retries go on growing.
 const deliveriesHeader = "Bot-Deliveries"
 
 // deliveries returns how many times the job in msg has been delivered,
@@ -47,7 +48,7 @@ func deliveries(msg jetstream.Msg) uint64 {
 // The schedule carries the job's body unchanged, so its due time, from
 // which its retries are counted, stays; no message id, since the stream
 // remembers the first copy's and would drop this one as its duplicate;
-// and the deliveries so far (deliveriesHeader).
+// and the deliveries before this one (deliveriesHeader).
 func (p *Pool) reschedule(l *lane, t task) {
 	p.leaving.Go(func() {
 		defer l.left(t)
@@ -55,7 +56,9 @@ func (p *Pool) reschedule(l *lane, t task) {
 		msg := &nats.Msg{Subject: laterSubjectPrefix + job.Token(t.job.ID), Data: t.msg.Data(), Header: nats.Header{}}
 		setSchedule(msg.Header, t.backAt, t.msg.Subject())
 		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-		msg.Header.Set(deliveriesHeader, strconv.FormatUint(deliveries(t.msg), 10))
+		if n := deliveries(t.msg) - 1; n > 0 {
+			msg.Header.Set(deliveriesHeader, strconv.FormatUint(n, 10))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.ackWait)
 		_, err := p.js.PublishMsg(ctx, msg)
 		cancel()

@@ -1373,8 +1373,15 @@ func TestPoolJobBackFromLaterKeepsItsStory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its second delivery: the first one failed, and saved its attempts.
 	msg, err := hand.Next(jetstream.FetchMaxWait(5 * time.Second))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := msg.Nak(); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err = hand.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Config{Workers: 2, MaxAttempts: 3}
@@ -1424,12 +1431,14 @@ func TestPoolJobBackFromLaterKeepsItsStory(t *testing.T) {
 type laterJS struct {
 	jetstream.JetStream
 	release chan struct{}
+	calls   atomic.Int32 // publishes of jobs leaving
 	held    atomic.Int32 // publishes waiting for release
 	failing atomic.Int32 // publishes still to fail
 }
 
 func (l *laterJS) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if strings.HasPrefix(msg.Subject, laterSubjectPrefix) {
+		l.calls.Add(1)
 		l.held.Add(1)
 		<-l.release
 		l.held.Add(-1)
@@ -1466,6 +1475,7 @@ func TestPoolJobsLeaveWithoutHoldingTheLane(t *testing.T) {
 	_, stop := b.startPool(Config{Workers: 3}, rt, poolOpts{js: js, reg: h.reg, tune: func(p *Pool) {
 		p.parkRoom = 4
 		p.fetchWait = 100 * time.Millisecond // so that it stops at once
+		p.ackWait = time.Minute              // no publish times out while held
 	}})
 	release := sync.OnceFunc(func() { close(js.release) })
 	t.Cleanup(release) // before the pool stops, if the test fails
@@ -1486,6 +1496,9 @@ func TestPoolJobsLeaveWithoutHoldingTheLane(t *testing.T) {
 	}
 	release()
 	<-stopped
+	if n, left := js.calls.Load(), jobsMetric(t, h.reg, "http.request", "rescheduled"); left != int(n)-5 {
+		t.Fatalf("%d jobs left the lane of %d that tried, 5 of which failed", left, n)
+	}
 
 	b.startPool(Config{Workers: 3}, rt, poolOpts{})
 	waitFor(t, "every job to the busy host carried out", 30*time.Second, func() bool { return h.called() == many })

@@ -199,7 +199,8 @@ func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
 // admit reports whether t may go to the workers now. If jobs with a target
 // are at their most, or t's target has its share, t is parked until a job with
 // a target ends (see next). If the park room is full and leave (called only
-// then; nil is no) says so, one of t and the parked jobs leaves the lane
+// then, with the lane's lock held; nil is no) says so, one of t and the
+// parked jobs leaves the lane
 // instead (see leaverLocked): admit returns it, with when it should come
 // back, and it keeps its slot, or its place in the park room, until the
 // pool has stored it again and calls left.
@@ -220,22 +221,22 @@ func (l *lane) admit(t *task, leave func() bool) (ok bool, out *task) {
 		t.slotless = true
 		l.slotless++
 	} else if leave != nil && leave() {
-		if v := l.leaverLocked(t); v < 0 {
-			out = t
-		} else {
-			o := l.parked[v]
-			out = &o
-			l.parked = slices.Delete(l.parked, v, v+1)
-			l.counted.Dec()
+		v := l.leaverLocked(t)
+		if v < 0 {
+			t.backAt = l.backAtLocked(t)
+			return false, t
 		}
-		out.backAt = l.backAtLocked(out)
-		if out == t {
-			return false, out
-		}
+		o := l.parked[v]
+		l.parked = slices.Delete(l.parked, v, v+1)
+		// t parks with its slot, and counts ahead of o when they share a
+		// target: it is as urgent or more.
+		l.parked = append(l.parked, *t)
+		o.backAt = l.backAtLocked(&o)
+		return false, &o
 	}
 	l.parked = append(l.parked, *t)
 	l.counted.Inc()
-	return false, out
+	return false, nil
 }
 
 // leaverLocked chooses which of t and the parked jobs leaves a full lane:
@@ -294,13 +295,14 @@ func (l *lane) left(t task) {
 const leastTurn = 10 * time.Millisecond
 
 // backAtLocked returns when t, leaving the lane now, should come back:
-// after the jobs to its target that the lane holds and those that left
-// before it, but those less urgent, one per turn of the target. A turn is
+// after the jobs to its target that the lane holds (none of those parked is
+// less urgent: see leaverLocked) and those that left before it as urgent or
+// more, one per turn of the target. A turn is
 // the time between two of its jobs' ends (see recentEnds.turn), and no less
 // than its budget allows (minTurn): a target's jobs leave the lane only
 // while it has all the places it may take, so its ends come at its pace.
 func (l *lane) backAtLocked(t *task) time.Time {
-	now, rank := l.now(), job.Rank(t.job.Priority)
+	now, rank := l.now(), min(job.Rank(t.job.Priority), ranks-1)
 	turn := max(l.minTurn, leastTurn)
 	if e := l.ended[t.target]; e != nil {
 		if d, ok := e.turn(now, l.busy[t.target] > 0); ok {
@@ -309,7 +311,7 @@ func (l *lane) backAtLocked(t *task) time.Time {
 	}
 	ahead := l.busy[t.target]
 	for _, q := range l.parked {
-		if q.target == t.target && job.Rank(q.job.Priority) <= rank {
+		if q.target == t.target {
 			ahead++
 		}
 	}
