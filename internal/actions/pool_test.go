@@ -1237,7 +1237,7 @@ func startTwoHosts(t *testing.T, b *bench) *twoHosts {
 func TestPoolJobsLeaveAFullLane(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
-	h := startBusyHost(t, b, 32, nil)
+	h, _ := startBusyHost(t, b, 32, poolOpts{})
 	// More than the lane fetches at once: were they all kept, the job to
 	// the other host would wait for most of them.
 	const many = cheapInHand + 50
@@ -1272,7 +1272,7 @@ func TestPoolJobsLeaveAFullLane(t *testing.T) {
 func TestPoolJobsStayWhileNothingMayBeRemoved(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
-	h := startBusyHost(t, b, 4, func(p *Pool) { p.MayRemove = func() bool { return false } })
+	h, _ := startBusyHost(t, b, 4, poolOpts{tune: func(p *Pool) { p.MayRemove = func() bool { return false } }})
 	const many = 40
 	for i := range many {
 		b.publish(request(fmt.Sprint("busy-", i), h.busy.URL+"?job="+fmt.Sprint(i)))
@@ -1288,8 +1288,8 @@ func TestPoolJobsStayWhileNothingMayBeRemoved(t *testing.T) {
 }
 
 // busyHost is an outside host that the pool may call 100 times a second,
-// another host, and a pool of 3 workers whose lane parks room jobs
-// without a slot.
+// and another host; startBusyHost starts them with a pool of 3 workers
+// whose lane parks room jobs without a slot, and returns its stop.
 type busyHost struct {
 	busy, other *httptest.Server
 	mu          sync.Mutex
@@ -1299,7 +1299,7 @@ type busyHost struct {
 	reg         *prometheus.Registry
 }
 
-func startBusyHost(t *testing.T, b *bench, room int, tune func(*Pool)) *busyHost {
+func startBusyHost(t *testing.T, b *bench, room int, o poolOpts) (*busyHost, func()) {
 	h := &busyHost{reg: prometheus.NewRegistry(), jobs: map[string]int{}}
 	h.busy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
@@ -1314,13 +1314,16 @@ func startBusyHost(t *testing.T, b *bench, room int, tune func(*Pool)) *busyHost
 	t.Cleanup(h.other.Close)
 	rt := b.runtime(nil)
 	rt.HTTP = NewHTTPCaller(nil, 100, time.Second, 5*time.Second) // a call every 10 ms to each host
-	b.startPool(Config{Workers: 3}, rt, poolOpts{reg: h.reg, tune: func(p *Pool) {
+	o.reg = h.reg
+	tune := o.tune
+	o.tune = func(p *Pool) {
 		p.parkRoom = room
 		if tune != nil {
 			tune(p)
 		}
-	}})
-	return h
+	}
+	_, stop := b.startPool(Config{Workers: 3}, rt, o)
+	return h, stop
 }
 
 func (h *busyHost) called() int {
@@ -1459,21 +1462,7 @@ func TestPoolJobsLeaveWithoutHoldingTheLane(t *testing.T) {
 	b := newBench(t)
 	js := &laterJS{JetStream: b.js, release: make(chan struct{})}
 	js.failing.Store(5)
-	h := &busyHost{reg: prometheus.NewRegistry(), jobs: map[string]int{}}
-	h.busy = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.mu.Lock()
-		h.jobs[r.URL.Query().Get("job")]++
-		h.mu.Unlock()
-	}))
-	t.Cleanup(h.busy.Close)
-	h.other = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.otherAt.Store(time.Now().UnixNano())
-	}))
-	t.Cleanup(h.other.Close)
-	rt := b.runtime(nil)
-	rt.HTTP = NewHTTPCaller(nil, 100, time.Second, 5*time.Second)
-	_, stop := b.startPool(Config{Workers: 3}, rt, poolOpts{js: js, reg: h.reg, tune: func(p *Pool) {
-		p.parkRoom = 4
+	h, stop := startBusyHost(t, b, 4, poolOpts{js: js, tune: func(p *Pool) {
 		p.fetchWait = 100 * time.Millisecond // so that it stops at once
 		p.ackWait = time.Minute              // no publish times out while held
 	}})
@@ -1500,6 +1489,8 @@ func TestPoolJobsLeaveWithoutHoldingTheLane(t *testing.T) {
 		t.Fatalf("%d jobs left the lane of %d that tried, 5 of which failed", left, n)
 	}
 
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 100, time.Second, 5*time.Second)
 	b.startPool(Config{Workers: 3}, rt, poolOpts{})
 	waitFor(t, "every job to the busy host carried out", 30*time.Second, func() bool { return h.called() == many })
 	time.Sleep(300 * time.Millisecond)
