@@ -197,13 +197,12 @@ func newLanes(workers, parkRoom int, parked prometheus.Gauge, now func() time.Ti
 func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
 
 // admit reports whether t may go to the workers now. If jobs with a target
-// are at their most, or t's target has its share, t is parked until a job with
-// a target ends (see next). If the park room is full and leave (called only
-// then, with the lane's lock held; nil is no) says so, one of t and the
-// parked jobs leaves the lane
-// instead (see leaverLocked): admit returns it, with when it should come
-// back, and it keeps its slot, or its place in the park room, until the
-// pool has stored it again and calls left.
+// are at their most, or t's target has its share, t is parked until a job
+// with a target ends (see next). If the park room is full and leave (called
+// only then, with the lane's lock held; nil is no) says so, one of t and
+// the parked jobs leaves the lane instead (see leaverLocked): admit returns
+// it, with when it should come back, and it keeps its slot, or its place in
+// the park room, until the pool has stored it again and calls left.
 func (l *lane) admit(t *task, leave func() bool) (ok bool, out *task) {
 	if t.target == "" {
 		return true, nil
@@ -297,10 +296,10 @@ const leastTurn = 10 * time.Millisecond
 // backAtLocked returns when t, leaving the lane now, should come back:
 // after the jobs to its target that the lane holds (none of those parked is
 // less urgent: see leaverLocked) and those that left before it as urgent or
-// more, one per turn of the target. A turn is
-// the time between two of its jobs' ends (see recentEnds.turn), and no less
-// than its budget allows (minTurn): a target's jobs leave the lane only
-// while it has all the places it may take, so its ends come at its pace.
+// more, one per turn of the target. A turn is the time between two of its
+// jobs' ends (see recentEnds.turn), and no less than its budget allows
+// (minTurn): a target's jobs leave the lane only while it has all the
+// places it may take, so its ends come at its pace.
 func (l *lane) backAtLocked(t *task) time.Time {
 	now, rank := l.now(), min(job.Rank(t.job.Priority), ranks-1)
 	turn := max(l.minTurn, leastTurn)
