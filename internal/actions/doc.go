@@ -19,9 +19,11 @@
 // the Comm100 jobs (actions.run.comm100.>), "other-workers" every job and passes
 // over the Comm100 ones, so that a job waiting for the Comm100 budget holds
 // back no other job. A lane's fetcher pulls jobs in batches
-// sized to the room it has (one per worker plus a batch of cheap jobs;
-// with the parked jobs below, the consumer's MaxAckPending, so JetStream
-// never hands the lane more than it can watch). A cheap job, one
+// sized to the room it has (one per worker plus a batch of cheap jobs,
+// and the parked jobs below), so JetStream never hands the lane more than
+// it can watch; the consumers set no MaxAckPending, which would count the
+// jobs handed back to wait out a delay, and the jobs of every replica. A
+// cheap job, one
 // of a dry run or a "log" job that emits no completion event, and not a
 // delayed one (it may have been cancelled), is carried out by the fetcher as
 // it arrives (quick.go): it changes nothing outside the

@@ -1527,3 +1527,55 @@ func TestPoolOtherJobsPassABurstToOneHost(t *testing.T) {
 		t.Errorf("%g jobs parked, %d left the lane; want at most %d parked, some left", parked, left, parkInHand)
 	}
 }
+
+// TestPoolReplicasDoNotFillTheLaneBetweenThem: two replicas share the
+// lane's consumer; a burst to a host allowed one call a minute, spread over
+// both, fills neither replica's park room, and an event.emit stored behind
+// it still runs at once: a replica's own bounds decide what it holds, not a
+// limit of the consumer's that both spend.
+func TestPoolReplicasDoNotFillTheLaneBetweenThem(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(crm.Close)
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 1, time.Minute, 5*time.Second)
+	var seen observed
+	// Rooms larger than half of what one replica holds.
+	tune := func(p *Pool) { p.parkRoom = 400; seen.tune(p) }
+	b.startPool(Config{Workers: 3}, rt, poolOpts{tune: tune})
+	b.startPool(Config{Workers: 3}, rt, poolOpts{tune: tune})
+	for i := range 1000 {
+		b.publish(request(fmt.Sprint("crm-", i), crm.URL))
+	}
+	b.publish(&job.Job{ID: "emit/r/0", EventID: "emit", Rule: "r", Action: "event.emit",
+		Params: map[string]any{"type": "test.emitted", "data": map[string]any{}}, Created: time.Now().UTC()})
+	waitFor(t, "the event.emit job", 20*time.Second, func() bool { return slices.Contains(seen.list(), "emit/r/0") })
+}
+
+// TestPoolJobsHandedBackDoNotFillTheLane: jobs to a host that refuses
+// every call are handed back to wait out their redelivery delay, which
+// JetStream counts as pending on the consumer; more of them than the lane
+// holds do not stop an event.emit stored behind them.
+func TestPoolJobsHandedBackDoNotFillTheLane(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	down.Close() // refuses every call
+	rt := b.runtime(nil)
+	rt.HTTP = NewHTTPCaller(nil, 10000, time.Second, 5*time.Second)
+	var seen observed
+	b.startPool(Config{Workers: 3, RetryInProcess: time.Millisecond}, rt, poolOpts{tune: func(p *Pool) { p.parkRoom = 16; seen.tune(p) }})
+	const many = 3 + cheapInHand + 16 + 100 // more than the lane holds
+	for i := range many {
+		b.publish(request(fmt.Sprint("down-", i), down.URL))
+	}
+	// More jobs wait out their delay, pending on the consumer, than the
+	// lane holds.
+	waitFor(t, "jobs handed back", 30*time.Second, func() bool {
+		return b.consumer(bus.WorkerConsumer).NumAckPending > 3+cheapInHand+16
+	})
+	b.publish(&job.Job{ID: "emit/r/0", EventID: "emit", Rule: "r", Action: "event.emit",
+		Params: map[string]any{"type": "test.emitted", "data": map[string]any{}}, Created: time.Now().UTC()})
+	waitFor(t, "the event.emit job", 3*time.Second, func() bool { return slices.Contains(seen.list(), "emit/r/0") })
+}

@@ -190,12 +190,6 @@ func newLanes(workers, parkRoom int, parked prometheus.Gauge, now func() time.Ti
 	}
 }
 
-// capacity is how many jobs the lane holds at most: one per worker, plus
-// cheapInHand for the jobs its fetcher carries out at once as they arrive
-// (see [Pool.quick]), plus the parked jobs that gave up their slot. It is
-// its consumer's MaxAckPending.
-func (l *lane) capacity() int { return cap(l.slots) + l.parkRoom }
-
 // admit reports whether t may go to the workers now. If jobs with a target
 // are at their most, or t's target has its share, t is parked until a job
 // with a target ends (see next). If the park room is full and leave (called
@@ -707,9 +701,13 @@ func (p *Pool) consumer(ctx context.Context, l *lane) (jetstream.Consumer, error
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       p.ackWait,
 		MaxDeliver:    -1,
-		// The pool fetches only what it has room for, and reports progress
-		// on every job it holds, so none waits unwatched past its AckWait.
-		MaxAckPending: l.capacity(),
+		// No limit: the pool fetches only what it has room for, and reports
+		// progress on every job it holds, so none waits unwatched past its
+		// AckWait. A limit would count the jobs handed back to wait out a
+		// delay (NakWithDelay), which JetStream keeps pending on the
+		// consumer, and every replica's jobs: a host that fails, or replicas
+		// whose park rooms share it, would stop the lane's other jobs.
+		MaxAckPending: -1,
 		Replicas:      p.cfg.Replicas,
 	})
 	if err != nil {
