@@ -67,7 +67,8 @@ type Pool struct {
 	// nats-server 2.15 stops for good when a purge's tombstones are the
 	// first write of a stream to fail on a full disk (it waits for a lock
 	// it holds), so the wiring has the sweeper wait while the embedded
-	// server's disk is nearly full.
+	// server's disk is nearly full. No job leaves a lane for later while
+	// it says no either: its schedule removes itself as it fires.
 	MayRemove func() bool
 
 	// Observe, if set before Run, is called with every job the pool has
@@ -122,9 +123,9 @@ const comm100Jobs = job.RunSubjectPrefix + job.Comm100ActionPrefix
 // over its dispatch.http_rate_limit, or one that answers slowly, thus holds
 // back neither the jobs without a target nor, for long, the other hosts,
 // however many jobs it has. While the store's disk is nearly full (no
-// removals: a schedule that fires removes itself), or for a lane without a
-// park room, the job parks with its slot instead, and enough of those fill
-// the lane.
+// removals: a schedule that fires removes itself), the job parks with its
+// slot instead, and enough of those fill the lane. (The Comm100 lane has no
+// park room and no jobs with a target.)
 //
 // The other lane's consumer takes every run subject, so that jobs of an
 // action it does not know still reach a worker, which puts them in the DLQ.
