@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCgroupMemoryLimit reads the limits of cgroup v2 and v1 trees as
@@ -81,14 +85,17 @@ func TestCgroupMemoryLimit(t *testing.T) {
 }
 
 // TestMemoryLimitFollowsTheContainer: inside a 512 MiB container the Go
-// runtime is told to stay under 90% of it, and a limit of the runtime's own
-// is left alone. Not parallel: the limit is the process's.
+// runtime is kept under the bot's target while the live heap allows, and
+// never above 90% of the container's limit; a limit of the runtime's own is
+// left alone; a limit too low for the bot is warned of. Not parallel: the
+// limit is the process's.
 func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		t.Skip("GOMEMLIMIT is set for the tests: it would win")
 	}
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	debug.SetMemoryLimit(math.MaxInt64)
 	root := t.TempDir()
 	for name, body := range map[string]string{"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/memory.max": "536870912\n"} {
 		p := filepath.Join(root, name)
@@ -101,31 +108,109 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 	}
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	limitMemoryToContainer(log, root)
-	container := 536870912.0
-	if got, want := debug.SetMemoryLimit(-1), int64(container*memoryLimitShare); got != want {
-		t.Errorf("Go memory limit %d, want %d", got, want)
+	ctx, cancel := context.WithCancel(t.Context())
+	limitMemory(ctx, log, root, memoryTarget, time.Hour)
+	cancel()
+	if got := debug.SetMemoryLimit(-1); got != memoryTarget {
+		t.Errorf("Go memory limit %d, want the target, %d", got, memoryTarget)
 	}
-	if !strings.Contains(logs.String(), "container_limit_bytes=536870912") {
+	container := 536870912.0
+	ceiling := int64(container * memoryLimitShare)
+	if !strings.Contains(logs.String(), "container_limit_bytes=536870912") || !strings.Contains(logs.String(), fmt.Sprintf("go_limit_bytes=%d", ceiling)) {
 		t.Errorf("no log line of the limit: %q", logs.String())
 	}
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("a warning for 512 MiB: %q", logs.String())
 	}
 	debug.SetMemoryLimit(300 << 20)
-	limitMemoryToContainer(log, root)
+	limitMemory(t.Context(), log, root, memoryTarget, time.Hour)
 	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
 		t.Errorf("a limit set before was replaced: %d", got)
 	}
 
-	// A limit too low for the bot is warned of.
+	// A limit too low for the bot is warned of, and is the limit.
 	if err := os.WriteFile(filepath.Join(root, "sys/fs/cgroup/memory.max"), []byte("67108864\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
 	logs.Reset()
-	limitMemoryToContainer(log, root)
+	limitMemory(t.Context(), log, root, memoryTarget, time.Hour)
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "container_limit_bytes=67108864") {
 		t.Errorf("no warning for a 64 MiB limit: %q", logs.String())
+	}
+	if got, want := debug.SetMemoryLimit(-1), int64(container/8*memoryLimitShare); got != want {
+		t.Errorf("Go memory limit %d, want %d", got, want)
+	}
+}
+
+// TestMemoryLimitLeavesTheCollectorRoom: the limit is the target while the
+// live heap leaves the collector half of it as room, grows with the live
+// heap beyond, and comes back once the heap shrinks. Not parallel: the
+// limit is the process's.
+func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOMEMLIMIT is set for the tests: it would win")
+	}
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	debug.SetMemoryLimit(math.MaxInt64)
+	var logs strings.Builder
+	const target = 64 << 20
+	limitMemory(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)), t.TempDir(), target, 5*time.Millisecond)
+	if !strings.Contains(logs.String(), fmt.Sprintf("target_bytes=%d", target)) {
+		t.Errorf("no log line of the target: %q", logs.String())
+	}
+	waitFor := func(what string, ok func(limit int64) bool) int64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			runtime.GC()
+			l := debug.SetMemoryLimit(-1)
+			if ok(l) {
+				return l
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: limit %d MiB", what, l>>20)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("a small heap", func(l int64) bool { return l == target })
+
+	live := make([][]byte, 128) // 128 MiB live: the limit must leave at least 64 MiB above it
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+		live[i][0] = 1
+	}
+	l := waitFor("a live heap twice the target", func(l int64) bool { return l >= 192<<20 })
+	if l > 256<<20 {
+		t.Errorf("limit %d MiB for a live heap of 128 MiB and some: more than the room asked", l>>20)
+	}
+	runtime.KeepAlive(live)
+	live = nil
+	waitFor("the heap freed", func(l int64) bool { return l == target })
+}
+
+func TestMemoryPolicy(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	tests := []struct {
+		name            string
+		target, ceiling int64
+		live, overhead  uint64
+		want            int64
+	}{
+		{"idle", 224 * mib, math.MaxInt64, 0, 0, 224 * mib},
+		{"room under the target", 224 * mib, math.MaxInt64, 125 * mib, 20 * mib, 224 * mib},
+		{"half the live heap as room", 224 * mib, math.MaxInt64, 200 * mib, 20 * mib, 320 * mib},
+		{"the container's share caps it", 224 * mib, 460 * mib, 400 * mib, 20 * mib, 460 * mib},
+		{"a small container: its share", 224 * mib, 115 * mib, 10 * mib, 5 * mib, 115 * mib},
+		{"a live heap past what int64 holds", 224 * mib, math.MaxInt64, math.MaxUint64 / 2, 0, math.MaxInt64},
+	}
+	for _, tt := range tests {
+		p := memoryPolicy{target: tt.target, ceiling: tt.ceiling}
+		if got := p.limit(tt.live, tt.overhead); got != tt.want {
+			t.Errorf("%s: limit(%d MiB, %d MiB) = %d MiB, want %d MiB", tt.name, tt.live/mib, tt.overhead/mib, got/mib, tt.want/mib)
+		}
 	}
 }

@@ -59,7 +59,7 @@ func serveCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log, e.stderr)
-	limitMemoryToContainer(log, "/")
+	limitMemory(ctx, log, "/", memoryTarget, time.Second)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
