@@ -26,7 +26,7 @@ const memoryLimitShare = 0.9
 // leastHeadroom. At full load the live heap is about 125 MB, most of it
 // NATS's block buffers (see the README's Performance), so without a target
 // the process would grow to 350 MB and more.
-const memoryTarget = 224 << 20
+const memoryTarget = 208 << 20
 
 // leastHeadroom is the least room the collector is given above the live
 // heap, as a share of it (GOGC=50): when the live data grow past what the
