@@ -155,7 +155,7 @@ func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	debug.SetMemoryLimit(math.MaxInt64)
 	var logs strings.Builder
-	const target = 64 << 20
+	const target = 96 << 20
 	limitMemory(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)), t.TempDir(), target, 5*time.Millisecond)
 	if !strings.Contains(logs.String(), fmt.Sprintf("target_bytes=%d", target)) {
 		t.Errorf("no log line of the target: %q", logs.String())
@@ -175,20 +175,21 @@ func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// The test binary's own heap is far smaller than the target.
 	waitFor("a small heap", func(l int64) bool { return l == target })
 
-	live := make([][]byte, 128) // 128 MiB live: the limit must leave at least 64 MiB above it
+	live := make([][]byte, 192) // 192 MiB live: the limit must leave at least 96 MiB above it
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
 		live[i][0] = 1
 	}
-	l := waitFor("a live heap twice the target", func(l int64) bool { return l >= 192<<20 })
-	if l > 256<<20 {
-		t.Errorf("limit %d MiB for a live heap of 128 MiB and some: more than the room asked", l>>20)
+	l := waitFor("a live heap twice the target", func(l int64) bool { return l >= 288<<20 })
+	if l >= 384<<20 {
+		t.Errorf("limit %d MiB for a live heap of 192 MiB and some: as much room as Go's default", l>>20)
 	}
 	runtime.KeepAlive(live)
 	live = nil
-	waitFor("the heap freed", func(l int64) bool { return l == target })
+	waitFor("the heap freed", func(l int64) bool { return l < 192<<20 })
 }
 
 func TestMemoryPolicy(t *testing.T) {
