@@ -2,16 +2,15 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // memoryLimitShare is the part of a container's memory limit that the Go
@@ -21,92 +20,108 @@ import (
 const memoryLimitShare = 0.9
 
 // memoryTarget is what the bot asks the Go runtime to keep its memory under
-// when its live data leave room for it: the collector then lets the heap
-// grow by less than the live data (Go's default, GOGC=100), down to
-// leastHeadroom. At full load the live heap is about 125 MB, most of it
-// NATS's block buffers (see the README's Performance), so without a target
-// the process would grow to 350 MB and more.
+// when nothing else bounds it (no GOMEMLIMIT, no container limit) and its
+// live data leave room for it: the collector then lets the heap grow by
+// less than the live data (Go's default, GOGC=100), down to about half of
+// them. At full load the live heap is about 110 to 125 MB, most of it NATS's
+// block buffers (see the README's Performance), and without a target the
+// process grows to 380 MB.
 const memoryTarget = 208 << 20
 
-// leastHeadroom is the least room the collector is given above the live
-// heap, as a share of it (GOGC=50): when the live data grow past what the
-// target allows, the limit grows with them instead of making the collector
-// run without pause.
-const leastHeadroom = 0.5
-
-// memoryPolicy is the soft limit the bot keeps the Go runtime under.
-type memoryPolicy struct {
-	// target is memoryTarget; ceiling is memoryLimitShare of the
-	// container's limit, math.MaxInt64 without one.
-	target, ceiling int64
-}
-
-// limit is the soft limit for a live heap of live bytes and overhead bytes
-// of the runtime's own (stacks, metadata) outside the heap: the target, or
-// more to keep leastHeadroom, but never above the ceiling.
-func (m memoryPolicy) limit(live, overhead uint64) int64 {
-	need := float64(live)*(1+leastHeadroom) + float64(overhead)
-	if need >= float64(m.ceiling) {
-		return m.ceiling
+// memoryLimitFor is the soft limit for a live heap of live bytes and
+// overhead bytes of the runtime's own outside the live heap (stacks,
+// metadata, the heap's unused parts): target while that leaves the
+// collector room of half the live heap; past that the room grows with the
+// live heap, back to all of it (Go's default) once the live heap is twice
+// what the target allows, so that a large backlog is not collected harder
+// than Go would for a target it cannot meet.
+func memoryLimitFor(target int64, live, overhead uint64) int64 {
+	l, o := float64(live), float64(overhead)
+	room := 1.0
+	// a is the live heap for which the target leaves half of it as room.
+	if a := (float64(target) - o) / 1.5; a > 0 {
+		room = min(1, max(0.5, 0.5+0.5*(l-a)/a))
 	}
-	return min(max(m.target, int64(need)), m.ceiling)
+	need := l*(1+room) + o
+	if need >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return max(target, int64(need))
 }
 
-// limitMemory sets the Go runtime's soft memory limit (runtime/debug's
-// SetMemoryLimit) by memoryPolicy, once now and then every interval until
-// ctx ends: under the container's limit (memoryLimitShare of it), so that
-// the collector works harder near it instead of the process being killed,
-// and under target (memoryTarget) as long as the live heap leaves the collector
-// leastHeadroom. GOMEMLIMIT, when set (to a size, or "off"), or a limit set
-// before, wins: then it does nothing.
-func limitMemory(ctx context.Context, log *slog.Logger, root string, target int64, interval time.Duration) {
+// limitMemory sets the Go runtime's soft memory limit
+// (runtime/debug.SetMemoryLimit). Under a container's memory limit it is
+// memoryLimitShare of that, so that the collector works harder near it
+// instead of the process being killed. Without one it is
+// memoryLimitFor(target, ...), computed again after each collection until
+// stop is called. GOMEMLIMIT, when set (to a size, or "off"), or a limit
+// set before, wins: then it does nothing.
+func limitMemory(log *slog.Logger, root string, target int64) (stop func()) {
 	if cur := debug.SetMemoryLimit(-1); os.Getenv("GOMEMLIMIT") != "" || cur != math.MaxInt64 {
 		log.Debug("Go memory limit left as set", "go_limit_bytes", cur)
-		return
+		return func() {}
 	}
-	policy := memoryPolicy{target: target, ceiling: math.MaxInt64}
-	limit, inContainer := cgroupMemoryLimit(root)
-	if !inContainer {
-		log.Info("Go memory target set (GOMEMLIMIT overrides it)", "target_bytes", policy.target,
-			"least_headroom", leastHeadroom)
-	} else {
-		policy.ceiling = int64(float64(limit) * memoryLimitShare)
+	if limit, ok := cgroupMemoryLimit(root); ok {
+		goLimit := int64(float64(limit) * memoryLimitShare)
+		debug.SetMemoryLimit(goLimit)
 		log.Info("Go memory limit set below the container's (GOMEMLIMIT overrides it)",
-			"container_limit_bytes", limit, "go_limit_bytes", policy.ceiling,
-			"target_bytes", min(policy.target, policy.ceiling))
+			"container_limit_bytes", limit, "go_limit_bytes", goLimit)
 		if limit < lowMemoryLimit {
 			log.Warn("the container's memory limit is low for the bot: under load the collector will run "+
 				"almost without pause, and the process may still be killed",
 				"container_limit_bytes", limit, "want_at_least_bytes", lowMemoryLimit)
 		}
+		return func() {}
 	}
+	log.Info("Go memory target set (GOMEMLIMIT overrides it)", "target_bytes", target)
 	var mem runtimeMemory
-	debug.SetMemoryLimit(policy.limit(mem.read()))
-	if policy.ceiling <= policy.target {
-		return // the ceiling is the limit whatever the heap holds
+	limit := func() int64 {
+		live, overhead := mem.read()
+		return memoryLimitFor(target, live, overhead)
 	}
+	set := limit()
+	debug.SetMemoryLimit(set)
+
+	cycles := make(chan struct{}, 1)
+	done, exited := make(chan struct{}), make(chan struct{})
+	afterNextGC(cycles)
 	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		set := debug.SetMemoryLimit(-1)
+		defer close(exited)
 		for {
 			select {
-			case <-ctx.Done():
+			case <-done:
 				return
-			case <-t.C:
+			case <-cycles:
 			}
+			afterNextGC(cycles)
 			// Changes under a MiB are not worth the collector's
 			// recomputing its goal.
-			if l := policy.limit(mem.read()); l-set >= 1<<20 || set-l >= 1<<20 {
+			if l := limit(); l-set >= 1<<20 || set-l >= 1<<20 {
 				set = l
 				debug.SetMemoryLimit(l)
 			}
 		}
 	}()
+	return func() {
+		close(done)
+		<-exited
+	}
 }
 
-// runtimeMemory reads the live heap and the runtime's memory outside the
-// heap from runtime/metrics.
+// afterNextGC sends on ch (if it has room) once a collection has run: a
+// sentinel the collector frees, whose cleanup sends.
+func afterNextGC(ch chan struct{}) {
+	sentinel := new([64]byte) // not small enough for the tiny allocator, which batches objects
+	runtime.AddCleanup(sentinel, func(ch chan struct{}) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}, ch)
+}
+
+// runtimeMemory reads the live heap and the runtime's memory outside it
+// from runtime/metrics.
 type runtimeMemory struct {
 	samples []metrics.Sample
 }
@@ -115,13 +130,14 @@ var runtimeMemoryMetrics = []string{
 	"/gc/heap/live:bytes",
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/objects:bytes",
-	"/memory/classes/heap/unused:bytes",
 	"/memory/classes/heap/free:bytes",
 	"/memory/classes/heap/released:bytes",
 }
 
 // read returns the heap live after the last collection and the bytes the
-// runtime holds outside the heap.
+// runtime holds beside the heap's objects and its free and released
+// memory: what the runtime subtracts from its memory limit before it sets
+// the heap's goal.
 func (m *runtimeMemory) read() (live, overhead uint64) {
 	if m.samples == nil {
 		m.samples = make([]metrics.Sample, len(runtimeMemoryMetrics))
@@ -130,14 +146,13 @@ func (m *runtimeMemory) read() (live, overhead uint64) {
 		}
 	}
 	metrics.Read(m.samples)
-	var v [6]uint64
+	var v [5]uint64
 	for i, s := range m.samples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
 		}
 	}
-	heap := v[2] + v[3] + v[4] + v[5]
-	if v[1] > heap {
+	if heap := v[2] + v[3] + v[4]; v[1] > heap {
 		overhead = v[1] - heap
 	}
 	return v[0], overhead

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -85,10 +85,9 @@ func TestCgroupMemoryLimit(t *testing.T) {
 }
 
 // TestMemoryLimitFollowsTheContainer: inside a 512 MiB container the Go
-// runtime is kept under the bot's target while the live heap allows, and
-// never above 90% of the container's limit; a limit of the runtime's own is
-// left alone; a limit too low for the bot is warned of. Not parallel: the
-// limit is the process's.
+// runtime is told to stay under 90% of it, and a limit of the runtime's own
+// is left alone; a limit too low for the bot is warned of. Not parallel:
+// the limit is the process's.
 func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		t.Skip("GOMEMLIMIT is set for the tests: it would win")
@@ -108,45 +107,48 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 	}
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	ctx, cancel := context.WithCancel(t.Context())
-	limitMemory(ctx, log, root, memoryTarget, time.Hour)
-	cancel()
-	if got := debug.SetMemoryLimit(-1); got != memoryTarget {
-		t.Errorf("Go memory limit %d, want the target, %d", got, memoryTarget)
-	}
+	limitMemory(log, root, memoryTarget)()
 	container := 536870912.0
-	ceiling := int64(container * memoryLimitShare)
-	if !strings.Contains(logs.String(), "container_limit_bytes=536870912") || !strings.Contains(logs.String(), fmt.Sprintf("go_limit_bytes=%d", ceiling)) {
+	if got, want := debug.SetMemoryLimit(-1), int64(container*memoryLimitShare); got != want {
+		t.Errorf("Go memory limit %d, want %d", got, want)
+	}
+	if !strings.Contains(logs.String(), "container_limit_bytes=536870912") {
 		t.Errorf("no log line of the limit: %q", logs.String())
 	}
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("a warning for 512 MiB: %q", logs.String())
 	}
 	debug.SetMemoryLimit(300 << 20)
-	limitMemory(t.Context(), log, root, memoryTarget, time.Hour)
+	limitMemory(log, root, memoryTarget)()
 	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
 		t.Errorf("a limit set before was replaced: %d", got)
 	}
 
-	// A limit too low for the bot is warned of, and is the limit.
+	// A limit too low for the bot is warned of.
 	if err := os.WriteFile(filepath.Join(root, "sys/fs/cgroup/memory.max"), []byte("67108864\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	debug.SetMemoryLimit(math.MaxInt64)
 	logs.Reset()
-	limitMemory(t.Context(), log, root, memoryTarget, time.Hour)
+	limitMemory(log, root, memoryTarget)()
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "container_limit_bytes=67108864") {
 		t.Errorf("no warning for a 64 MiB limit: %q", logs.String())
 	}
-	if got, want := debug.SetMemoryLimit(-1), int64(container/8*memoryLimitShare); got != want {
-		t.Errorf("Go memory limit %d, want %d", got, want)
+
+	// GOMEMLIMIT wins, "off" too.
+	t.Setenv("GOMEMLIMIT", "off")
+	debug.SetMemoryLimit(math.MaxInt64)
+	limitMemory(log, t.TempDir(), memoryTarget)()
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("GOMEMLIMIT=off: the bot set a limit, %d", got)
 	}
 }
 
-// TestMemoryLimitLeavesTheCollectorRoom: the limit is the target while the
-// live heap leaves the collector half of it as room, grows with the live
-// heap beyond, and comes back once the heap shrinks. Not parallel: the
-// limit is the process's.
+// TestMemoryLimitLeavesTheCollectorRoom: without a container, the limit is
+// the target while the live heap leaves the collector half of it as room,
+// grows with the live heap beyond, as soon as a collection has seen it, and
+// comes back once the heap shrinks. Not parallel: the limit is the
+// process's.
 func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		t.Skip("GOMEMLIMIT is set for the tests: it would win")
@@ -156,7 +158,9 @@ func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 	debug.SetMemoryLimit(math.MaxInt64)
 	var logs strings.Builder
 	const target = 96 << 20
-	limitMemory(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)), t.TempDir(), target, 5*time.Millisecond)
+	runtime.GC()
+	stop := limitMemory(slog.New(slog.NewTextHandler(&logs, nil)), t.TempDir(), target)
+	t.Cleanup(stop) // runs before the limit is restored
 	if !strings.Contains(logs.String(), fmt.Sprintf("target_bytes=%d", target)) {
 		t.Errorf("no log line of the target: %q", logs.String())
 	}
@@ -178,40 +182,55 @@ func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 	// The test binary's own heap is far smaller than the target.
 	waitFor("a small heap", func(l int64) bool { return l == target })
 
-	live := make([][]byte, 192) // 192 MiB live: the limit must leave at least 96 MiB above it
+	live := make([][]byte, 128) // 128 MiB live: at least 64 MiB of room above it
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
 		live[i][0] = 1
 	}
-	l := waitFor("a live heap twice the target", func(l int64) bool { return l >= 288<<20 })
-	if l >= 384<<20 {
-		t.Errorf("limit %d MiB for a live heap of 192 MiB and some: as much room as Go's default", l>>20)
+	l := waitFor("a live heap past the target", func(l int64) bool { return l >= 192<<20 })
+	if l >= 256<<20+64<<20 {
+		t.Errorf("limit %d MiB for a live heap of 128 MiB: more room than Go's default", l>>20)
 	}
 	runtime.KeepAlive(live)
 	live = nil
-	waitFor("the heap freed", func(l int64) bool { return l < 192<<20 })
+	waitFor("the heap freed", func(l int64) bool { return l < 128<<20 })
 }
 
-func TestMemoryPolicy(t *testing.T) {
+func TestMemoryLimitFor(t *testing.T) {
 	t.Parallel()
 	const mib = 1 << 20
 	tests := []struct {
-		name            string
-		target, ceiling int64
-		live, overhead  uint64
-		want            int64
+		name           string
+		live, overhead uint64
+		want           int64
 	}{
-		{"idle", 224 * mib, math.MaxInt64, 0, 0, 224 * mib},
-		{"room under the target", 224 * mib, math.MaxInt64, 125 * mib, 20 * mib, 224 * mib},
-		{"half the live heap as room", 224 * mib, math.MaxInt64, 200 * mib, 20 * mib, 320 * mib},
-		{"the container's share caps it", 224 * mib, 460 * mib, 400 * mib, 20 * mib, 460 * mib},
-		{"a small container: its share", 224 * mib, 115 * mib, 10 * mib, 5 * mib, 115 * mib},
-		{"a live heap past what int64 holds", 224 * mib, math.MaxInt64, math.MaxUint64 / 2, 0, math.MaxInt64},
+		{"idle", 0, 0, 208 * mib},
+		{"room under the target", 100 * mib, 20 * mib, 208 * mib},
+		{"half the live heap as room where the target leaves that", 125 * mib, 20 * mib, 208 * mib},
+		{"more room as the live heap grows", 188 * mib, 20 * mib, 349 * mib},
+		{"all of it, as Go's default, at twice that", 260 * mib, 20 * mib, 540 * mib},
+		{"and beyond", 1000 * mib, 20 * mib, 2020 * mib},
+		{"overhead past the target", 10 * mib, 300 * mib, 320 * mib},
+		{"a live heap past what int64 holds", math.MaxUint64 / 2, 0, math.MaxInt64},
 	}
 	for _, tt := range tests {
-		p := memoryPolicy{target: tt.target, ceiling: tt.ceiling}
-		if got := p.limit(tt.live, tt.overhead); got != tt.want {
-			t.Errorf("%s: limit(%d MiB, %d MiB) = %d MiB, want %d MiB", tt.name, tt.live/mib, tt.overhead/mib, got/mib, tt.want/mib)
+		if got := memoryLimitFor(208*mib, tt.live, tt.overhead); got != tt.want {
+			t.Errorf("%s: memoryLimitFor(208 MiB, %d MiB, %d MiB) = %d MiB, want %d MiB", tt.name, tt.live/mib, tt.overhead/mib, got/mib, tt.want/mib)
 		}
+	}
+}
+
+// TestRuntimeMemoryMetrics: every metric read exists, as a byte count.
+func TestRuntimeMemoryMetrics(t *testing.T) {
+	t.Parallel()
+	var mem runtimeMemory
+	live, overhead := mem.read()
+	for _, s := range mem.samples {
+		if s.Value.Kind() != metrics.KindUint64 {
+			t.Errorf("%s: kind %v, want a uint64", s.Name, s.Value.Kind())
+		}
+	}
+	if live == 0 || overhead == 0 {
+		t.Errorf("live %d, overhead %d: want both above 0", live, overhead)
 	}
 }

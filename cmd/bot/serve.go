@@ -59,7 +59,7 @@ func serveCmd(ctx context.Context, c *command, e *cmdEnv, args []string) error {
 		return err
 	}
 	log := newLogger(cfg.Log, e.stderr)
-	limitMemory(ctx, log, "/", memoryTarget, time.Second)
+	defer limitMemory(log, "/", memoryTarget)()
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
