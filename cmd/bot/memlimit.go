@@ -29,18 +29,21 @@ const memoryLimitShare = 0.9
 const memoryTarget = 208 << 20
 
 // memoryLimitFor is the soft limit for a live heap of live bytes and
-// overhead bytes of the runtime's own outside the live heap (stacks,
-// metadata, the heap's unused parts): target while that leaves the
-// collector room of half the live heap; past that the room grows with the
-// live heap, back to all of it (Go's default) once the live heap is twice
-// what the target allows, so that a large backlog is not collected harder
-// than Go would for a target it cannot meet.
+// overhead bytes of the runtime's own outside the heap (stacks,
+// metadata): target while that leaves the
+// collector room of half the live heap; past that one and a half times the
+// live heap, and, once the live heap is twice what the target allows, more
+// room as it grows, back to all of it (Go's default) at four times, so that
+// a large backlog is not collected much harder than Go would for a target
+// it cannot meet. The room stays at half until then because a tighter
+// heap holds less: NATS's block buffers and caches are freed by a
+// collection, so with more room the live heap grows, and with it the room.
 func memoryLimitFor(target int64, live, overhead uint64) int64 {
 	l, o := float64(live), float64(overhead)
 	room := 1.0
 	// a is the live heap for which the target leaves half of it as room.
 	if a := (float64(target) - o) / 1.5; a > 0 {
-		room = min(1, max(0.5, 0.5+0.5*(l-a)/a))
+		room = min(1, max(0.5, 0.5+0.5*(l-2*a)/(2*a)))
 	}
 	need := l*(1+room) + o
 	if need >= math.MaxInt64 {
@@ -130,14 +133,17 @@ var runtimeMemoryMetrics = []string{
 	"/gc/heap/live:bytes",
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
 	"/memory/classes/heap/free:bytes",
 	"/memory/classes/heap/released:bytes",
 }
 
 // read returns the heap live after the last collection and the bytes the
-// runtime holds beside the heap's objects and its free and released
-// memory: what the runtime subtracts from its memory limit before it sets
-// the heap's goal.
+// runtime holds outside the heap (stacks, metadata). The runtime also
+// counts the heap's unused parts against its limit: the room a limit of
+// 1.5 times the live heap leaves the collector is less than half the live
+// heap by them. Counting them as overhead here was measured to let the
+// heap, and the live data with it, grow past the target at full load.
 func (m *runtimeMemory) read() (live, overhead uint64) {
 	if m.samples == nil {
 		m.samples = make([]metrics.Sample, len(runtimeMemoryMetrics))
@@ -146,13 +152,13 @@ func (m *runtimeMemory) read() (live, overhead uint64) {
 		}
 	}
 	metrics.Read(m.samples)
-	var v [5]uint64
+	var v [6]uint64
 	for i, s := range m.samples {
 		if s.Value.Kind() == metrics.KindUint64 {
 			v[i] = s.Value.Uint64()
 		}
 	}
-	if heap := v[2] + v[3] + v[4]; v[1] > heap {
+	if heap := v[2] + v[3] + v[4] + v[5]; v[1] > heap {
 		overhead = v[1] - heap
 	}
 	return v[0], overhead
