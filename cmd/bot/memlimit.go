@@ -23,16 +23,15 @@ const memoryLimitShare = 0.9
 // when nothing else bounds it (no GOMEMLIMIT, no container limit) and its
 // live data leave room for it: the collector then lets the heap grow by
 // less than the live data (Go's default, GOGC=100), down to about half of
-// them. At full load the live heap is about 110 to 125 MB, most of it NATS's
+// them. At full load the live heap is about 110 to 140 MB, most of it NATS's
 // block buffers (see the README's Performance), and without a target the
 // process grows to 380 MB.
 const memoryTarget = 208 << 20
 
 // memoryLimitFor is the soft limit for a live heap of live bytes and
-// overhead bytes of the runtime's own outside the heap (stacks,
-// metadata): target while that leaves the
-// collector room of half the live heap; past that one and a half times the
-// live heap, and, once the live heap is twice what the target allows, more
+// overhead bytes of the runtime's own outside the heap (stacks, metadata):
+// target while that leaves the collector room of half the live heap; past
+// that one and a half times the live heap, and, once the live heap is twice what the target allows, more
 // room as it grows, back to all of it (Go's default) at four times, so that
 // a large backlog is not collected much harder than Go would for a target
 // it cannot meet. The room stays at half until then because a tighter
