@@ -278,10 +278,7 @@ var collectorMetrics = [...]string{"/gc/cycles/total:gc-cycles", "/cpu/classes/g
 	"/gc/scan/heap:bytes", "/gc/heap/allocs:bytes"}
 
 func readCollector() []metrics.Sample {
-	s := make([]metrics.Sample, len(collectorMetrics))
-	for i, name := range collectorMetrics {
-		s[i].Name = name
-	}
+	s := metricSamples(collectorMetrics[:])
 	metrics.Read(s)
 	return s
 }

@@ -145,10 +145,7 @@ var runtimeMemoryMetrics = []string{
 // heap, and the live data with it, grow past the target at full load.
 func (m *runtimeMemory) read() (live, overhead uint64) {
 	if m.samples == nil {
-		m.samples = make([]metrics.Sample, len(runtimeMemoryMetrics))
-		for i, name := range runtimeMemoryMetrics {
-			m.samples[i].Name = name
-		}
+		m.samples = metricSamples(runtimeMemoryMetrics)
 	}
 	metrics.Read(m.samples)
 	var v [6]uint64
@@ -161,6 +158,15 @@ func (m *runtimeMemory) read() (live, overhead uint64) {
 		overhead = v[1] - heap
 	}
 	return v[0], overhead
+}
+
+// metricSamples returns samples of the runtime/metrics named, to be read.
+func metricSamples(names []string) []metrics.Sample {
+	s := make([]metrics.Sample, len(names))
+	for i, name := range names {
+		s[i].Name = name
+	}
+	return s
 }
 
 // lowMemoryLimit is the container limit below which the bot warns: an idle

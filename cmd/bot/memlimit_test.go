@@ -84,17 +84,25 @@ func TestCgroupMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestMemoryLimitFollowsTheContainer: inside a 512 MiB container the Go
-// runtime is told to stay under 90% of it, and a limit of the runtime's own
-// is left alone; a limit too low for the bot is warned of. Not parallel:
-// the limit is the process's.
-func TestMemoryLimitFollowsTheContainer(t *testing.T) {
+// noMemoryLimit clears the process's Go memory limit for a test, and sets
+// it back after: tests that use it must not be parallel. It skips the test
+// when GOMEMLIMIT is set, which would win.
+func noMemoryLimit(t *testing.T) {
+	t.Helper()
 	if os.Getenv("GOMEMLIMIT") != "" {
 		t.Skip("GOMEMLIMIT is set for the tests: it would win")
 	}
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	debug.SetMemoryLimit(math.MaxInt64)
+}
+
+// TestMemoryLimitFollowsTheContainer: inside a 512 MiB container the Go
+// runtime is told to stay under 90% of it, and a limit of the runtime's own
+// is left alone; a limit too low for the bot is warned of. Not parallel:
+// the limit is the process's.
+func TestMemoryLimitFollowsTheContainer(t *testing.T) {
+	noMemoryLimit(t)
 	root := t.TempDir()
 	for name, body := range map[string]string{"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/memory.max": "536870912\n"} {
 		p := filepath.Join(root, name)
@@ -150,12 +158,7 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 // comes back once the heap shrinks. Not parallel: the limit is the
 // process's.
 func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		t.Skip("GOMEMLIMIT is set for the tests: it would win")
-	}
-	before := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	debug.SetMemoryLimit(math.MaxInt64)
+	noMemoryLimit(t)
 	var logs strings.Builder
 	const target = 96 << 20
 	runtime.GC()
