@@ -164,7 +164,7 @@ type lane struct {
 	// the lane and none to come back (next, pruneLocked), pruneAt their
 	// size at which pruneLocked runs next.
 	ended   map[string]*recentEnds
-	back    map[string][ranks]time.Time
+	back    map[string][job.Ranks]time.Time
 	pruneAt int
 	now     func() time.Time
 	// minTurn is the least time between two calls to one target that its
@@ -296,7 +296,7 @@ const leastTurn = 10 * time.Millisecond
 // (minTurn): a target's jobs leave the lane only while it has all the
 // places it may take, so its ends come at its pace.
 func (l *lane) backAtLocked(t *task) time.Time {
-	now, rank := l.now(), min(job.Rank(t.job.Priority), ranks-1)
+	now, rank := l.now(), job.Rank(t.job.Priority)
 	turn := max(l.minTurn, leastTurn)
 	if e := l.ended[t.target]; e != nil {
 		if d, ok := e.turn(now, l.busy[t.target] > 0); ok {
@@ -319,15 +319,12 @@ func (l *lane) backAtLocked(t *task) time.Time {
 	at = at.Add(turn)
 	chains[rank] = at
 	if l.back == nil {
-		l.back = map[string][ranks]time.Time{}
+		l.back = map[string][job.Ranks]time.Time{}
 	}
 	l.back[t.target] = chains
 	l.maybePruneLocked()
 	return at
 }
-
-// ranks is how many priorities there are (see job.Rank).
-const ranks = 3
 
 // recentEnds are the times of the last jobs to a target that ended.
 type recentEnds struct {

@@ -15,7 +15,7 @@ import (
 type waiting struct {
 	mu     sync.Mutex
 	more   sync.Cond // signalled on a push and on close
-	ranks  [3][]task
+	ranks  [job.Ranks][]task
 	closed bool
 }
 

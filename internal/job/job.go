@@ -248,6 +248,9 @@ const (
 	PriorityLow    = "low"
 )
 
+// Ranks is how many priorities there are: Rank returns 0 to Ranks-1.
+const Ranks = 3
+
 // Rank orders priorities for the limiter: 0 runs first. An empty or unknown
 // priority is normal.
 func Rank(priority string) int {

@@ -33,6 +33,9 @@ func TestRank(t *testing.T) {
 			t.Errorf("Rank(%q): got %d, want %d", p, got, want)
 		}
 	}
+	if got := Rank(PriorityLow); got != Ranks-1 {
+		t.Errorf("the last rank is %d, Ranks says %d", got, Ranks-1)
+	}
 }
 
 // TestJobKeepsNumbersExact: a job travels as JSON; an id above 2^53 must
