@@ -82,6 +82,40 @@ func TestBatcherCommitsTogetherInOrder(t *testing.T) {
 	}
 }
 
+func TestPacedBatcherGathersWhileItPauses(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
+	const pause = time.Second
+	batcher := NewPacedBatcher(b.JS, EventsStream, pause)
+	// A message that finds the stream quiet goes at once.
+	start := time.Now()
+	if _, err := batcher.Publish(t.Context(), eventMsg("first")); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= pause/2 {
+		t.Fatalf("the first message took %s to store: it waited for the pause", took)
+	}
+	// Those that follow wait for the pause since its answer, and go in one
+	// group, however they arrive.
+	const n = 100
+	futures := make([]jetstream.PubAckFuture, n)
+	for i := range n {
+		futures[i] = batcher.PublishAsync(eventMsg(fmt.Sprintf("e%d", i)))
+		if i%10 == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	await(t, futures)
+	if took := time.Since(start); took < pause {
+		t.Fatalf("the second group was stored %s after the first message: want the pause of %s between them", took, pause)
+	}
+	if st := batcher.Stats(); st.Batches != 1 || st.Batched != n || st.Alone != 1 {
+		t.Fatalf("stats %+v: want the first message alone and the %d after it in one batch", st, n)
+	}
+	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != n+1 || ids[0] != "first" || ids[n] != fmt.Sprintf("e%d", n-1) {
+		t.Fatalf("stored %d messages (%v...): want the first, then the %d in order", len(ids), ids[:min(len(ids), 3)], n)
+	}
+}
+
 // futuresOf makes the futures of msgs, as PublishAsync queues them.
 func futuresOf(msgs []*nats.Msg) ([]*batchFuture, []jetstream.PubAckFuture) {
 	group := make([]*batchFuture, len(msgs))
