@@ -45,8 +45,9 @@ func isTerminal(w io.Writer) bool {
 // every string and every map or slice it formats, and a dry run's params
 // (a ticket's transcript) made it a tenth of the bytes the bot allocated
 // per webhook. Only text with no escape byte in it is passed this way, so
-// the line reads as it would have; a value that is not valid UTF-8 is
-// written whole, escaped, where tint's scan would have cut it short.
+// the line reads as it would have, but for one thing: tint's scan stops at
+// the first byte that is not valid UTF-8, or at a U+FFFD, and drops the
+// rest of the value; a quotedText is written whole, invalid bytes escaped.
 type quotedText []byte
 
 // minQuotedText is the shortest value worth a quotedText: shorter ones cost

@@ -43,7 +43,7 @@ func TestQuoteLongValuesWritesWhatTintWrites(t *testing.T) {
 	for name, attrs := range cases {
 		t.Run(name, func(t *testing.T) {
 			want, got := logLine(t, false, attrs...), logLine(t, true, attrs...)
-			// The time is written to the millisecond: compare past it.
+			// The time is written to the second: compare past it.
 			_, want, _ = strings.Cut(want, " ")
 			_, got, _ = strings.Cut(got, " ")
 			if got != want {
@@ -54,15 +54,19 @@ func TestQuoteLongValuesWritesWhatTintWrites(t *testing.T) {
 }
 
 func TestQuoteLongValuesKeepsWhatTintWouldCut(t *testing.T) {
-	// tint's scan stops at the first invalid byte; a quotedText is written
-	// whole, the byte escaped.
-	body := transcript + "\xff and what follows"
-	line := logLine(t, true, "body", body)
-	if !strings.Contains(line, `\xff and what follows`) {
-		t.Errorf("line %q: want the value whole, its invalid byte escaped", line)
-	}
-	if line := logLine(t, false, "body", body); strings.Contains(line, "what follows") {
-		t.Logf("tint no longer cuts a value at an invalid byte: %q", line)
+	// tint's scan stops at the first invalid byte, or at a U+FFFD; a
+	// quotedText is written whole, an invalid byte escaped.
+	for body, want := range map[string]string{
+		transcript + "\xff and what follows":   `\xff and what follows`,
+		transcript + "\uFFFD and what follows": "\uFFFD and what follows",
+	} {
+		line := logLine(t, true, "body", body)
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q: want the value whole, with %q", line, want)
+		}
+		if line := logLine(t, false, "body", body); strings.Contains(line, "what follows") {
+			t.Logf("tint no longer cuts a value at %q: %q", want, line)
+		}
 	}
 }
 

@@ -380,10 +380,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// batcherMetrics reports what the Batcher of stream has stored: atomic
-// batches committed and refused, and messages stored in batches and one by
-// one. Few messages a batch, or most of them alone, mean the disk's syncs,
-// not the batches, set the pace.
 // jobsPause is the least time between one group of jobs stored on ACTIONS
 // and the next (see bus.NewPacedBatcher). Measured with bot bench at 64
 // connections, runs alternating: 8 ms took 12 and 19% more webhooks a
@@ -392,6 +388,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // wait for it: from webhook to job done, p50 19 ms instead of 11 to 14.
 const jobsPause = 8 * time.Millisecond
 
+// batcherMetrics reports what the Batcher of stream has stored: atomic
+// batches committed and refused, and messages stored in batches and one by
+// one. Few messages a batch, or most of them alone, mean the disk's syncs,
+// not the batches, set the pace.
 func batcherMetrics(stream string, b *bus.Batcher) []prometheus.Collector {
 	counter := func(name, help string, labels prometheus.Labels, value func(bus.BatcherStats) int64) prometheus.Collector {
 		labels["stream"] = stream

@@ -63,9 +63,11 @@ type Batcher struct {
 	minBatch int
 	// pause, when set, is the least time between a group's answer and the
 	// next group (see NewPacedBatcher); answered is when the last group was
-	// answered, guarded by sendMu.
+	// answered, guarded by sendMu. full ends a pause early: the queue holds
+	// a whole group.
 	pause    time.Duration
 	answered time.Time
+	full     chan struct{}
 	// timeout bounds the wait for a PubAck.
 	timeout time.Duration
 
@@ -115,17 +117,19 @@ func NewBatcher(js jetstream.JetStream, stream string) *Batcher {
 }
 
 // NewPacedBatcher returns a Batcher for a stream whose writers keep no
-// one waiting for its PubAcks (the rules engine storing jobs): one group in
-// flight at a time, and the next taken from the queue at least pause after
-// its answer. A message that finds the stream quiet goes at once; under load
-// the groups are fewer and larger than NewBatcher's, each message waiting
-// up to pause more. Every atomic batch costs the server a staging
-// directory of its own (made, its meta file synced, removed), and the
-// streams share the disk and the CPUs: fewer batches of jobs leave more of
-// both to the events, whose webhooks wait for their PubAcks.
+// webhook's sender waiting (the rules engine storing jobs): one group in
+// flight at a time, and the next taken from the queue pause after its
+// answer, or as soon as the queue holds MaxBatch messages. A message that
+// finds the stream quiet goes at once; under load the groups are fewer and
+// larger than NewBatcher's, each message waiting up to pause more. Every
+// atomic batch costs the server a staging directory of its own (made, its
+// meta file synced, removed), and the streams share the disk and the CPUs:
+// fewer batches of jobs leave more of both to the events, whose webhooks
+// wait for their PubAcks. With one group in flight, a group the server
+// does not answer holds the others back until its timeout.
 func NewPacedBatcher(js jetstream.JetStream, stream string, pause time.Duration) *Batcher {
 	b := NewBatcher(js, stream)
-	b.slots, b.pause = 1, pause
+	b.slots, b.pause, b.full = 1, pause, make(chan struct{}, 1)
 	return b
 }
 
@@ -135,6 +139,12 @@ func (b *Batcher) PublishAsync(msg *nats.Msg) jetstream.PubAckFuture {
 	f := &batchFuture{msg: msg, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
 	b.mu.Lock()
 	b.queue = append(b.queue, f)
+	if len(b.queue) == MaxBatch && b.full != nil {
+		select {
+		case b.full <- struct{}{}:
+		default:
+		}
+	}
 	start := b.inflight < b.slots
 	if start {
 		b.inflight++
@@ -164,8 +174,7 @@ func (b *Batcher) run() {
 	for {
 		b.sendMu.Lock()
 		if wait := b.pause - time.Since(b.answered); b.pause > 0 && wait > 0 {
-			// Messages that arrive meanwhile join this group.
-			time.Sleep(wait)
+			b.awaitGroup(wait)
 		}
 		b.mu.Lock()
 		n := min(len(b.queue), MaxBatch)
@@ -191,6 +200,27 @@ func (b *Batcher) run() {
 			b.answered = time.Now()
 			b.sendMu.Unlock()
 		}
+	}
+}
+
+// awaitGroup waits for d, while the messages that arrive join the next
+// group, or until the queue holds a whole group.
+func (b *Batcher) awaitGroup(d time.Duration) {
+	select {
+	case <-b.full: // from a group already taken
+	default:
+	}
+	b.mu.Lock()
+	full := len(b.queue) >= MaxBatch
+	b.mu.Unlock()
+	if full {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-b.full:
 	}
 }
 

@@ -86,6 +86,9 @@ func TestPacedBatcherGathersWhileItPauses(t *testing.T) {
 	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
 	const pause = time.Second
 	batcher := NewPacedBatcher(b.JS, EventsStream, pause)
+	if !batcher.takesBatches() {
+		t.Fatal("the stream should take atomic batches")
+	}
 	// A message that finds the stream quiet goes at once.
 	start := time.Now()
 	if _, err := batcher.Publish(t.Context(), eventMsg("first")); err != nil {
@@ -113,6 +116,33 @@ func TestPacedBatcherGathersWhileItPauses(t *testing.T) {
 	}
 	if ids := storedIDs(t, b.JS, EventsStream); len(ids) != n+1 || ids[0] != "first" || ids[n] != fmt.Sprintf("e%d", n-1) {
 		t.Fatalf("stored %d messages (%v...): want the first, then the %d in order", len(ids), ids[:min(len(ids), 3)], n)
+	}
+}
+
+func TestPacedBatcherSendsAWholeGroupWithoutPausing(t *testing.T) {
+	b, _ := openBus(t, Config{StoreDir: t.TempDir(), Sync: SyncAlways}, false)
+	const pause = 2 * time.Second
+	batcher := NewPacedBatcher(b.JS, EventsStream, pause)
+	if !batcher.takesBatches() {
+		t.Fatal("the stream should take atomic batches")
+	}
+	if _, err := batcher.Publish(t.Context(), eventMsg("first")); err != nil {
+		t.Fatal(err)
+	}
+	// A backlog (the rules catching up) fills whole groups: each goes
+	// without waiting for the pause, which could not make it larger.
+	start := time.Now()
+	const n = 3 * MaxBatch
+	futures := make([]jetstream.PubAckFuture, n)
+	for i := range n {
+		futures[i] = batcher.PublishAsync(eventMsg(fmt.Sprintf("e%d", i)))
+	}
+	await(t, futures)
+	if took := time.Since(start); took >= pause {
+		t.Fatalf("%d messages took %s: want whole groups sent without the pause of %s", n, took, pause)
+	}
+	if st := batcher.Stats(); st.Batches != 3 || st.Batched != n {
+		t.Fatalf("stats %+v: want the %d in 3 batches of %d", st, n, MaxBatch)
 	}
 }
 
