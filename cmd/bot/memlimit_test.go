@@ -153,9 +153,9 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 }
 
 // TestMemoryLimitLeavesTheCollectorRoom: without a container, the limit is
-// the target while the live heap leaves the collector half of it as room,
-// grows with the live heap beyond, as soon as a collection has seen it, and
-// comes back once the heap shrinks. Not parallel: the limit is the
+// the target while the live heap leaves the collector memoryRoom of it as
+// room, grows with the live heap beyond, as soon as a collection has seen
+// it, and comes back once the heap shrinks. Not parallel: the limit is the
 // process's.
 func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 	noMemoryLimit(t)
@@ -185,12 +185,12 @@ func TestMemoryLimitLeavesTheCollectorRoom(t *testing.T) {
 	// The test binary's own heap is far smaller than the target.
 	waitFor("a small heap", func(l int64) bool { return l == target })
 
-	live := make([][]byte, 128) // 128 MiB live: at least 64 MiB of room above it
+	live := make([][]byte, 128) // 128 MiB live: at least memoryRoom of it as room above it
 	for i := range live {
 		live[i] = make([]byte, 1<<20)
 		live[i][0] = 1
 	}
-	l := waitFor("a live heap past the target", func(l int64) bool { return l >= 192<<20 })
+	l := waitFor("a live heap past the target", func(l int64) bool { return float64(l) >= 128*(1+memoryRoom)*(1<<20) })
 	if l >= 256<<20+64<<20 {
 		t.Errorf("limit %d MiB for a live heap of 128 MiB: more room than Go's default", l>>20)
 	}
@@ -205,22 +205,25 @@ func TestMemoryLimitFor(t *testing.T) {
 	tests := []struct {
 		name           string
 		live, overhead uint64
-		want           int64
+		want           float64 // MiB
 	}{
-		{"idle", 0, 0, 208 * mib},
-		{"room under the target", 100 * mib, 20 * mib, 208 * mib},
-		{"half the live heap as room where the target leaves that", 125 * mib, 20 * mib, 208 * mib},
-		{"half the live heap as room past the target", 200 * mib, 20 * mib, 320 * mib},
-		{"more room past twice the live heap the target allows", 376 * mib, 20 * mib, 678 * mib},
-		{"all of it, as Go's default, at four times", 502 * mib, 20 * mib, 1024 * mib},
-		{"and beyond", 1000 * mib, 20 * mib, 2020 * mib},
-		{"overhead past the target", 10 * mib, 300 * mib, 320 * mib},
-		{"a live heap past what int64 holds", math.MaxUint64 / 2, 0, math.MaxInt64},
+		{"idle", 0, 0, 208},
+		{"room under the target", 100 * mib, 20 * mib, 208},
+		{"memoryRoom of the live heap as room where the target leaves that", 139 * mib, 20 * mib, 208},
+		{"memoryRoom as room past the target", 140 * mib, 20 * mib, 209},
+		{"memoryRoom as room further past the target", 200 * mib, 20 * mib, 290},
+		{"more room past twice the live heap the target allows", 376 * mib, 20 * mib, 613.14},
+		{"all of it, as Go's default, at four times", 558 * mib, 20 * mib, 1136},
+		{"and beyond", 1000 * mib, 20 * mib, 2020},
+		{"overhead past the target", 10 * mib, 300 * mib, 320},
 	}
 	for _, tt := range tests {
-		if got := memoryLimitFor(208*mib, tt.live, tt.overhead); got != tt.want {
-			t.Errorf("%s: memoryLimitFor(208 MiB, %d MiB, %d MiB) = %d MiB, want %d MiB", tt.name, tt.live/mib, tt.overhead/mib, got/mib, tt.want/mib)
+		if got := float64(memoryLimitFor(208*mib, tt.live, tt.overhead)) / mib; math.Abs(got-tt.want) > 0.01 {
+			t.Errorf("%s: memoryLimitFor(208 MiB, %d MiB, %d MiB) = %.2f MiB, want %.2f MiB", tt.name, tt.live/mib, tt.overhead/mib, got, tt.want)
 		}
+	}
+	if got := memoryLimitFor(208*mib, math.MaxUint64/2, 0); got != math.MaxInt64 {
+		t.Errorf("a live heap past what int64 holds: memoryLimitFor = %d, want math.MaxInt64", got)
 	}
 }
 
