@@ -213,7 +213,7 @@ func TestMemoryLimitFor(t *testing.T) {
 		{"memoryRoom as room past the target", 140 * mib, 20 * mib, 209},
 		{"memoryRoom as room further past the target", 200 * mib, 20 * mib, 290},
 		{"more room past twice the live heap the target allows", 376 * mib, 20 * mib, 613.14},
-		{"all of it, as Go's default, at four times", 558 * mib, 20 * mib, 1136},
+		{"all of it, as Go's default, just past four times", 558 * mib, 20 * mib, 1136},
 		{"and beyond", 1000 * mib, 20 * mib, 2020},
 		{"overhead past the target", 10 * mib, 300 * mib, 320},
 	}
