@@ -31,8 +31,9 @@ const memoryTarget = 208 << 20
 
 // memoryRoom is the least room the target leaves the collector, as a share
 // of the live heap. At full load the live heap reaches what the target
-// allows (about 140 MB), and past it this sets the memory: the bot alone for 10 minutes peaked at
-// 265 MB with a half (3,217 webhooks/s), 235 MB with 0.35 (3,179/s).
+// allows (about 140 MB), and past it this sets the memory: the bot alone for
+// 10 minutes peaked at 265 MB with a half (3,217 webhooks/s), 235 MB with
+// 0.35 (3,179/s).
 const memoryRoom = 0.35
 
 // memoryLimitFor is the soft limit for a live heap of live bytes and
@@ -41,10 +42,10 @@ const memoryRoom = 0.35
 // heap; past that the live heap, that room and the overhead; once the live
 // heap is twice what the target allows, more room as it grows, back to all
 // of it (Go's default) at four times, so that a large backlog is not
-// collected much harder than Go would for a target it cannot meet. The room stays at
-// memoryRoom until then because a tighter heap holds less: NATS's block
-// buffers and caches are freed by a collection, so with more room the live
-// heap grows, and with it the room.
+// collected much harder than Go would for a target it cannot meet. The room
+// stays at memoryRoom until then because a tighter heap holds less: NATS's
+// block buffers and caches are freed by a collection, so with more room the
+// live heap grows, and with it the room.
 func memoryLimitFor(target int64, live, overhead uint64) int64 {
 	l, o := float64(live), float64(overhead)
 	room := 1.0

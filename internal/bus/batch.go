@@ -173,7 +173,7 @@ func (b *Batcher) Publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 func (b *Batcher) run() {
 	for {
 		b.sendMu.Lock()
-		if wait := b.pause - time.Since(b.answered); b.pause > 0 && wait > 0 {
+		if wait := b.pause - time.Since(b.answered); wait > 0 {
 			b.awaitGroup(wait)
 		}
 		b.mu.Lock()
